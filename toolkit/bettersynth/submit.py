@@ -1,0 +1,5 @@
+"""Placeholder: submission packaging is being written; register() adds nothing yet."""
+
+
+def register(subparsers) -> None:
+    return None

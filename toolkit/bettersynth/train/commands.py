@@ -1,0 +1,5 @@
+"""Placeholder: the train subcommands are being written; register() adds nothing yet."""
+
+
+def register(subparsers) -> None:
+    return None
