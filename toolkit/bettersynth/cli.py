@@ -13,6 +13,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
+    "bettersynth.layout",            # layout (asset paths for shell scripts)
     "bettersynth.data.commands",     # dj2llava, llava2dj, sample, check-batch, validate
     "bettersynth.demo.commands",     # demo build
     "bettersynth.recipes.commands",  # recipe run, recipe report
