@@ -1,0 +1,107 @@
+"""Build the embedded demo assets: tiny random models and small synthetic data sets, offline.
+
+    bsynth demo build [--root DIR] [--force] [--seed N]     (also: bash download.sh --demo)
+
+Python: ``build_demo(layout=demo_layout(), seed=0, force=False) -> list[ItemResult]``.
+
+Every asset lands in the real asset layout (`bettersynth.paths.AssetLayout`) under the demo root,
+so the toolkit's loading code runs unchanged on it. The build is split into items (one folder
+each: a model, the seed pool, the finetuning set, each eval set). Each item is written into a
+hidden temporary sibling folder, gets its completion marker written last, and is then renamed into
+place; an item whose marker is present and matches (seed and format version) is skipped, anything
+else (missing, interrupted, other seed) is rebuilt. Same seed, same bytes: images are drawn and
+JPEG-encoded deterministically, JSON is written with sorted keys, nothing records a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from bettersynth.paths import AssetLayout, demo_layout
+
+# Bump when the content of any item changes, so old demo folders are rebuilt.
+DEMO_FORMAT_VERSION = 1
+MARKER_NAME = ".bsynth-demo-complete"
+
+
+@dataclass(frozen=True)
+class DemoItem:
+    """One independently built and marked folder of the demo assets."""
+
+    name: str
+    folder: Path
+    make: Callable[[Path, int], None]  # (temporary folder, item seed) -> writes the item's files
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"bad demo item name {self.name!r}")
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    name: str
+    folder: Path
+    status: str  # "built" or "skipped"
+    seconds: float
+
+
+def item_seed(seed: int, name: str) -> int:
+    """A per-item seed, so items can be built alone and in any order with the same result."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:4], "big")
+
+
+def marker_content(seed: int) -> str:
+    return json.dumps({"format_version": DEMO_FORMAT_VERSION, "seed": seed}, sort_keys=True) + "\n"
+
+
+def is_complete(folder: Path, seed: int) -> bool:
+    marker = folder / MARKER_NAME
+    return marker.is_file() and marker.read_text() == marker_content(seed)
+
+
+def demo_items(layout: AssetLayout) -> list[DemoItem]:
+    """All items of the demo, models first (the other engineers' tests need them most)."""
+    from bettersynth.demo import models
+    from bettersynth.demo.scenes import corpus as texts
+
+    recipe = layout.recipe_models_dir
+    return [
+        DemoItem("llm", layout.llm_dir, lambda d, s: models.build_llm(d, texts(s), s)),
+        DemoItem("vision_tower", layout.vision_tower_dir, lambda d, s: models.build_vision_tower(d, texts(s), s)),
+        DemoItem("vision_tower_aux", layout.vision_tower_aux_dir, lambda d, s: models.build_vision_tower_aux(d, s)),
+        DemoItem("recipe_clip", recipe / "openai" / "clip-vit-base-patch32",
+                 lambda d, s: models.build_recipe_clip(d, texts(s), s)),
+        DemoItem("recipe_blip_itm", recipe / "Salesforce" / "blip-itm-base-coco",
+                 lambda d, s: models.build_recipe_blip_itm(d, texts(s), s)),
+        DemoItem("recipe_blip2", recipe / "Salesforce" / "blip2-opt-2.7b",
+                 lambda d, s: models.build_recipe_blip2(d, texts(s), s)),
+    ]
+
+
+def build_item(item: DemoItem, seed: int, force: bool) -> ItemResult:
+    """Build one item into a temporary sibling folder, mark it complete, then move it into place."""
+    start = time.perf_counter()
+    if not force and is_complete(item.folder, seed):
+        return ItemResult(item.name, item.folder, "skipped", 0.0)
+    partial = item.folder.with_name(f".{item.folder.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    item.make(partial, item_seed(seed, item.name))
+    (partial / MARKER_NAME).write_text(marker_content(seed))
+    if item.folder.exists():
+        shutil.rmtree(item.folder)
+    partial.rename(item.folder)
+    return ItemResult(item.name, item.folder, "built", time.perf_counter() - start)
+
+
+def build_demo(layout: AssetLayout | None = None, seed: int = 0, force: bool = False) -> list[ItemResult]:
+    """Build every missing or incomplete demo item into `layout` (default: the demo layout)."""
+    layout = layout or demo_layout()
+    return [build_item(item, seed, force) for item in demo_items(layout)]
