@@ -1,0 +1,104 @@
+"""Reading JSON-lines files line by line and writing outputs atomically (shared by the data commands).
+
+Reading follows what Data-Juicer's tools accept (they read with ``jsonlines``): UTF-8, an optional
+BOM, one JSON value a line, no blank lines, no ``NaN``/``Infinity`` literals. Unlike those tools,
+a bad line does not stop the reader: each line comes back with its number and either its value or
+the reason it is bad, so callers can report every problem at once.
+
+Writing goes to a hidden temporary file next to the target, renamed over it only when the writer
+finished without an exception, so an interrupted or failed run never leaves a partial file under
+the final name.
+
+    from bettersynth.data.jsonl import iter_json_lines, atomic_output
+    for line in iter_json_lines(path):
+        if line.error: ...
+    with atomic_output(out_path) as f:
+        f.write(...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class InputError(Exception):
+    """An input file is missing or unusable as a whole (the message names it)."""
+
+
+@dataclass(frozen=True)
+class JsonLine:
+    """One line of a JSON-lines file: its 1-based number and its value, or why it is not valid."""
+
+    lineno: int
+    value: Any = None
+    error: str | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` without the NaN/Infinity extension (strict JSON, as Data-Juicer's readers)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def iter_json_lines(path: Path) -> Iterator[JsonLine]:
+    """Yield every line of ``path`` parsed as JSON; bad lines carry ``error`` instead of a value."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield JsonLine(lineno, error=f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                continue
+            if not text.strip():
+                yield JsonLine(lineno, error="blank line")
+                continue
+            try:
+                yield JsonLine(lineno, value=loads_strict(text))
+            except ValueError as exc:
+                yield JsonLine(lineno, error=f"invalid JSON: {exc}")
+
+
+def load_json(path: Path) -> Any:
+    """Load a whole JSON document, naming the file in the error when it is missing or invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from exc
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[TextIO]:
+    """Open a UTF-8 text file that appears at ``path`` only if the ``with`` block completes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        # "x" honours the umask (unlike mkstemp's 0600), so the result has ordinary permissions.
+        with open(tmp, "x", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
