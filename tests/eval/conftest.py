@@ -1,0 +1,89 @@
+"""Fixtures of the eval tests: a small eval-data layout (TextVQA questions, images, annotations and
+an MMBench TSV with circular copies) written into a temporary asset root, and an output folder.
+
+The layout mirrors the official one (bettersynth.paths.AssetLayout), so the commands read it through
+``--data-root`` / ``BSYNTH_EVAL_DATA_ROOT`` exactly as they read the real one.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bettersynth.paths import AssetLayout
+
+# (question_id, question, ten answers) of the TextVQA fixture; two questions share an image.
+TEXTVQA = [
+    ("img0", "what brand is this camera?", ["dakota"] * 6 + ["dakota digital"] * 4),
+    ("img1", "what number is on the shirt?", ["10"] * 3 + ["ten"] * 2 + ["1o"] * 5),
+    ("img1", "what color is the sign?", ["red"] * 2 + ["Red."] * 1 + ["orange"] * 7),
+    ("img2", "who wrote this?", ["the author"] * 10),
+    ("img3", "what does it say?", ["dont stop"] * 4 + ["stop"] * 6),
+]
+
+# MMBench rows: (index, question, hint, options, answer, category). Index >= 1e6: circular copies.
+MMBENCH = [
+    (0, "What colour is the ball?", None, ["red", "blue", "green"], "A", "color"),
+    (1, "Which animal is shown?", "Look at the picture.", ["cat", "dog", "cow", "hen"], "B", "animal"),
+    (2, "Is it day?", None, ["yes", "no"], "A", "color"),
+    (1000000, "What colour is the ball?", None, ["green", "red", "blue"], "B", "color"),
+    (2000000, "What colour is the ball?", None, ["blue", "green", "red"], "C", "color"),
+    (1000001, "Which animal is shown?", "Look at the picture.", ["hen", "cat", "dog", "cow"], "C", "animal"),
+]
+
+
+def _png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_textvqa(layout: AssetLayout, questions=TEXTVQA) -> None:
+    layout.textvqa_images.mkdir(parents=True, exist_ok=True)
+    lines, annotations = [], []
+    for number, (image_id, question, answers) in enumerate(questions):
+        image = layout.textvqa_images / f"{image_id}.jpg"
+        if not image.exists():
+            Image.new("RGB", (48 + 8 * number, 32), (30 * number, 90, 160)).save(image)
+        text = f"{question.capitalize()}\nReference OCR token: A, B\nAnswer the question using a single word or phrase."
+        lines.append(json.dumps({"question_id": image_id, "image": f"{image_id}.jpg", "text": text}))
+        annotations.append({"image_id": image_id, "question": question, "answers": answers})
+    layout.textvqa_questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    layout.textvqa_annotations.write_text(json.dumps({"data": annotations}), encoding="utf-8")
+
+
+def write_mmbench(layout: AssetLayout, rows=MMBENCH) -> None:
+    import pandas as pd
+
+    records = []
+    for index, question, hint, options, answer, category in rows:
+        padded = options + [None] * (4 - len(options))
+        image = base64.b64encode(_png_bytes((index % 7 * 30, 100, 50))).decode()
+        records.append({"index": index, "question": question, "hint": hint, "A": padded[0], "B": padded[1],
+                        "C": padded[2], "D": padded[3], "answer": answer, "category": category,
+                        "l2-category": "l2", "source": "fixture", "split": "dev", "comment": None, "image": image})
+    layout.mmbench_tsv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame.from_records(records).to_csv(layout.mmbench_tsv, sep="\t", index=False)
+
+
+@pytest.fixture
+def eval_data(tmp_path) -> AssetLayout:
+    """A temporary asset root holding the fixture's TextVQA and MMBench files."""
+    layout = AssetLayout(tmp_path / "assets")
+    write_textvqa(layout)
+    write_mmbench(layout)
+    return layout
+
+
+@pytest.fixture
+def output_root(tmp_path, monkeypatch) -> Path:
+    """BSYNTH_OUTPUT pointed at a temporary folder (paths.output_dir() reads it on each call)."""
+    out = tmp_path / "output"
+    out.mkdir()
+    monkeypatch.setenv("BSYNTH_OUTPUT", str(out))
+    return out

@@ -1,0 +1,172 @@
+"""Batched greedy answers from a finetuned MGM checkpoint (TextVQA and MMBench share this).
+
+Each request is a user message (holding ``<image>``) and an image source. Requests are sorted by
+prompt length so a batch holds similar lengths (less padding), left-padded, answered with the
+model's greedy ``generate`` and put back in request order. Each answer is cut at the first
+``<eos>``, decoded without special tokens and stripped. Images are decoded and preprocessed
+(aspect "pad") by data-loader workers while the GPU works. Batched answers equal one-by-one answers
+(tests/eval/test_generate.py checks it on the demo model).
+
+    from bettersynth.eval.generate import AnswerEngine, GenerationSettings, ImageSource
+    engine = AnswerEngine.load(checkpoint_dir)                   # bf16 on GPU, fp32 on CPU
+    texts = engine.answer([("<image>\\nWhat is written?", ImageSource(path=p))],
+                          GenerationSettings(batch_size=16, max_new_tokens=128))
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from bettersynth.eval.files import EvalDataError
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    batch_size: int
+    max_new_tokens: int
+    num_workers: int = 0
+    progress_label: str = "answers"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An image file, or base64 bytes (MMBench's TSV); ``label`` names it in errors."""
+
+    path: Path | None = None
+    base64_data: str | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.base64_data is None):
+            raise ValueError("an ImageSource needs exactly one of path or base64_data")
+
+    def load(self, preprocessor):
+        if self.path is not None:
+            return preprocessor.load(self.path)
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            return Image.open(io.BytesIO(base64.b64decode(self.base64_data))).convert("RGB")
+        except (ValueError, UnidentifiedImageError, OSError) as error:
+            raise EvalDataError(f"{self.label or 'base64 image'}: image does not decode ({error})") from error
+
+
+class _ImageDataset:
+    """Preprocessed image tensors by request position (runs inside data-loader workers)."""
+
+    def __init__(self, sources: Sequence[ImageSource], preprocessor) -> None:
+        self.sources = list(sources)
+        self.preprocessor = preprocessor
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, position: int):
+        image = self.sources[position].load(self.preprocessor)
+        return position, self.preprocessor(image, aspect="pad")
+
+
+def _collate(items):
+    import torch
+
+    return [position for position, _ in items], torch.stack([tensor for _, tensor in items])
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class AnswerEngine:
+    """A loaded checkpoint (model, tokenizer, image preprocessor) on one device."""
+
+    def __init__(self, model, tokenizer, preprocessor, device: str, dtype) -> None:
+        self.model, self.tokenizer, self.preprocessor = model.eval(), tokenizer, preprocessor
+        self.device, self.dtype = device, dtype
+
+    @classmethod
+    def load(cls, checkpoint: Path, device: str | None = None) -> "AnswerEngine":
+        import torch
+
+        from bettersynth.model.io import load_checkpoint
+
+        checkpoint = Path(checkpoint)
+        if not (checkpoint / "config.json").is_file():
+            raise EvalDataError(f"{checkpoint}: not a checkpoint folder (no config.json)")
+        device = device or default_device()
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        model, tokenizer, preprocessor = load_checkpoint(checkpoint, device=device, dtype=dtype)
+        return cls(model, tokenizer, preprocessor, device, dtype)
+
+    def prompt_ids(self, message: str) -> list[int]:
+        from bettersynth.train.template import generation_prompt_ids
+
+        return generation_prompt_ids(message, self.tokenizer)
+
+    def _left_padded(self, prompts: list[list[int]]):
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.bool)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids):] = True
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    def _decode(self, new_tokens) -> list[str]:
+        eos = self.tokenizer.eos_token_id
+        texts = []
+        for row in new_tokens.tolist():
+            if eos in row:
+                row = row[:row.index(eos)]
+            texts.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        return texts
+
+    def answer(self, requests: Sequence[tuple[str, ImageSource]], settings: GenerationSettings) -> list[str]:
+        """Answers to (user message, image) requests, in request order."""
+        import torch
+        from torch.utils.data import DataLoader
+        from tqdm import tqdm
+
+        prompts = [self.prompt_ids(message) for message, _ in requests]
+        order = sorted(range(len(prompts)), key=lambda position: len(prompts[position]), reverse=True)
+        batches = [order[start:start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
+        loader = DataLoader(_ImageDataset([source for _, source in requests], self.preprocessor),
+                            batch_sampler=batches, collate_fn=_collate, num_workers=settings.num_workers,
+                            pin_memory=self.device.startswith("cuda"),
+                            multiprocessing_context="fork" if settings.num_workers else None)
+        answers: list[str | None] = [None] * len(prompts)
+        with torch.inference_mode(), tqdm(total=len(prompts), desc=settings.progress_label, unit="q",
+                                          mininterval=5.0, disable=not prompts) as bar:
+            for positions, images in loader:
+                input_ids, attention_mask = self._left_padded([prompts[p] for p in positions])
+                new_tokens = self.model.generate(
+                    input_ids=input_ids, attention_mask=attention_mask,
+                    images_aux=images.to(self.device, dtype=self.dtype, non_blocking=True),
+                    has_image=torch.ones(len(positions), dtype=torch.bool, device=self.device),
+                    max_new_tokens=settings.max_new_tokens)
+                for position, text in zip(positions, self._decode(new_tokens.cpu())):
+                    answers[position] = text
+                bar.update(len(positions))
+        return answers
+
+
+def default_workers(device: str) -> int:
+    """Image workers: none on CPU (the model needs the cores), up to 8 beside a GPU."""
+    return 0 if not device.startswith("cuda") else min(8, os.cpu_count() or 1)

@@ -1,0 +1,82 @@
+"""One eval shard end to end (questions -> answers file), and the merge of finished shards.
+
+A shard takes the ``chunk_idx``-th of ``num_chunks`` contiguous, near-equal slices of the questions,
+answers them with ``AnswerEngine`` and writes its answer lines atomically. The merge concatenates
+shard files in shard order and checks the result holds exactly the questions, in question order,
+before writing it (atomically); a missing shard file is an error.
+
+    bsynth eval textvqa --checkpoint DIR --questions Q.jsonl --image-folder IMGS --answers-file OUT.jsonl
+    bsynth eval mmbench --checkpoint DIR --tsv mmbench_dev_20230712.tsv --answers-file OUT.jsonl
+    bsynth eval merge --out bm1.jsonl --textvqa-questions Q.jsonl 2_0.jsonl 2_1.jsonl
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from bettersynth.eval import mmbench, textvqa
+from bettersynth.eval.files import EvalDataError, read_jsonl, shard_range, write_jsonl_atomic
+from bettersynth.eval.generate import AnswerEngine, GenerationSettings, ImageSource
+
+MAX_LISTED = 5
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_textvqa_shard(checkpoint: Path, questions_path: Path, image_folder: Path, answers_file: Path,
+                      num_chunks: int, chunk_idx: int, settings: GenerationSettings,
+                      device: str | None = None) -> int:
+    """Answer shard ``chunk_idx`` of the TextVQA questions; returns the number of answers."""
+    questions = textvqa.read_questions(questions_path)
+    shard = [questions[position] for position in shard_range(len(questions), num_chunks, chunk_idx)]
+    missing = [q.image for q in shard if not (Path(image_folder) / q.image).is_file()]
+    if missing:
+        raise EvalDataError(f"{len(missing)} image(s) of shard {chunk_idx}/{num_chunks} not found under "
+                            f"{image_folder}: {missing[:MAX_LISTED]}")
+    _log(f"textvqa shard {chunk_idx}/{num_chunks}: {len(shard)} of {len(questions)} questions from {questions_path}")
+    engine = AnswerEngine.load(checkpoint, device)
+    requests = [(q.prompt, ImageSource(path=Path(image_folder) / q.image)) for q in shard]
+    answers = engine.answer(requests, settings)
+    model_id = Path(checkpoint).name
+    return write_jsonl_atomic(answers_file, (textvqa.answer_record(q, a, model_id) for q, a in zip(shard, answers)))
+
+
+def run_mmbench_shard(checkpoint: Path, tsv_path: Path, answers_file: Path, num_chunks: int, chunk_idx: int,
+                      settings: GenerationSettings, device: str | None = None) -> int:
+    """Answer shard ``chunk_idx`` of the MMBench rows; returns the number of answers."""
+    items = mmbench.read_items(tsv_path)
+    shard = [items[position] for position in shard_range(len(items), num_chunks, chunk_idx)]
+    _log(f"mmbench shard {chunk_idx}/{num_chunks}: {len(shard)} of {len(items)} rows from {tsv_path}")
+    engine = AnswerEngine.load(checkpoint, device)
+    requests = [(item.user_message, ImageSource(base64_data=item.image_b64, label=f"{tsv_path}: index {item.index}"))
+                for item in shard]
+    answers = engine.answer(requests, settings)
+    model_id = Path(checkpoint).name
+    return write_jsonl_atomic(answers_file, (mmbench.answer_record(i, a, model_id) for i, a in zip(shard, answers)))
+
+
+def expected_question_ids(textvqa_questions: Path | None = None, mmbench_tsv: Path | None = None) -> list[Any]:
+    """The question ids a merged answer file must hold, in order."""
+    if (textvqa_questions is None) == (mmbench_tsv is None):
+        raise ValueError("give exactly one of textvqa_questions or mmbench_tsv")
+    if textvqa_questions is not None:
+        return [q.question_id for q in textvqa.read_questions(textvqa_questions)]
+    return [int(index) for index in mmbench.read_tsv(mmbench_tsv)["index"]]
+
+
+def merge_shards(shard_files: Sequence[Path], out: Path, expected_ids: list[Any]) -> int:
+    """Concatenate shard answer files into ``out`` after checking they cover the questions in order."""
+    missing = [str(path) for path in shard_files if not Path(path).is_file()]
+    if missing:
+        raise EvalDataError(f"missing shard file(s): {missing}; not merging")
+    records = [record for path in shard_files for record in read_jsonl(path)]
+    ids = [record.get("question_id") for record in records]
+    if ids != expected_ids:
+        first = next((n for n, (got, want) in enumerate(zip(ids, expected_ids)) if got != want), min(len(ids), len(expected_ids)))
+        raise EvalDataError(f"shards hold {len(ids)} answers for {len(expected_ids)} questions; first difference at "
+                            f"answer {first}; not merging into {out}")
+    return write_jsonl_atomic(out, records)

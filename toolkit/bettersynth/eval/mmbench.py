@@ -1,0 +1,202 @@
+"""MMBench (dev 20230712): the TSV, prompts, answer lines, the upload .xlsx, circular scoring.
+
+The TSV (columns ``index, question, hint, A, B, C, D, answer, category, l2-category, source, split,
+comment, image``) is read with pandas' defaults, as the official kit does (so a cell reading "None"
+or "NA" is a missing option). Rows with ``index >= 1e6`` are circular copies of question
+``index % 1e6`` with rotated options. See eval-spec.md for the prompt and file formats.
+
+    from bettersynth.eval.mmbench import read_items, score_answers, write_upload
+    items = read_items(tsv_path)                 # one MMBenchItem per row, TSV order
+    result = score_answers(answers_path, tsv_path)
+    result.strict_circular_accuracy, result.extracted_circular_accuracy, result.per_category
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bettersynth.constants import IMAGE_TOKEN
+from bettersynth.eval.files import EvalDataError, atomic_path, read_jsonl
+
+OPTION_CHARS = ("A", "B", "C", "D")
+INSTRUCTION = "Answer with the option's letter from the given choices directly."
+CIRCULAR_BASE = 1_000_000
+MAX_NEW_TOKENS = 1024
+REQUIRED_COLUMNS = ("index", "question", "hint", *OPTION_CHARS, "image")
+DROPPED_FOR_UPLOAD = ("hint", "category", "source", "image", "comment", "l2-category")
+UPLOAD_COLUMNS = ("index", "question", "A", "B", "C", "D", "prediction", "answer", "split")
+LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?![A-Za-z0-9])")
+
+
+def is_missing(value: Any) -> bool:
+    """The official kit's test for an absent hint or option: None, NaN, or the text nan / none."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.lower() in ("nan", "none")
+
+
+@dataclass(frozen=True)
+class MMBenchItem:
+    index: int
+    prompt: str               # hint, question and options (the answer line's "prompt")
+    options: tuple[str, ...]
+    image_b64: str
+
+    @property
+    def option_chars(self) -> tuple[str, ...]:
+        return OPTION_CHARS[:len(self.options)]
+
+    @property
+    def user_message(self) -> str:
+        """The message sent to the model (the template wraps it)."""
+        return f"{IMAGE_TOKEN}\n{self.prompt}\n{INSTRUCTION}"
+
+    def image(self):
+        """The decoded image (RGB); an undecodable one is an error naming the row."""
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            data = base64.b64decode(self.image_b64, validate=False)
+            return Image.open(io.BytesIO(data)).convert("RGB")
+        except (binascii.Error, UnidentifiedImageError, OSError, ValueError) as error:
+            raise EvalDataError(f"MMBench row index {self.index}: image does not decode ({error})") from error
+
+
+def read_tsv(path: Path):
+    """The TSV as a pandas DataFrame (official read defaults), with its required columns checked."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvalDataError(f"{path}: MMBench TSV not found")
+    frame = pd.read_csv(path, sep="\t")
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if missing:
+        raise EvalDataError(f"{path}: missing columns {missing}")
+    if frame.empty:
+        raise EvalDataError(f"{path}: no rows")
+    if frame["index"].duplicated().any():
+        raise EvalDataError(f"{path}: duplicate index values {frame['index'][frame['index'].duplicated()].tolist()[:5]}")
+    return frame
+
+
+def item_from_row(row: dict[str, Any]) -> MMBenchItem:
+    question = str(row["question"])
+    if not is_missing(row["hint"]):
+        question = f"{row['hint']}\n{question}"
+    options = []
+    for char in OPTION_CHARS:
+        if is_missing(row[char]):
+            break
+        options.append(str(row[char]))
+    prompt = question + "".join(f"\n{char}. {option}" for char, option in zip(OPTION_CHARS, options))
+    return MMBenchItem(index=int(row["index"]), prompt=prompt, options=tuple(options), image_b64=str(row["image"]))
+
+
+def read_items(path: Path) -> list[MMBenchItem]:
+    return [item_from_row(row) for row in read_tsv(path).to_dict("records")]
+
+
+def answer_record(item: MMBenchItem, answer: str, model_id: str) -> dict[str, Any]:
+    return {"question_id": item.index, "round_id": 0, "prompt": item.prompt, "text": answer,
+            "options": list(item.options), "option_char": list(item.option_chars),
+            "answer_id": uuid.uuid4().hex, "model_id": model_id, "metadata": {}}
+
+
+def _answers_by_index(answers_path: Path, indices: list[int]) -> dict[int, str]:
+    """question_id -> text; every TSV row must be answered exactly once, and nothing else."""
+    answers: dict[int, str] = {}
+    for number, record in enumerate(read_jsonl(answers_path), start=1):
+        try:
+            key, text = int(record["question_id"]), record["text"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise EvalDataError(f"{answers_path}:{number}: answer lacks a usable question_id/text ({error})") from error
+        if key in answers:
+            raise EvalDataError(f"{answers_path}:{number}: question {key} answered twice")
+        answers[key] = text
+    unknown = sorted(set(answers) - set(indices))
+    missing = sorted(set(indices) - set(answers))
+    if unknown or missing:
+        raise EvalDataError(f"{answers_path}: {len(missing)} TSV rows unanswered (first {missing[:5]}), "
+                            f"{len(unknown)} answers for unknown rows (first {unknown[:5]})")
+    return answers
+
+
+def write_upload(tsv_path: Path, answers_path: Path, out_path: Path) -> int:
+    """The upload .xlsx: the TSV minus hint/category/source/image/comment/l2-category, with the raw
+    answer text as ``prediction`` in column 6. Returns the number of rows."""
+    frame = read_tsv(tsv_path)
+    answers = _answers_by_index(answers_path, [int(index) for index in frame["index"]])
+    upload = frame.drop(columns=[column for column in DROPPED_FOR_UPLOAD if column in frame.columns])
+    upload.insert(6, "prediction", [answers[int(index)] for index in frame["index"]])
+    if tuple(upload.columns) != UPLOAD_COLUMNS:
+        raise EvalDataError(f"{tsv_path}: upload columns would be {list(upload.columns)}, expected {list(UPLOAD_COLUMNS)}")
+    with atomic_path(out_path) as temporary:
+        upload.to_excel(temporary, index=False, engine="openpyxl")
+    return len(upload)
+
+
+def extract_letter(text: str, option_chars: tuple[str, ...]) -> str | None:
+    """The option letter an answer starts with ("B", "B.", "(B) red", "B: red"), else None."""
+    match = LEADING_LETTER.match(str(text))
+    if match and match.group(1) in option_chars:
+        return match.group(1)
+    return None
+
+
+@dataclass(frozen=True)
+class MMBenchScore:
+    strict_circular_accuracy: float      # the official exact match: str(prediction) == answer
+    extracted_circular_accuracy: float   # the leading option letter compared instead
+    per_category: dict[str, dict[str, float]]
+    num_questions: int                   # circular groups
+    num_rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strict_circular_accuracy": self.strict_circular_accuracy,
+                "extracted_circular_accuracy": self.extracted_circular_accuracy,
+                "per_category": self.per_category, "num_questions": self.num_questions,
+                "num_rows": self.num_rows}
+
+
+def score_answers(answers_path: Path, tsv_path: Path) -> MMBenchScore:
+    """Circular accuracy: a question counts only when every row of its group is right."""
+    frame = read_tsv(tsv_path)
+    for column in ("answer", "category"):
+        if column not in frame.columns:
+            raise EvalDataError(f"{tsv_path}: no '{column}' column; local scoring needs the dev split")
+    rows = frame.to_dict("records")
+    answers = _answers_by_index(answers_path, [int(row["index"]) for row in rows])
+    strict: dict[int, bool] = defaultdict(lambda: True)
+    extracted: dict[int, bool] = defaultdict(lambda: True)
+    category: dict[int, str] = {}
+    for row in rows:
+        index = int(row["index"])
+        group = index % CIRCULAR_BASE
+        prediction, truth = answers[index], str(row["answer"])
+        chars = item_from_row(row).option_chars
+        strict[group] &= str(prediction) == truth
+        extracted[group] &= extract_letter(prediction, chars) == truth
+        if index < CIRCULAR_BASE or group not in category:
+            category[group] = str(row["category"])
+    groups = sorted(strict)
+    per_category: dict[str, dict[str, float]] = {}
+    for name in sorted(set(category.values())):
+        members = [group for group in groups if category[group] == name]
+        per_category[name] = {"strict": sum(strict[g] for g in members) / len(members),
+                              "extracted": sum(extracted[g] for g in members) / len(members),
+                              "num_questions": len(members)}
+    return MMBenchScore(strict_circular_accuracy=sum(strict[g] for g in groups) / len(groups),
+                        extracted_circular_accuracy=sum(extracted[g] for g in groups) / len(groups),
+                        per_category=per_category, num_questions=len(groups), num_rows=len(rows))

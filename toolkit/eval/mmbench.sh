@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# MMBench inference of a finetuned checkpoint, one shard per GPU, and the upload .xlsx (the
+# official kit's arguments).
+#
+#   bash toolkit/eval/mmbench.sh [--data-root DIR] CKPT SPLIT GPU_LIST [extra bsynth eval mmbench options]
+#   bash toolkit/eval/mmbench.sh MGM-2B-Finetune-default mmbench_dev_20230712 0,1
+#
+# CKPT is the finetune run name (checkpoint output/training_dirs/CKPT); SPLIT names the TSV
+# (<eval data>/mmbench/SPLIT.tsv). Shard k of len(GPU_LIST) runs in its own background process with
+# CUDA_VISIBLE_DEVICES exported to the k-th GPU and writes
+# output/eval_results/CKPT/mmbench/shards/SPLIT/{CHUNKS}_{k}.jsonl atomically. Only when every shard
+# succeeded are they merged (checked against the TSV, atomically) into
+# output/eval_results/CKPT/mmbench/answers/SPLIT/CKPT.jsonl and converted to
+# output/eval_results/CKPT/mmbench/answers_upload/SPLIT/CKPT.xlsx; otherwise the script exits
+# non-zero and neither file exists. With no GPU the shards run on CPU.
+# Eval data: --data-root, else $BSYNTH_EVAL_DATA_ROOT, else the real layout when its eval files
+# exist, else the demo layout; the choice is printed. $PYTHON picks the interpreter.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export PYTHONPATH="$(dirname "$SCRIPT_DIR")${PYTHONPATH:+:$PYTHONPATH}"
+PYTHON=${PYTHON:-python}
+bsynth() { "$PYTHON" -m bettersynth "$@"; }
+usage() { echo "usage: $0 [--data-root DIR] CKPT SPLIT GPU_LIST [extra options]" >&2; exit 2; }
+
+DATA_ROOT=${BSYNTH_EVAL_DATA_ROOT:-}
+if [ "${1:-}" = "--data-root" ]; then
+    [ $# -ge 2 ] || usage
+    DATA_ROOT=$2; shift 2
+fi
+[ $# -ge 3 ] || usage
+CKPT=$1; SPLIT=$2; GPU_LIST=$3; shift 3
+EXTRA_ARGS=("$@")
+IFS=',' read -r -a GPUS <<< "$GPU_LIST"
+CHUNKS=${#GPUS[@]}
+[ "$CHUNKS" -ge 1 ] || usage
+
+located=$(bsynth eval locate "$CKPT" ${DATA_ROOT:+--data-root "$DATA_ROOT"} --split "$SPLIT" \
+    --field checkpoint --field mmbench-tsv --field mmbench-shard-dir --field mmbench-answers --field mmbench-upload)
+{ read -r CKPT_DIR; read -r TSV; read -r SHARD_DIR; read -r MERGED; read -r UPLOAD; } <<< "$located"
+
+NUM_GPUS=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
+if [ "$NUM_GPUS" -gt 0 ]; then
+    DEVICE=cuda
+else
+    DEVICE=cpu
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / CHUNKS > 0 ? $(nproc) / CHUNKS : 1 ))}
+    echo "no GPU visible: running $CHUNKS shard(s) on CPU ($OMP_NUM_THREADS threads each)"
+fi
+
+mkdir -p "$SHARD_DIR"
+rm -f "$MERGED" "$UPLOAD"
+pids=()
+shards=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' INT TERM
+for IDX in "${!GPUS[@]}"; do
+    shard="$SHARD_DIR/${CHUNKS}_${IDX}.jsonl"
+    rm -f "$shard"
+    shards+=("$shard")
+    (
+        export CUDA_VISIBLE_DEVICES="${GPUS[$IDX]}"
+        exec "$PYTHON" -m bettersynth eval mmbench --checkpoint "$CKPT_DIR" --tsv "$TSV" \
+            --answers-file "$shard" --num-chunks "$CHUNKS" --chunk-idx "$IDX" --device "$DEVICE" "${EXTRA_ARGS[@]}"
+    ) &
+    pids+=("$!")
+    echo "mmbench shard $IDX/$CHUNKS: pid ${pids[$IDX]}, CUDA_VISIBLE_DEVICES=${GPUS[$IDX]}"
+done
+
+failed=0
+for IDX in "${!pids[@]}"; do
+    if wait "${pids[$IDX]}"; then
+        echo "mmbench shard $IDX/$CHUNKS: done"
+    else
+        status=$?
+        echo "error: mmbench shard $IDX/$CHUNKS (GPU ${GPUS[$IDX]}) failed with exit status $status" >&2
+        failed=1
+    fi
+done
+if [ "$failed" -ne 0 ]; then
+    echo "error: not merging $MERGED: at least one shard failed" >&2
+    exit 1
+fi
+bsynth eval merge --out "$MERGED" --mmbench-tsv "$TSV" "${shards[@]}"
+bsynth eval mmbench-upload --tsv "$TSV" --answers "$MERGED" --out "$UPLOAD"
+echo "MMBench answers: $MERGED"
+echo "MMBench upload file: $UPLOAD"
