@@ -67,9 +67,16 @@ def is_complete(folder: Path, seed: int) -> bool:
 
 def demo_items(layout: AssetLayout) -> list[DemoItem]:
     """All items of the demo, models first (the other engineers' tests need them most)."""
-    from bettersynth.demo import models
+    from bettersynth.demo import eval_sets, models
+    from bettersynth.demo.finetune_set import build_finetune_set
     from bettersynth.demo.scenes import corpus as texts
+    from bettersynth.demo.seed_pool import build_seed_pool
 
+    def name_in(path: Path, folder: Path) -> str:
+        return str(path.relative_to(folder))
+
+    seed_dir, finetune_dir = layout.seed_dir, layout.finetune_dir
+    textvqa_dir, mmbench_dir = layout.textvqa_questions.parent, layout.mmbench_tsv.parent
     recipe = layout.recipe_models_dir
     return [
         DemoItem("llm", layout.llm_dir, lambda d, s: models.build_llm(d, texts(s), s)),
@@ -81,6 +88,15 @@ def demo_items(layout: AssetLayout) -> list[DemoItem]:
                  lambda d, s: models.build_recipe_blip_itm(d, texts(s), s)),
         DemoItem("recipe_blip2", recipe / "Salesforce" / "blip2-opt-2.7b",
                  lambda d, s: models.build_recipe_blip2(d, texts(s), s)),
+        DemoItem("seed_pool", seed_dir, lambda d, s: build_seed_pool(
+            d, name_in(layout.seed_jsonl, seed_dir), name_in(layout.stage1_json, seed_dir), s)),
+        DemoItem("finetune_set", finetune_dir, lambda d, s: build_finetune_set(
+            d, name_in(layout.finetune_json, finetune_dir), s)),
+        DemoItem("textvqa", textvqa_dir, lambda d, s: eval_sets.build_textvqa(
+            d, name_in(layout.textvqa_questions, textvqa_dir), name_in(layout.textvqa_images, textvqa_dir),
+            name_in(layout.textvqa_annotations, textvqa_dir), s)),
+        DemoItem("mmbench", mmbench_dir, lambda d, s: eval_sets.build_mmbench(
+            d, name_in(layout.mmbench_tsv, mmbench_dir), s)),
     ]
 
 

@@ -7,7 +7,7 @@ Each one keeps the behaviour of the real model's tokenizer that the toolkit reli
 - `clip_tokenizer`: CLIP's lower-cased byte-level BPE with "</w>" word ends and
   <|startoftext|>/<|endoftext|>. Built from a vocab dict + merges (transformers 5 ignores
   vocab_file/merges_file arguments of `CLIPTokenizer`).
-- `bert_tokenizer`: lower-cased WordPiece with [PAD]=0 [UNK] [CLS] [SEP] [MASK] (BLIP's text side).
+- `bert_tokenizer`: lower-cased WordPiece with [PAD]=0 [UNK] [CLS] [SEP] [MASK] and [DEC] (BLIP's text side).
 - `opt_tokenizer`: GPT-2-style byte-level BPE with OPT's <s>=0 <pad>=1 </s>=2 <unk>=3 (BLIP-2 OPT).
 
 Used by `bettersynth.demo.models`; not run on its own.
@@ -16,6 +16,8 @@ Used by `bettersynth.demo.models`; not run on its own.
 from __future__ import annotations
 
 import json
+import string
+from collections import Counter
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertTokenizer, CLIPTokenizer, GemmaTokenizer, GPT2Tokenizer
@@ -76,14 +78,22 @@ def clip_tokenizer(texts: list[str], vocab_size: int = 1024) -> CLIPTokenizer:
 
 
 def bert_tokenizer(texts: list[str], vocab_size: int = 1024) -> BertTokenizer:
-    """BERT-style lower-cased WordPiece tokenizer (BLIP uses one, with an extra [DEC] BOS token)."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=specials, show_progress=False))
-    vocab = json.loads(tokenizer.to_str())["model"]["vocab"]
+    """BERT-style lower-cased WordPiece tokenizer (BLIP uses one, with an extra [DEC] BOS token).
+
+    Vocab: the specials, every printable ASCII character and every character of the texts (also as
+    "##" continuation pieces, so any word splits into known pieces), then the most frequent words.
+    The `tokenizers` WordPiece trainer is not used because its vocab order changes from run to run.
+    """
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(word for text in texts
+                    for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted(set(string.printable.strip()) | {c for word in words for c in word})
+    vocab: dict[str, int] = {}
+    _append(vocab, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    _append(vocab, chars)
+    _append(vocab, (f"##{c}" for c in chars))
+    frequent = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
+    _append(vocab, frequent[: max(0, vocab_size - 1 - len(vocab))])
     bert = BertTokenizer(vocab=vocab, model_max_length=512)
     bert.add_special_tokens({"bos_token": "[DEC]"})
     return bert
