@@ -47,9 +47,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for all lines (json.loads with an option builds a new one per call).
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def loads_strict(text: str) -> Any:
     """``json.loads`` without the NaN/Infinity extension (strict JSON, as Data-Juicer's readers)."""
-    return json.loads(text, parse_constant=_reject_constant)
+    return _STRICT_DECODER.decode(text)
 
 
 def iter_json_lines(path: Path) -> Iterator[JsonLine]:
