@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from data_helpers import write_jpeg, write_json, write_jsonl
 
 from bettersynth.cli import main as bsynth
@@ -152,3 +153,18 @@ def test_original_must_be_a_list(tmp_path):
     original = write_json(tmp_path / "o.json", {"id": "1"})
     dj = write_jsonl(tmp_path / "d.jsonl", [{"id": "1", "text": f"{IMG}\nx {EOC}", "images": ["a.jpg"]}])
     assert bsynth(["validate", str(dj), "--image-root", str(tmp_path), "--original", str(original)]) == 1
+
+
+def test_truncated_images_fail_even_after_data_juicer_is_imported(tmp_path):
+    """Data-Juicer turns on PIL's LOAD_TRUNCATED_IMAGES for its process; decoding must stay strict."""
+    pytest.importorskip("data_juicer")
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the hazard: set by `import data_juicer`
+    jpeg = tmp_path / "t.jpg"
+    Image.effect_noise((128, 128), 60).convert("RGB").save(jpeg, format="JPEG")
+    jpeg.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
+    with Image.open(jpeg) as image:
+        image.load()  # in this process the truncated file "decodes"
+    for workers in (1, 2):
+        assert check_images([str(jpeg)], workers)[str(jpeg)].kind == "image_undecodable"
