@@ -22,7 +22,8 @@ def _turn(role: str, value: str) -> dict:
 
 
 RECORDS = [
-    {"id": 1, "image": "a.jpg", "conversations": [_turn("human", "<image>\nWhat is it?"), _turn("gpt", "A cat.")]},
+    {"id": 1, "image": "a.jpg",
+     "conversations": [_turn("human", "<image>\nWhat is it?"), _turn("gpt", "A cat.")]},
     {"id": "2", "image": "b.jpg", "conversations": [_turn("human", "Describe.\n<image>"), _turn("gpt", "一只狗。\n")]},
     {"id": "3", "image": "c.jpg", "conversations": [
         _turn("human", "<image>\nQ1"), _turn("gpt", "A1"), _turn("human", "Q2"), _turn("gpt", "A2"),

@@ -112,7 +112,8 @@ class ValidationReport:
             out.append(f"\n{title} by kind:")
             out.extend(f"  {kind:<24} {n:,}" for kind, n in Counter(p.kind for p in items).most_common())
         if errors:
-            out.append(f"\nerrors (file:line, id, kind: message){' - first ' + str(max_listed) if len(errors) > max_listed else ''}:")
+            capped = f" - first {max_listed}" if len(errors) > max_listed else ""
+            out.append(f"\nerrors (file:line, id, kind: message){capped}:")
             out.extend(f"  {p.where(self.file)} {p.kind}: {p.message}" for p in errors[:max_listed])
         out.append("\nRESULT: " + ("OK" if self.ok else f"FAILED with {len(errors):,} error(s)"))
         return "\n".join(out)
