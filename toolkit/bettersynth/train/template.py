@@ -79,7 +79,11 @@ def _image_first(message: str) -> str:
 
 
 def format_conversation(conversations: Sequence[dict[str, Any]], has_image: bool) -> str:
-    """The full prompt text of a LLaVA conversation (``[{"from": "human"|"gpt", "value": ...}, ...]``)."""
+    """The full prompt text of a LLaVA conversation (``[{"from": "human"|"gpt", "value": ...}, ...]``).
+
+    Raises ConversationError on an unknown role, turns out of order, or (image samples) a number
+    of ``<image>`` markers other than one. Cheap: the dataset runs it over every record up front.
+    """
     turns = list(conversations)
     for position, turn in enumerate(turns):
         if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
@@ -100,7 +104,13 @@ def format_conversation(conversations: Sequence[dict[str, Any]], has_image: bool
             raise ConversationError(f"turn {position} is from {turn['from']!r}; turns must alternate human, gpt")
         message = _image_first(turn["value"]) if has_image else turn["value"]
         pieces.append(turn_text(role, message))
-    return "".join(pieces)
+    text = "".join(pieces)
+    if has_image and text.count(IMAGE_TOKEN) != 1:
+        markers = text.count(IMAGE_TOKEN)
+        raise ConversationError(
+            f"an image sample needs exactly one {IMAGE_TOKEN} marker in its conversation; found {markers}"
+            + (" (several images in one sample are not supported)" if markers > 1 else ""))
+    return text
 
 
 def tokenize_with_image(text: str, tokenizer) -> list[int]:
@@ -145,15 +155,7 @@ def _counted_labels(text: str, ids: list[int], tokenizer, has_image: bool) -> tu
 def encode_conversation(conversations: Sequence[dict[str, Any]], tokenizer, has_image: bool) -> EncodedConversation:
     """Ids and labels of one training sample. An image sample must hold exactly one ``<image>``."""
     text = format_conversation(conversations, has_image)
-    if has_image:
-        markers = text.count(IMAGE_TOKEN)
-        if markers != 1:
-            raise ConversationError(
-                f"an image sample needs exactly one {IMAGE_TOKEN} marker in its conversation; found {markers}"
-                + (" (several images in one sample are not supported)" if markers > 1 else ""))
-        ids = tokenize_with_image(text, tokenizer)
-    else:
-        ids = list(tokenizer(text).input_ids)
+    ids = tokenize_with_image(text, tokenizer) if has_image else list(tokenizer(text).input_ids)
     if not ids or ids[0] != tokenizer.bos_token_id:
         raise ConversationError("the tokenizer did not add BOS; the gemma template needs it")
     labels, mismatch = _counted_labels(text, ids, tokenizer, has_image)

@@ -1,0 +1,165 @@
+"""Resumable state on disk: checkpoint folders, their completion markers, RNG, the trainer state.
+
+Layout of OUTPUT_DIR::
+
+    checkpoint-<step>/               trainable weights + optimizer + schedule (backend.save),
+                                     rng_state_<rank>.pt, trainer_state.json, and last of all
+                                     checkpoint_complete.json (a folder without it is ignored)
+    training_complete.json           written after the stage's final outputs: the stage is done
+
+The data position needs no file of its own: the sampler's order depends only on the seed and the
+epoch, and ``TrainerState.global_step`` says how many global batches were consumed. Used by the
+loop (save) and run.py (find and resume, finished-stage check, overwrite).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bettersynth.train.distributed import DistInfo, barrier
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_MARKER = "checkpoint_complete.json"
+FINAL_MARKER = "training_complete.json"
+STATE_FILE = "trainer_state.json"
+TOTAL_KEYS = ("samples", "supervised_tokens", "input_tokens", "skipped_samples", "mismatched_samples",
+              "truncated_samples")
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class TrainerState:
+    """Progress of a stage, saved in every checkpoint and next to the final outputs."""
+
+    stage: str
+    max_steps: int
+    steps_per_epoch: int
+    global_batch: int
+    loss_normalization: str
+    global_step: int = 0
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, float] = field(default_factory=lambda: {key: 0 for key in TOTAL_KEYS})
+    skipped_ids: list[str] = field(default_factory=list)
+
+    @property
+    def epoch(self) -> float:
+        return self.global_step / self.steps_per_epoch
+
+    def save(self, path: Path) -> None:
+        write_json_atomic(path, {**asdict(self), "epoch": self.epoch})
+
+    @classmethod
+    def load(cls, path: Path) -> TrainerState:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload.pop("epoch", None)
+        return cls(**payload)
+
+    def check_compatible(self, other: TrainerState, source: Path) -> None:
+        """A resumed run must have the schedule and global batch the checkpoint was made with."""
+        for name in ("stage", "max_steps", "steps_per_epoch", "global_batch", "loss_normalization"):
+            if getattr(self, name) != getattr(other, name):
+                raise ValueError(f"{source} was made with {name}={getattr(self, name)!r} but this run has "
+                                 f"{getattr(other, name)!r}; resume with the same settings or pass "
+                                 "--overwrite_output_dir True to start over")
+
+
+def checkpoint_folder(output_dir: Path, step: int) -> Path:
+    return output_dir / f"checkpoint-{step}"
+
+
+def complete_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every checkpoint with its completion marker, oldest first."""
+    found = []
+    if output_dir.is_dir():
+        for folder in output_dir.iterdir():
+            match = CHECKPOINT_PATTERN.match(folder.name)
+            if match and folder.is_dir() and (folder / CHECKPOINT_MARKER).is_file():
+                found.append((int(match.group(1)), folder))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = complete_checkpoints(output_dir)
+    return found[-1][1] if found else None
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_checkpoint(output_dir: Path, state: TrainerState, backend, dist: DistInfo,
+                    save_total_limit: int | None) -> Path:
+    """Writes checkpoint-<step> from every process; the marker goes last, then old ones are pruned."""
+    folder = checkpoint_folder(output_dir, state.global_step)
+    if dist.is_main:
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+    barrier()
+    backend.save(folder)
+    torch.save(rng_state(), folder / f"rng_state_{dist.rank}.pt")
+    if dist.is_main:
+        state.save(folder / STATE_FILE)
+    barrier()
+    if dist.is_main:
+        write_json_atomic(folder / CHECKPOINT_MARKER, {"step": state.global_step, "time": time.time()})
+        log.info("saved checkpoint %s", folder)
+        if save_total_limit is not None:
+            for _, old in complete_checkpoints(output_dir)[:-save_total_limit]:
+                shutil.rmtree(old)
+                log.info("removed old checkpoint %s (--save_total_limit %d)", old, save_total_limit)
+    barrier()
+    return folder
+
+
+def resume(folder: Path, backend, dist: DistInfo, expected: TrainerState) -> TrainerState:
+    """Loads weights, optimizer, schedule and RNG from ``folder``; returns its trainer state."""
+    state = TrainerState.load(folder / STATE_FILE)
+    state.check_compatible(expected, folder)
+    backend.load(folder)
+    rng_file = folder / f"rng_state_{dist.rank}.pt"
+    if rng_file.is_file():
+        restore_rng(torch.load(rng_file, weights_only=False))
+    else:
+        log.warning("%s has no RNG state for rank %d (the number of processes changed); random streams "
+                    "(the aux tower's drop path) will differ from an uninterrupted run", folder, dist.rank)
+    return state
+
+
+def discard_previous_run(output_dir: Path) -> None:
+    """--overwrite_output_dir: removes the checkpoints and the completion marker (nothing else)."""
+    (output_dir / FINAL_MARKER).unlink(missing_ok=True)
+    for folder in output_dir.glob("checkpoint-*"):
+        if CHECKPOINT_PATTERN.match(folder.name) and folder.is_dir():
+            shutil.rmtree(folder)
+            log.info("removed %s (--overwrite_output_dir)", folder)
