@@ -1,5 +1,66 @@
-"""Placeholder: the recipes subcommands are being written; register() adds nothing yet."""
+"""``bsynth recipe run`` and ``bsynth recipe report``: Data-Juicer recipes over a seed pool.
+
+    bsynth recipe run solution/recipes/clip_rank_recaption.yaml [--dataset IN.jsonl] [--export OUT.jsonl]
+        [--image-root DIR] [--np N] [--executor default|ray] [--models-root DIR] [--verbose]
+    bsynth recipe report OUT.jsonl
+
+Defaults and output locations: see bettersynth.recipes.config. The export's image paths are
+relative to the image root (the seed pool's layout); next to it are OUT_work/ (Data-Juicer's
+logs, the resolved recipe, run.json) and OUT_report/report.html.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def run_handler(args) -> int:
+    from bettersynth.recipes.config import RecipeRun
+    from bettersynth.recipes.run import run_recipe
+
+    try:
+        run = RecipeRun.create(args.recipe, dataset=args.dataset, export=args.export, image_root=args.image_root,
+                               models_root=args.models_root, np=args.np, executor=args.executor)
+    except ValueError as error:
+        print(f"[recipe] {error}")
+        return 2
+    return run_recipe(run, verbose=args.verbose)
+
+
+def report_handler(args) -> int:
+    from bettersynth.recipes.report import report_for_export
+
+    try:
+        report = report_for_export(args.export.resolve())
+    except FileNotFoundError as error:
+        print(f"[recipe] {error}")
+        return 1
+    for row in report["ops"]:
+        print(f"{row['op']:<45} {row['in']:>9} -> {row['out']:>9}")
+    print(f"report: {args.export.with_name(args.export.stem + '_report') / 'report.html'}")
+    return 0
 
 
 def register(subparsers) -> None:
-    return None
+    recipe = subparsers.add_parser("recipe", help="run Data-Juicer recipes and report on their output")
+    commands = recipe.add_subparsers(dest="recipe_command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run one recipe YAML over a pool (offline, no installs)",
+                              description=__doc__.splitlines()[0])
+    run.add_argument("recipe", type=Path, help="a Data-Juicer recipe, e.g. solution/recipes/baseline_recaption.yaml")
+    run.add_argument("--dataset", type=Path, help="input Data-Juicer jsonl (default: the seed pool, real if present)")
+    run.add_argument("--export", type=Path,
+                     help="output jsonl (default: output/processed_data/processed_data.jsonl)")
+    run.add_argument("--image-root", type=Path, help="folder the image paths are relative to "
+                     "(default: the dataset file's folder)")
+    run.add_argument("--np", type=int, help="processes per operator (default: the recipe's np)")
+    run.add_argument("--executor", choices=("default", "ray"), default="default",
+                     help="Data-Juicer executor; ray starts a local Ray instance unless RAY_ADDRESS is set")
+    run.add_argument("--models-root", type=Path, help="folder of <org>/<name> model folders "
+                     "(default: the real recipe models if present, else the demo's)")
+    run.add_argument("--verbose", action="store_true", help="print all of Data-Juicer's output")
+    run.set_defaults(func=run_handler)
+
+    report = commands.add_parser("report", help="rebuild the report of a finished recipe run")
+    report.add_argument("export", type=Path, help="the export of `bsynth recipe run`")
+    report.set_defaults(func=report_handler)

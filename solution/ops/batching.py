@@ -1,0 +1,77 @@
+"""What the batched model operators share: model folders, device and dtype, parallel image decoding.
+
+Not an operator. ``fast_image_text_similarity_filter`` and ``fast_image_captioning_mapper`` decode
+and preprocess images in the worker processes of a torch ``DataLoader`` (so the GPU is fed while
+the CPU cores decode JPEGs) and run the model in large batches on the device Data-Juicer assigns.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from data_juicer.utils.mm_utils import load_image
+from data_juicer.utils.model_utils import check_model_home
+from torch.utils.data import DataLoader, Dataset
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def resolve_model_dir(name: str) -> str:
+    """The local folder of model ``name``: itself if it is a folder, else
+    ``$DATA_JUICER_EXTERNAL_MODELS_HOME/<name>``. Raises instead of falling back to a hub download."""
+    path = check_model_home(name)
+    if not os.path.isdir(path):
+        home = os.environ.get("DATA_JUICER_EXTERNAL_MODELS_HOME", "<unset>")
+        raise FileNotFoundError(
+            f"model {name!r} is neither a folder nor found under DATA_JUICER_EXTERNAL_MODELS_HOME={home}")
+    return path
+
+
+def check_dtype(name: str) -> None:
+    if name != "auto" and name not in DTYPES:
+        raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {name!r}")
+
+
+def torch_dtype(name: str, device: str) -> torch.dtype:
+    """'auto' is bfloat16 on a GPU and float32 on the CPU."""
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return DTYPES[name]
+
+
+class DecodedImages(Dataset):
+    """Image files -> preprocessed tensors; an undecodable file raises with its path."""
+
+    def __init__(self, paths: Sequence[str], preprocess: Callable):
+        self.paths = list(paths)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        path = self.paths[index]
+        try:
+            image = load_image(path)
+        except Exception as error:
+            raise OSError(f"cannot load image {path}: {error}") from error
+        return self.preprocess(image)
+
+
+def pixel_batches(paths: Sequence[str], preprocess: Callable, batch_size: int, num_workers: int,
+                  pin_memory: bool) -> Iterator:
+    """Batches of ``preprocess(image)`` (tensors, or dicts of tensors, stacked), in the order of
+    ``paths``, decoded by ``num_workers`` processes.
+
+    Data-Juicer's own worker processes (np > 1) are daemonic and may not start children: there the
+    images are decoded in-process.
+    """
+    if multiprocessing.current_process().daemon:
+        num_workers = 0
+    loader = DataLoader(DecodedImages(paths, preprocess), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=pin_memory,
+                        multiprocessing_context="fork" if num_workers > 0 else None)
+    yield from loader
