@@ -4,9 +4,7 @@ py-data-juicer ships its ``tools/`` folder in the wheel (1.6.1 does). Parity tes
 benchmark load ``dj_to_llava.py`` / ``llava_to_dj.py`` from there by file path and call their
 ``main`` functions with the same inputs as ours.
 
-Those scripts import ``fire`` for their command line (``fire.Fire(main)`` under ``__main__``);
-``main`` itself never uses it. fire is not one of our dependencies, so when it is not installed
-an empty stand-in module satisfies that import while the script loads, and is removed again.
+Those scripts import ``fire`` for their command line; it is in the dev dependencies.
 
     from bettersynth.data.dj_reference import load_tool
     tool = load_tool("dj_to_llava")          # ReferenceUnavailable (with the reason) if absent
@@ -17,7 +15,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import sys
 import types
 from pathlib import Path
 
@@ -52,14 +49,8 @@ def load_tool(name: str) -> types.ModuleType:
     path = tool_path(name)
     spec = importlib.util.spec_from_file_location(f"_data_juicer_reference_{name}", path)
     module = importlib.util.module_from_spec(spec)
-    stand_in = importlib.util.find_spec("fire") is None
-    if stand_in:
-        sys.modules["fire"] = types.ModuleType("fire")
     try:
         spec.loader.exec_module(module)
     except ImportError as exc:
         raise ReferenceUnavailable(f"{path} cannot be imported: {exc}") from exc
-    finally:
-        if stand_in:
-            del sys.modules["fire"]
     return module
