@@ -122,5 +122,6 @@ def test_recipe_models_load_like_data_juicer_loads_them(demo, name, architecture
     assert not info["missing_keys"]
     if architecture == "Blip2ForConditionalGeneration":
         assert config.text_config.model_type == "opt"
-        assert processor.tokenizer.convert_tokens_to_ids("<image>") == config.image_token_index
+        # Data-Juicer's captioning op sets image_token_index = 50265 (the real model's id)
+        assert processor.tokenizer.convert_tokens_to_ids("<image>") == config.image_token_index == 50265
         assert processor.num_query_tokens == config.num_query_tokens

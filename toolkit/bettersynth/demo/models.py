@@ -41,6 +41,7 @@ RECIPE_CLIP_IMAGE_SIZE = 224
 BLIP_IMAGE_SIZE = 96   # real 384
 BLIP2_IMAGE_SIZE = 56  # real 224
 BLIP2_QUERY_TOKENS = 4  # real 32
+BLIP2_IMAGE_TOKEN_ID = 50265  # as in the real model; Data-Juicer's captioning op hard-codes it
 
 
 def _clip_image_processor(size: int) -> CLIPImageProcessor:
@@ -114,6 +115,23 @@ def build_recipe_blip_itm(folder: Path, texts: list[str], seed: int) -> None:
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
+def _mute_tokens(opt, token_ids: torch.Tensor) -> None:
+    """Make an OPT LM (tied embeddings) never predict `token_ids`, so random captions use real pieces.
+
+    One hidden dimension is reserved: the final layer norm outputs a constant 1 there, and the
+    muted tokens' (tied) embeddings hold -100 there while all others hold 0, so their logits are
+    about 100 below every other token's. The generation config cannot do it: BLIP-2 generates
+    with its language model's own default config.
+    """
+    reserved = opt.config.hidden_size - 1
+    with torch.no_grad():
+        norm = opt.model.decoder.final_layer_norm
+        norm.weight[reserved], norm.bias[reserved] = 0.0, 1.0
+        embeddings = opt.get_input_embeddings().weight
+        embeddings[:, reserved] = 0.0
+        embeddings[token_ids, reserved] = -100.0
+
+
 def build_recipe_blip2(folder: Path, texts: list[str], seed: int) -> None:
     """Salesforce/blip2-opt-2.7b for image_captioning_mapper: ViT + Q-Former + OPT, tiny."""
     tokenizer = tok.opt_tokenizer(texts)
@@ -122,9 +140,11 @@ def build_recipe_blip2(folder: Path, texts: list[str], seed: int) -> None:
     processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer,
                                num_query_tokens=BLIP2_QUERY_TOKENS)
     image_token_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token.content)
+    if image_token_id != BLIP2_IMAGE_TOKEN_ID:
+        raise RuntimeError(f"BLIP-2 <image> token got id {image_token_id}, expected {BLIP2_IMAGE_TOKEN_ID}")
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                   image_size=BLIP2_IMAGE_SIZE, patch_size=14)
-    qformer = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    qformer = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                    intermediate_size=64, encoder_hidden_size=32)
     text = dict(model_type="opt", vocab_size=len(processor.tokenizer), hidden_size=32, ffn_dim=64,
                 num_hidden_layers=2, num_attention_heads=2, word_embed_proj_dim=32,
@@ -134,5 +154,8 @@ def build_recipe_blip2(folder: Path, texts: list[str], seed: int) -> None:
                          num_query_tokens=BLIP2_QUERY_TOKENS, image_token_index=image_token_id,
                          image_text_hidden_size=32)
     torch.manual_seed(seed)
-    Blip2ForConditionalGeneration(config).save_pretrained(folder)
+    model = Blip2ForConditionalGeneration(config)
+    fillers = sorted(i for token, i in tokenizer.get_vocab().items() if token.startswith(tok.OPT_FILLER_PREFIX))
+    _mute_tokens(model.language_model, torch.tensor(fillers))
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)

@@ -8,7 +8,8 @@ Each one keeps the behaviour of the real model's tokenizer that the toolkit reli
   <|startoftext|>/<|endoftext|>. Built from a vocab dict + merges (transformers 5 ignores
   vocab_file/merges_file arguments of `CLIPTokenizer`).
 - `bert_tokenizer`: lower-cased WordPiece with [PAD]=0 [UNK] [CLS] [SEP] [MASK] and [DEC] (BLIP's text side).
-- `opt_tokenizer`: GPT-2-style byte-level BPE with OPT's <s>=0 <pad>=1 </s>=2 <unk>=3 (BLIP-2 OPT).
+- `opt_tokenizer`: GPT-2-style byte-level BPE with OPT's <s>=0 <pad>=1 </s>=2 <unk>=3 and OPT's
+  vocab size, so BLIP-2's `<image>` gets OPT's id 50265 (BLIP-2 OPT).
 
 Used by `bettersynth.demo.models`; not run on its own.
 """
@@ -22,6 +23,7 @@ from collections import Counter
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertTokenizer, CLIPTokenizer, GemmaTokenizer, GPT2Tokenizer
 
+OPT_FILLER_PREFIX = "madeupword"
 GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
 CLIP_SPLIT = Regex(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""")
 
@@ -99,8 +101,13 @@ def bert_tokenizer(texts: list[str], vocab_size: int = 1024) -> BertTokenizer:
     return bert
 
 
-def opt_tokenizer(texts: list[str], vocab_size: int = 1024) -> GPT2Tokenizer:
-    """OPT-style byte-level BPE: <s>=0 <pad>=1 </s>=2 <unk>=3, then the byte alphabet and merges."""
+def opt_tokenizer(texts: list[str], vocab_size: int = 1024, padded_size: int = 50265) -> GPT2Tokenizer:
+    """OPT-style byte-level BPE: <s>=0 <pad>=1 </s>=2 <unk>=3, the byte alphabet, trained merges.
+
+    The vocab is padded with never-produced "madeupwordNNNNN" entries (real OPT has a few too) to
+    `padded_size` ids, OPT's own vocab size, so a token added afterwards gets OPT's id for it:
+    Data-Juicer's captioning op hard-codes BLIP-2 OPT's `<image>` id, 50265.
+    """
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     specials = ("<s>", "<pad>", "</s>", "<unk>")
     trained, merges = _trained_bpe(
@@ -111,6 +118,7 @@ def opt_tokenizer(texts: list[str], vocab_size: int = 1024) -> GPT2Tokenizer:
     _append(vocab, specials)
     _append(vocab, alphabet)
     _append(vocab, sorted(trained, key=trained.__getitem__))
+    _append(vocab, (f"{OPT_FILLER_PREFIX}{i:05d}" for i in range(padded_size - len(vocab))))
     tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>",
                               unk_token="<unk>", pad_token="<pad>", model_max_length=512)
     tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
