@@ -87,3 +87,49 @@ def output_root(tmp_path, monkeypatch) -> Path:
     out.mkdir()
     monkeypatch.setenv("BSYNTH_OUTPUT", str(out))
     return out
+
+
+DEMO_ITEMS = ("llm", "vision_tower", "vision_tower_aux", "textvqa", "mmbench")
+DEMO_CHECKPOINT = "MGM-2B-Finetune-demo"
+DEMO_AUX_SIZE = 256
+
+
+@pytest.fixture(scope="session")
+def demo_eval_assets(tmp_path_factory) -> AssetLayout:
+    """The demo's models and eval sets (seed 0) in a fresh temporary root (about 2 s)."""
+    from bettersynth.demo.build import build_item, demo_items
+
+    layout = AssetLayout(tmp_path_factory.mktemp("demo_root"))
+    for item in demo_items(layout):
+        if item.name in DEMO_ITEMS:
+            build_item(item, seed=0, force=False)
+    return layout
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint(demo_eval_assets, tmp_path_factory) -> Path:
+    """A finetune checkpoint folder built from the demo models, at
+    ``<output>/training_dirs/MGM-2B-Finetune-demo``.
+
+    The demo LLM at its initial weight scale answers every prompt with the same repeated token,
+    which would make "batched equals one-by-one" hold trivially; its matrices are redrawn with a
+    larger spread (seeded) and the projector scaled up, so answers depend on prompt and image.
+    """
+    import torch
+
+    from bettersynth.model.config import MGMOptions
+    from bettersynth.model.io import build_mgm, save_checkpoint
+
+    layout = demo_eval_assets
+    model, tokenizer, preprocessor = build_mgm(layout.llm_dir, layout.vision_tower_dir, layout.vision_tower_aux_dir,
+                                               MGMOptions(image_size_aux=DEMO_AUX_SIZE))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.llm.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0.0, 0.3, generator=generator)
+        for parameter in model.projector.parameters():
+            parameter.mul_(10.0)
+    folder = tmp_path_factory.mktemp("demo_output") / "training_dirs" / DEMO_CHECKPOINT
+    save_checkpoint(model, tokenizer, folder, preprocessor=preprocessor)
+    return folder

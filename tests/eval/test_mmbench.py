@@ -71,7 +71,7 @@ def test_every_row_must_be_answered(eval_data, tmp_path):
 def test_upload_file(eval_data, tmp_path):
     answers = tmp_path / "answers.jsonl"
     predictions = {0: "A", 1: "B.", 2: "A", 1000000: "B", 2000000: "C", 1000001: "the cat"}
-    _answers(answers, predictions)
+    _answers(answers, {**predictions, 2: "\x06A"})  # a control character a worksheet cannot hold
     out = tmp_path / "upload" / "x.xlsx"
     assert write_upload(eval_data.mmbench_tsv, answers, out) == 6
     sheet = pd.read_excel(out, engine="openpyxl")

@@ -18,6 +18,7 @@ import binascii
 import io
 import math
 import re
+import sys
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -135,11 +136,22 @@ def _answers_by_index(answers_path: Path, indices: list[int]) -> dict[int, str]:
 
 def write_upload(tsv_path: Path, answers_path: Path, out_path: Path) -> int:
     """The upload .xlsx: the TSV minus hint/category/source/image/comment/l2-category, with the raw
-    answer text as ``prediction`` in column 6. Returns the number of rows."""
+    answer text as ``prediction`` in column 6. Returns the number of rows.
+
+    Control characters that a worksheet cannot hold (openpyxl refuses them; the official converter
+    crashes) are removed from predictions, with a warning; the answers jsonl keeps the raw text."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     frame = read_tsv(tsv_path)
     answers = _answers_by_index(answers_path, [int(index) for index in frame["index"]])
     upload = frame.drop(columns=[column for column in DROPPED_FOR_UPLOAD if column in frame.columns])
-    upload.insert(6, "prediction", [answers[int(index)] for index in frame["index"]])
+    predictions = [answers[int(index)] for index in frame["index"]]
+    cleaned = [ILLEGAL_CHARACTERS_RE.sub("", text) for text in predictions]
+    changed = sum(a != b for a, b in zip(predictions, cleaned))
+    if changed:
+        print(f"warning: removed worksheet-illegal control characters from {changed} prediction(s) in {out_path}",
+              file=sys.stderr)
+    upload.insert(6, "prediction", cleaned)
     if tuple(upload.columns) != UPLOAD_COLUMNS:
         raise EvalDataError(f"{tsv_path}: upload columns would be {list(upload.columns)}, expected {list(UPLOAD_COLUMNS)}")
     with atomic_path(out_path) as temporary:

@@ -1,0 +1,57 @@
+"""Batched answers equal one-by-one answers on the demo checkpoint (left padding, sorted batches).
+
+    python -m pytest tests/eval/test_generate.py -q
+"""
+
+from pathlib import Path
+
+import pytest
+
+from bettersynth.eval.generate import AnswerEngine, GenerationSettings, ImageSource
+from bettersynth.eval.mmbench import read_items
+from bettersynth.eval.textvqa import read_questions
+from bettersynth.model.preprocess import ImageLoadError
+
+
+@pytest.fixture(scope="module")
+def engine(demo_checkpoint):
+    return AnswerEngine.load(demo_checkpoint, device="cpu")
+
+
+def _textvqa_requests(layout, count):
+    questions = read_questions(layout.textvqa_questions)[:count]
+    return [(q.prompt, ImageSource(path=layout.textvqa_images / q.image)) for q in questions]
+
+
+def test_batched_equals_one_by_one(engine, demo_eval_assets):
+    requests = _textvqa_requests(demo_eval_assets, 10)
+    requests += [(item.user_message, ImageSource(base64_data=item.image_b64, label=str(item.index)))
+                 for item in read_items(demo_eval_assets.mmbench_tsv)[:6]]
+    single = engine.answer(requests, GenerationSettings(batch_size=1, max_new_tokens=6))
+    batched = engine.answer(requests, GenerationSettings(batch_size=5, max_new_tokens=6))
+    assert batched == single
+    assert len(set(single)) > len(single) // 2  # the answers really depend on the inputs
+    assert all(answer == answer.strip() for answer in single)
+
+
+def test_answers_come_back_in_request_order(engine, demo_eval_assets):
+    requests = _textvqa_requests(demo_eval_assets, 6)
+    forward = engine.answer(requests, GenerationSettings(batch_size=4, max_new_tokens=4))
+    backward = engine.answer(requests[::-1], GenerationSettings(batch_size=4, max_new_tokens=4))
+    assert backward == forward[::-1]
+
+
+def test_undecodable_image_is_an_error(engine, demo_eval_assets, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    requests = _textvqa_requests(demo_eval_assets, 2) + [("<image>\nWhat?", ImageSource(path=broken))]
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        engine.answer(requests, GenerationSettings(batch_size=2, max_new_tokens=2))
+
+
+def test_prompt_ids_follow_the_template(engine):
+    ids = engine.prompt_ids("<image>\nWhat is it?")
+    tokenizer = engine.tokenizer
+    assert ids[0] == tokenizer.bos_token_id and ids.count(-200) == 1
+    text = tokenizer.decode([i for i in ids if i >= 0])
+    assert text.endswith("<start_of_turn>model\n") and "<start_of_turn>user\n" in text
