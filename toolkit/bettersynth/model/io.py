@@ -49,7 +49,11 @@ TIED_LM_HEAD = "llm.lm_head.weight"
 def build_mgm(llm_dir: str | Path, vision_tower_dir: str | Path, vision_tower_aux_dir: str | Path,
               options: MGMOptions, device: str | torch.device = "cpu",
               dtype: torch.dtype = torch.float32) -> tuple[MGMForCausalLM, PreTrainedTokenizerBase, ImagePreprocessor]:
-    """Pretrained LLM and towers + fresh mining and projector; tokenizer padded right for training."""
+    """Pretrained LLM and towers + fresh mining and projector (global RNG: seed first).
+
+    The model comes back in eval mode (call ``.train()`` to train); the tokenizer pads on the right
+    and knows ``model_max_length``.
+    """
     tokenizer = AutoTokenizer.from_pretrained(llm_dir, model_max_length=options.model_max_length,
                                               padding_side="right")
     if tokenizer.pad_token_id is None:
@@ -67,7 +71,7 @@ def build_mgm(llm_dir: str | Path, vision_tower_dir: str | Path, vision_tower_au
     mining, projector = build_image_path(vision_tower, aux_tower, llm_config.hidden_size, options)
     model = MGMForCausalLM(llm, vision_tower, aux_tower, mining.to(dtype), projector.to(dtype), options)
     preprocessor = ImagePreprocessor.from_vision_tower(vision_tower_dir, options.image_size_aux)
-    return model.to(device), tokenizer, preprocessor
+    return model.to(device).eval(), tokenizer, preprocessor
 
 
 # --- mm_projector.bin ---------------------------------------------------------------------
