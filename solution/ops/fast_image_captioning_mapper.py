@@ -10,7 +10,8 @@ newly generated tokens become the caption (the prompt is not repeated in it).
 A new sample is a copy of its source (same ``id``, so ``dj2llava --restore_questions`` finds it in
 stage_1.json; same images) whose text is ``"<__dj__image> {caption} <|__dj__eoc|>"`` per chunk
 (Data-Juicer's layout), whose stats are emptied (a later filter scores the new caption) and whose
-meta says ``recaptioned: true``. ``keep_original_sample`` keeps the source next to it.
+meta says ``recaptioned: true``. ``keep_original_sample`` keeps the source next to it. An image
+whose caption comes out empty keeps its source sample (with a warning) rather than losing it.
 ``select_meta_key``/``select_below`` caption only samples whose meta value is below a bound (e.g. the
 lower half of a CLIP ranking written by ``stats_quantile_tagger``); the others pass unchanged.
 
@@ -33,6 +34,7 @@ from data_juicer.ops.base_op import OPERATORS, TAGGING_OPS, Mapper
 from data_juicer.utils.constant import Fields
 from data_juicer.utils.mm_utils import SpecialTokens, insert_texts_after_placeholders, remove_non_special_tokens
 from data_juicer.utils.model_utils import get_model
+from loguru import logger
 
 from .batching import check_dtype, pixel_batches, resolve_model_dir, torch_dtype
 
@@ -143,10 +145,15 @@ class FastImageCaptioningMapper(Mapper):
         if paths:
             model, processor = get_model(self.model_key, rank, self.use_cuda())
             captions = dict(zip(paths, self.caption_images(model, processor, paths)))
-        output = []
+        output, empty = [], 0
         for row, chosen in zip(rows, selected):
-            if not chosen or self.keep_original_sample:
+            # an image whose caption came out empty keeps its original sample instead
+            failed = chosen and not all(captions[path] for path in row[self.image_key])
+            empty += failed
+            if not chosen or self.keep_original_sample or failed:
                 output.append(row)
-            if chosen:
+            if chosen and not failed:
                 output.append(self._captioned_copy(row, captions))
+        if empty:
+            logger.warning(f"{OP_NAME}: {empty} sample(s) got an empty caption; their original was kept instead")
         return {key: [row[key] for row in output] for key in keys}
