@@ -26,7 +26,7 @@ from typing import Callable
 from bettersynth.paths import AssetLayout, demo_layout
 
 # Bump when the content of any item changes, so old demo folders are rebuilt.
-DEMO_FORMAT_VERSION = 1
+DEMO_FORMAT_VERSION = 2
 MARKER_NAME = ".bsynth-demo-complete"
 
 

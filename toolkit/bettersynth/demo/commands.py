@@ -28,9 +28,12 @@ def register(subparsers) -> None:
 def run_build(args: argparse.Namespace) -> int:
     import time
 
+    from transformers.utils import logging as transformers_logging
+
     from bettersynth.demo.build import build_demo
     from bettersynth.paths import AssetLayout, demo_layout
 
+    transformers_logging.disable_progress_bar()  # one summary line per item instead
     layout = AssetLayout(args.root.resolve()) if args.root is not None else demo_layout()
     start = time.perf_counter()
     results = build_demo(layout, seed=args.seed, force=args.force)

@@ -20,7 +20,7 @@ import json
 import string
 from collections import Counter
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertTokenizer, CLIPTokenizer, GemmaTokenizer, GPT2Tokenizer
 
 OPT_FILLER_PREFIX = "madeupword"
@@ -53,12 +53,9 @@ def gemma_tokenizer(texts: list[str], vocab_size: int = 1024) -> GemmaTokenizer:
     _append(vocab, GEMMA_SPECIALS)
     _append(vocab, (f"<0x{b:02X}>" for b in range(256)))
     _append(vocab, sorted(trained, key=trained.__getitem__))
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, add_eos_token=False,
-                               mask_token=None, additional_special_tokens=list(GEMMA_SPECIALS[4:]))
-    bos = tokenizer.bos_token_id
-    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", bos)])
-    return tokenizer
+    # add_bos_token makes transformers write the "<bos> $A" post-processor into tokenizer.json
+    return GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, add_eos_token=False,
+                          mask_token=None, additional_special_tokens=list(GEMMA_SPECIALS[4:]))
 
 
 def clip_tokenizer(texts: list[str], vocab_size: int = 1024) -> CLIPTokenizer:
@@ -119,8 +116,5 @@ def opt_tokenizer(texts: list[str], vocab_size: int = 1024, padded_size: int = 5
     _append(vocab, alphabet)
     _append(vocab, sorted(trained, key=trained.__getitem__))
     _append(vocab, (f"{OPT_FILLER_PREFIX}{i:05d}" for i in range(padded_size - len(vocab))))
-    tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>",
-                              unk_token="<unk>", pad_token="<pad>", model_max_length=512)
-    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single="</s> $A", pair="</s> $A </s> $B", special_tokens=[("</s>", tokenizer.bos_token_id)])
-    return tokenizer
+    return GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>", unk_token="<unk>",
+                         pad_token="<pad>", add_bos_token=True, model_max_length=512)
