@@ -92,14 +92,17 @@ def default_device() -> str:
 
 
 class AnswerEngine:
-    """A loaded checkpoint (model, tokenizer, image preprocessor) on one device."""
+    """A loaded model and image preprocessor on one device; the tokenizer builds prompts and decodes."""
 
-    def __init__(self, model, tokenizer, preprocessor, device: str, dtype) -> None:
-        self.model, self.tokenizer, self.preprocessor = model.eval(), tokenizer, preprocessor
+    def __init__(self, model, preprocessor, device: str, dtype, pad_token_id: int, eos_token_id: int,
+                 tokenizer=None) -> None:
+        self.model, self.preprocessor, self.tokenizer = model.eval(), preprocessor, tokenizer
         self.device, self.dtype = device, dtype
+        self.pad_token_id, self.eos_token_id = pad_token_id, eos_token_id
 
     @classmethod
     def load(cls, checkpoint: Path, device: str | None = None) -> "AnswerEngine":
+        """A checkpoint folder written by ``save_checkpoint``: bf16 on GPU, fp32 on CPU."""
         import torch
 
         from bettersynth.model.io import load_checkpoint
@@ -110,7 +113,7 @@ class AnswerEngine:
         device = device or default_device()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         model, tokenizer, preprocessor = load_checkpoint(checkpoint, device=device, dtype=dtype)
-        return cls(model, tokenizer, preprocessor, device, dtype)
+        return cls(model, preprocessor, device, dtype, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer)
 
     def prompt_ids(self, message: str) -> list[int]:
         from bettersynth.train.template import generation_prompt_ids
@@ -120,51 +123,58 @@ class AnswerEngine:
     def _left_padded(self, prompts: list[list[int]]):
         import torch
 
-        pad = self.tokenizer.pad_token_id
         width = max(len(ids) for ids in prompts)
-        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(prompts), width), dtype=torch.bool)
         for row, ids in enumerate(prompts):
             input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
             attention_mask[row, width - len(ids):] = True
         return input_ids.to(self.device), attention_mask.to(self.device)
 
-    def _decode(self, new_tokens) -> list[str]:
-        eos = self.tokenizer.eos_token_id
-        texts = []
+    def _until_eos(self, new_tokens) -> list[list[int]]:
+        rows = []
         for row in new_tokens.tolist():
-            if eos in row:
-                row = row[:row.index(eos)]
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
-        return texts
+            rows.append(row[:row.index(self.eos_token_id)] if self.eos_token_id in row else row)
+        return rows
 
-    def answer(self, requests: Sequence[tuple[str, ImageSource]], settings: GenerationSettings) -> list[str]:
-        """Answers to (user message, image) requests, in request order."""
+    def generate_ids(self, prompts: Sequence[list[int]], images: Sequence[ImageSource],
+                     settings: GenerationSettings) -> list[list[int]]:
+        """New token ids (cut before the first eos) for prompt ids with one image each, in order."""
         import torch
         from torch.utils.data import DataLoader
         from tqdm import tqdm
 
-        prompts = [self.prompt_ids(message) for message, _ in requests]
+        if len(prompts) != len(images):
+            raise ValueError(f"{len(prompts)} prompts but {len(images)} images")
         order = sorted(range(len(prompts)), key=lambda position: len(prompts[position]), reverse=True)
         batches = [order[start:start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
-        loader = DataLoader(_ImageDataset([source for _, source in requests], self.preprocessor),
-                            batch_sampler=batches, collate_fn=_collate, num_workers=settings.num_workers,
-                            pin_memory=self.device.startswith("cuda"),
+        loader = DataLoader(_ImageDataset(images, self.preprocessor), batch_sampler=batches, collate_fn=_collate,
+                            num_workers=settings.num_workers, pin_memory=self.device.startswith("cuda"),
                             multiprocessing_context="fork" if settings.num_workers else None)
-        answers: list[str | None] = [None] * len(prompts)
+        answers: list[list[int]] = [[] for _ in prompts]
         with torch.inference_mode(), tqdm(total=len(prompts), desc=settings.progress_label, unit="q",
                                           mininterval=5.0, disable=not prompts) as bar:
-            for positions, images in loader:
+            for positions, pixels in loader:
                 input_ids, attention_mask = self._left_padded([prompts[p] for p in positions])
                 new_tokens = self.model.generate(
                     input_ids=input_ids, attention_mask=attention_mask,
-                    images_aux=images.to(self.device, dtype=self.dtype, non_blocking=True),
+                    images_aux=pixels.to(self.device, dtype=self.dtype, non_blocking=True),
                     has_image=torch.ones(len(positions), dtype=torch.bool, device=self.device),
-                    max_new_tokens=settings.max_new_tokens)
-                for position, text in zip(positions, self._decode(new_tokens.cpu())):
-                    answers[position] = text
+                    max_new_tokens=settings.max_new_tokens, eos_token_id=self.eos_token_id,
+                    pad_token_id=self.pad_token_id)
+                for position, ids in zip(positions, self._until_eos(new_tokens.cpu())):
+                    answers[position] = ids
                 bar.update(len(positions))
         return answers
+
+    def answer(self, requests: Sequence[tuple[str, ImageSource]], settings: GenerationSettings) -> list[str]:
+        """Answers to (user message, image) requests, in request order: decoded without special
+        tokens and stripped."""
+        if self.tokenizer is None:
+            raise ValueError("answer() needs the tokenizer; use generate_ids() with prompt ids")
+        prompts = [self.prompt_ids(message) for message, _ in requests]
+        ids = self.generate_ids(prompts, [source for _, source in requests], settings)
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
 
 
 def default_workers(device: str) -> int:
