@@ -23,7 +23,7 @@ PYTHON="${PYTHON:-python3}"
 MARKER=".bsynth-download-complete"
 TRIES="${BSYNTH_DOWNLOAD_TRIES:-5}"
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
 bsynth_py() { PYTHONPATH="$ROOT/toolkit${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" "$@"; }
 
