@@ -1,8 +1,9 @@
 """Reads a DeepSpeed JSON (toolkit/configs/deepspeed/zero2*.json) and fills its "auto" values.
 
-The JSONs hold only the ZeRO settings; the trainer owns the optimizer, schedule and (absent)
-clipping, so a JSON with an ``optimizer``, ``scheduler`` or non-zero ``gradient_clipping`` is
-rejected. "auto" becomes: batch sizes from the arguments and world size, ``bf16.enabled`` from
+The JSONs hold only the ZeRO settings; the trainer owns the optimizer and schedule, and MGM-2B
+trains without gradient clipping, so a JSON with an ``optimizer``, ``scheduler`` or non-zero
+``gradient_clipping`` is rejected. DeepSpeed clips at 1.0 when ``gradient_clipping`` is absent
+(its default since 0.1x), so an absent value is written as 0.0. "auto" becomes: batch sizes from the arguments and world size, ``bf16.enabled`` from
 --bf16, ``fp16.enabled`` false, ``zero_optimization.reduce_bucket_size`` = hidden size squared (the
 value Hugging Face's integration uses). A number given explicitly must agree with the arguments.
 Used by the training backend; test: tests/train/test_ds_config.py.
@@ -61,7 +62,9 @@ def deepspeed_config(path: str | Path, args, world_size: int, hidden_size: int) 
     stage = raw.get("zero_optimization", {}).get("stage", 0)
     if stage not in (0, 1, 2):
         raise ValueError(f"{source}: ZeRO stage {stage} is not supported (use 2; stage 3 shards the frozen towers)")
-    return _fill(raw, (), _auto_values(args, world_size, hidden_size), source)
+    config = _fill(raw, (), _auto_values(args, world_size, hidden_size), source)
+    config["gradient_clipping"] = 0.0
+    return config
 
 
 def offloads_optimizer(config: dict[str, Any]) -> bool:

@@ -1,0 +1,122 @@
+"""Whole stages on the demo models (CPU, tiny): pretrain then finetune write their files, the
+finetune checkpoint reloads to identical logits, 8 samples are over-fitted, a finished stage is not
+redone, bad data stops the run naming the sample.
+
+Run with ``HF_HUB_OFFLINE=1 python -m pytest tests/train/test_run.py -q`` (about a minute or two).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bettersynth.train.checkpoint import FINAL_MARKER
+
+from conftest import run_in_process, stage_argv, write_subset
+
+
+@pytest.fixture(scope="module")
+def pretrained(demo_layout_for_tests, pretrain_records, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    data = write_subset(pretrain_records[:8], root / "pretrain.json")
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, root / "out", "pretrain"))
+    return root / "out", outcome
+
+
+def test_pretrain_writes_its_outputs(pretrained):
+    out, outcome = pretrained
+    assert outcome.status == "finished" and outcome.state.global_step == 2  # 8 samples, global batch 4
+    for name in ("mm_projector.bin", "config.json", "train_args.json", "trainer_state.json", FINAL_MARKER):
+        assert (out / name).is_file(), name
+    projector = torch.load(out / "mm_projector.bin", weights_only=True)
+    assert {key.split(".")[1] for key in projector} == {"mm_projector", "vlm_uni_query_projector",
+                                                        "vlm_uni_aux_projector", "vlm_uni_val_projector"}
+    trained = dict(outcome.model.named_parameters())
+    assert torch.equal(projector["model.mm_projector.0.weight"], trained["projector.0.weight"].detach())
+    config = json.loads((out / "config.json").read_text())
+    assert config["stage"] == "pretrain" and config["train_args"]["tune_mm_mlp_adapter"] is True
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [entry["step"] for entry in state["log_history"]] == [1, 2]
+    assert all({"loss", "learning_rate", "samples_per_second", "tokens_per_second"} <= set(e)
+               for e in state["log_history"])
+    assert state["totals"]["samples"] == 8
+
+
+def test_finetune_checkpoint_reloads_to_identical_logits(pretrained, demo_layout_for_tests, finetune_records,
+                                                         tmp_path):
+    from bettersynth.model.io import load_checkpoint
+    from bettersynth.train.collate import Collator
+    from bettersynth.train.template import encode_conversation
+
+    adapter = str(pretrained[0] / "mm_projector.bin")
+    data = write_subset(finetune_records[:8], tmp_path / "finetune.json")
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, tmp_path / "out", "finetune", adapter=adapter))
+    out = tmp_path / "out"
+    assert outcome.status == "finished"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
+                 "preprocessor_config.json", "trainer_state.json", "train_args.json", FINAL_MARKER):
+        assert (out / name).is_file(), name
+    assert str(demo_layout_for_tests.root) not in (out / "config.json").read_text()  # relocatable
+    reloaded, tokenizer, preprocessor = load_checkpoint(out)
+    trained = outcome.model.eval()
+    record = next(r for r in finetune_records[:8] if "image" in r)
+    encoded = encode_conversation(record["conversations"], tokenizer, has_image=True)
+    image = preprocessor(preprocessor.load(demo_layout_for_tests.finetune_dir / record["image"]), aspect="pad")
+    from bettersynth.train.dataset import Example
+    example = Example(0, "x", torch.tensor(encoded.input_ids), torch.tensor(encoded.labels), image, 0, 0, False, False)
+    batch, _ = Collator(tokenizer.pad_token_id, image.shape[-1])([example])
+    with torch.no_grad():
+        expected = trained(**batch, return_logits=True)
+        got = reloaded(**batch, return_logits=True)
+    assert torch.equal(expected.logits, got.logits) and torch.equal(expected.loss_sum, got.loss_sum)
+
+
+def test_overfitting_eight_samples_cuts_the_loss_by_ninety_percent(demo_layout_for_tests, finetune_records,
+                                                                    tmp_path):
+    data = write_subset(finetune_records[:8], tmp_path / "eight.json")
+    # 30 full-batch steps at a constant 1e-2 after warmup: enough for the tiny LLM to memorise
+    # its 101 supervised tokens (the official cosine decay would stop it half-way in 30 steps).
+    argv = stage_argv(demo_layout_for_tests, data, tmp_path / "out", "finetune", "--num_train_epochs", "30",
+                      "--learning_rate", "1e-2", "--lr_scheduler_type", "constant_with_warmup",
+                      "--aux_drop_path_in_training", "False", per_device=4, accumulation=2)
+    outcome = run_in_process(argv)
+    losses = [entry["loss"] for entry in outcome.state.log_history]
+    assert len(losses) == 30
+    assert losses[-1] < 0.1 * losses[0], losses
+
+
+def test_finished_stage_is_not_redone_unless_overwritten(pretrained, demo_layout_for_tests, pretrain_records,
+                                                         tmp_path):
+    out, _ = pretrained
+    data = write_subset(pretrain_records[:8], tmp_path / "pretrain.json")
+    before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, out, "pretrain"))
+    assert outcome.status == "already_finished"
+    assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == before
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in out.iterdir():
+        if path.is_file():
+            (copy / path.name).write_bytes(path.read_bytes())
+    (copy / "checkpoint-1").mkdir()  # a stale checkpoint: overwrite must not resume from it
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, copy, "pretrain", "--overwrite_output_dir", "True"))
+    assert outcome.status == "finished" and outcome.state.global_step == 2
+    assert not (copy / "checkpoint-1").exists()
+
+
+def test_bad_data_stops_naming_the_sample_or_is_skipped(demo_layout_for_tests, pretrain_records, tmp_path):
+    from bettersynth.train.args import parse_args
+    from bettersynth.train.run import run
+
+    records = [dict(record) for record in pretrain_records[:9]]
+    records[3]["image"] = "images/missing/nowhere.jpg"
+    data = write_subset(records, tmp_path / "bad.json")
+    out = tmp_path / "out"
+    assert run(parse_args(stage_argv(demo_layout_for_tests, data, out, "pretrain"))) == 1
+    log = (out / "train.log").read_text()
+    assert records[3]["id"] in log and "nowhere.jpg" in log and "--skip_bad_samples" in log
+    assert not (out / FINAL_MARKER).exists()
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, out, "pretrain", "--skip_bad_samples", "True"))
+    assert outcome.status == "finished" and outcome.state.totals["samples"] == 8
