@@ -6,12 +6,15 @@ Not run on its own; the fixtures that use them live in tests/recipes/conftest.py
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from bettersynth.paths import AssetLayout
 
@@ -46,10 +49,10 @@ def distributions() -> set[tuple[str, str]]:
 
 
 def run_cli(recipe: Path, layout: AssetLayout, export: Path, *extra: str, env: dict | None = None,
-            timeout: int = 900) -> RecipeResult:
-    """``bsynth recipe run`` on the demo seed pool with the demo's recipe models."""
+            dataset: Path | None = None, timeout: int = 900) -> RecipeResult:
+    """``bsynth recipe run`` with the demo's recipe models, on the demo seed pool unless ``dataset``."""
     command = [sys.executable, "-m", "bettersynth", "recipe", "run", str(recipe),
-               "--dataset", str(layout.seed_jsonl), "--export", str(export),
+               "--dataset", str(dataset or layout.seed_jsonl), "--export", str(export),
                "--models-root", str(layout.recipe_models_dir), *extra]
     before = distributions()
     start = time.perf_counter()
@@ -73,3 +76,39 @@ class RecipeRuns:
             self.results[key] = run_cli(RECIPES_DIR / f"{name}.yaml", self.layout, export,
                                         "--np", "1", "--executor", executor, env=env)
         return self.results[key]
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_complete_run(result: RecipeResult, layout: AssetLayout) -> list[dict]:
+    """The checks every successful run must pass; returns the exported rows.
+
+    Exit 0; the export exists (no leftover .partial) and passes ``bettersynth.data.validate`` against
+    the seed pool's image root and stage_1.json (so dj2llava --restore_questions can convert it);
+    image paths are relative; run.json's per-op counts chain from the loaded count to the export's;
+    the HTML report embeds a histogram per metric; nothing was installed.
+    """
+    from bettersynth.data.validate import ValidateOptions, validate
+
+    assert result.returncode == 0, result.output[-5000:]
+    assert result.export.is_file() and not result.export.with_name(result.export.name + ".partial").exists()
+    report = validate(result.export, ValidateOptions(image_root=layout.seed_dir, original=layout.stage1_json,
+                                                     workers=1))
+    assert report.ok, [problem.to_json() for problem in report.errors][:5]
+    rows = read_rows(result.export)
+    assert all(not os.path.isabs(path) for row in rows for path in row["images"])
+    summary = json.loads((result.work_dir / "run.json").read_text())
+    assert summary["status"] == "complete" and summary["output_samples"] == len(rows)
+    assert summary["input_samples"] == len(layout.seed_jsonl.read_text().splitlines())
+    if summary["executor"] == "default":
+        counts = [summary["loaded_samples"]] + [op["left"] for op in summary["ops"]]
+        assert counts[0] == summary["input_samples"] and counts[-1] == len(rows)
+        assert len(summary["ops"]) == len(yaml.safe_load(Path(summary["recipe"]).read_text())["process"])
+    page = (result.report_dir / "report.html").read_text()
+    numbers = json.loads((result.report_dir / "report.json").read_text())
+    assert page.count("data:image/png;base64,") == sum(1 for m in numbers["metrics"].values() if m["count"])
+    assert numbers["metrics"]["caption length (words)"]["count"] == len(rows)
+    assert "Data-Juicer tried to install" not in result.output and not result.distributions_changed
+    return rows
