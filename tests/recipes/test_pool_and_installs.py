@@ -47,7 +47,8 @@ def test_staging_makes_paths_absolute(tmp_path, image_root):
     ("{not json", "pool.jsonl:2: not valid JSON"),
     ('["a list"]', "pool.jsonl:2: a sample must be a JSON object"),
     ({"id": "9", "text": "t", "images": "images/a.jpg"}, "pool.jsonl:2: `images` must be a list"),
-    ({"id": "9", "text": "t", "images": ["images/zzz.jpg"]}, "pool.jsonl:2: sample '9': image .*zzz.jpg does not exist"),
+    ({"id": "9", "text": "t", "images": ["images/zzz.jpg"]},
+     "pool.jsonl:2: sample '9': image .*zzz.jpg does not exist"),
 ])
 def test_staging_names_the_bad_line(tmp_path, image_root, bad, message):
     dataset = write_lines(tmp_path / "pool.jsonl", [{"id": "1", "text": "t", "images": ["images/a.jpg"]}, bad])

@@ -107,3 +107,35 @@ def test_run_settings_are_validated(tmp_path):
             RecipeRun.create(recipe, **arguments)
     with pytest.raises(ValueError, match="does not exist"):
         RecipeRun.create(recipe, dataset=tmp_path / "missing.jsonl", models_root=tmp_path)
+
+
+def test_models_follow_the_data(tmp_path, monkeypatch):
+    """Demo models only for demo data while the real ones are absent; real data gets the real folder."""
+    from bettersynth.recipes.config import default_models_root
+
+    real, demo = tmp_path / "real", tmp_path / "demo"
+    monkeypatch.setenv("BSYNTH_ASSETS_ROOT", str(real))
+    monkeypatch.setenv("BSYNTH_DEMO_ROOT", str(demo))
+    real_models = real / "toolkit" / "training" / "model_zoo" / "recipe_models"
+    demo_models = demo / "toolkit" / "training" / "model_zoo" / "recipe_models"
+    demo_pool, real_pool = demo / "input" / "pool.jsonl", real / "input" / "pool.jsonl"
+    assert default_models_root(demo_pool) == demo_models
+    assert default_models_root(real_pool) == real_models
+    real_models.mkdir(parents=True)
+    assert default_models_root(demo_pool) == real_models
+
+
+def test_solution_requirements_pin_the_toolkit_versions():
+    import re
+    import tomllib
+
+    pin = re.compile(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==(\S+)$")
+    toolkit = {}
+    for spec in tomllib.loads((RECIPES_DIR.parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]:
+        match = pin.match(spec.replace(" ", ""))
+        toolkit[match.group(1).lower()] = match.group(3)
+    lines = [line.strip() for line in (RECIPES_DIR.parent / "requirements.txt").read_text().splitlines()]
+    pins = [pin.match(line) for line in lines if line and not line.startswith("#")]
+    assert pins and all(pins)
+    for match in pins:
+        assert toolkit.get(match.group(1).lower()) == match.group(3), match.group(0)

@@ -5,9 +5,10 @@ Where things go, for an export ``DIR/NAME.jsonl``:
   DIR/NAME_work/          Data-Juicer's work folder: resolved recipe, staged input, logs, stats, run.json
   DIR/NAME_report/        report.html (per-op table, score histograms) and report.json
 
-Defaults: the recipe models are the real layout's ``recipe_models_dir`` when that folder exists,
-else the demo layout's; the dataset is the real seed pool when present, else the demo's; image
-paths are relative to the dataset file's folder (the seed pool's image root); the export is
+Defaults: the dataset is the real seed pool when present, else the demo's; the recipe models are
+the real layout's ``recipe_models_dir`` (``toolkit/training/model_zoo/recipe_models/<org>/<name>``),
+or the demo layout's when the real folder is absent and the dataset is demo data; image paths are
+relative to the dataset file's folder (the seed pool's image root); the export is
 ``output/processed_data/processed_data.jsonl`` (the official kit's offline-round location).
 """
 
@@ -22,9 +23,13 @@ from bettersynth import paths
 EXECUTORS = ("default", "ray")
 
 
-def default_models_root() -> Path:
-    real = paths.real_layout().recipe_models_dir
-    return real if real.is_dir() else paths.demo_layout().recipe_models_dir
+def default_models_root(dataset: Path) -> Path:
+    """The real recipe models; the demo's tiny ones only for demo data while the real ones are
+    absent, so random models never score a real pool unnoticed (a missing real model fails its op)."""
+    real, demo = paths.real_layout().recipe_models_dir, paths.demo_layout()
+    if real.is_dir() or not dataset.resolve().is_relative_to(demo.root):
+        return real
+    return demo.recipe_models_dir
 
 
 def default_dataset() -> Path:
@@ -73,7 +78,8 @@ class RecipeRun:
         dataset = (dataset or default_dataset()).resolve()
         return cls(recipe=recipe.resolve(), dataset=dataset, export=(export or default_export()).resolve(),
                    image_root=(image_root or dataset.parent).resolve(),
-                   models_root=(models_root or default_models_root()).resolve(), np=np, executor=executor)
+                   models_root=(models_root or default_models_root(dataset)).resolve(),
+                   np=np, executor=executor)
 
     @property
     def work_dir(self) -> Path:
