@@ -120,3 +120,27 @@ def test_bad_data_stops_naming_the_sample_or_is_skipped(demo_layout_for_tests, p
     assert not (out / FINAL_MARKER).exists()
     outcome = run_in_process(stage_argv(demo_layout_for_tests, data, out, "pretrain", "--skip_bad_samples", "True"))
     assert outcome.status == "finished" and outcome.state.totals["samples"] == 8
+
+
+def test_undecodable_image_in_a_loader_worker(demo_layout_for_tests, pretrain_records, tmp_path):
+    from bettersynth.train.args import parse_args
+    from bettersynth.train.run import run
+
+    images = tmp_path / "images"
+    records = [dict(record) for record in pretrain_records[:8]]
+    for record in records:
+        target = images / record["image"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((demo_layout_for_tests.seed_dir / record["image"]).read_bytes())
+    (images / records[5]["image"]).write_bytes(b"\xff\xd8 truncated")
+    data = write_subset(records, tmp_path / "data.json")
+    extra = ["--image_folder", str(images), "--dataloader_num_workers", "1"]
+    out = tmp_path / "out"
+    assert run(parse_args(stage_argv(demo_layout_for_tests, data, out, "pretrain", *extra))) == 1
+    log = (out / "train.log").read_text()
+    assert records[5]["id"] in log and records[5]["image"] in log and "cannot be loaded" in log
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, out, "pretrain", *extra,
+                                        "--skip_bad_samples", "True"))
+    assert outcome.status == "finished"  # 2 steps of 4: every record is used once, the broken one skipped
+    assert outcome.state.totals["samples"] == 7 and outcome.state.totals["skipped_samples"] == 1
+    assert outcome.state.skipped_ids == [records[5]["id"]]
