@@ -11,9 +11,9 @@ Prompts are synthetic token ids of TextVQA-like (question + OCR tokens + instruc
 tokens) and MMBench-like (hint + question + options, 40-250) lengths around one image placeholder
 (576 image tokens at real size). Images are synthetic JPEGs of TextVQA-like sizes (files, decoded
 on every read) and MMBench-like base64 JPEGs. Random weights never emit <eos>, so every answer runs
-to its max_new_tokens: the defaults (8 for TextVQA, 3 for MMBench) are the lengths of typical real
-answers with their end-of-turn tokens ("coca cola", "B"); real runs stop at <eos> per row, so a long
-outlier answer keeps its batch busy longer than here. Prints answers/s per benchmark and the total
+to its max_new_tokens: the defaults (8 for TextVQA, 4 for MMBench) are the lengths of typical real
+answers followed by "<end_of_turn>", "\n", "<eos>" ("coca cola", "B"); real runs stop at <eos> per
+row, so a long outlier answer keeps its batch busy longer than here. Prints answers/s per benchmark and the total
 minutes against the 5-minute target, plus one JSON line for bench/RESULTS.md.
 """
 
@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny model, for a CPU smoke test")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-sizes", default="32", help="comma-separated; each is timed in turn")
-    parser.add_argument("--workers", type=int, default=None, help="image workers (default 8 on GPU, 0 on CPU)")
+    parser.add_argument("--workers", type=int, default=None, help="image workers (default up to 8 on GPU, 0 on CPU)")
     parser.add_argument("--textvqa-answer-tokens", type=int, default=8)
-    parser.add_argument("--mmbench-answer-tokens", type=int, default=3)
+    parser.add_argument("--mmbench-answer-tokens", type=int, default=4)
     args = parser.parse_args(argv)
 
     fraction = 0.1 if args.quick else 1.0
