@@ -94,8 +94,14 @@ class DeepSpeedBackend:
         self.dist = dist
         optimizer = build_optimizer(model, args, dist.device, cpu_offload=offloads_optimizer(config))
         scheduler = build_scheduler(optimizer, args, total_steps)
+        # The engine broadcasts every parameter as a byte view when it starts, which needs a unit
+        # stride in the last dimension: the channels-last ConvNeXt weights (frozen, not held by the
+        # optimizer) are made contiguous for that and put back afterwards.
+        model.to(memory_format=torch.contiguous_format)
         self.engine, _, _, self.scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
                                                                  lr_scheduler=scheduler, config=config)
+        if model.options.aux_channels_last:
+            model.aux_tower.to(memory_format=torch.channels_last)
         self.model = self.engine.module
         self.float_dtype = torch.bfloat16 if self.engine.bfloat16_enabled() else torch.float32
 

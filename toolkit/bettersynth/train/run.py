@@ -153,7 +153,7 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
 
 def run(args: TrainArgs) -> int:
     """Runs one stage; returns the exit status (1 on bad data, with the sample named)."""
-    dist = init_distributed(args.local_rank)
+    dist = init_distributed(args.local_rank, single_process_group=bool(args.deepspeed) and torch.cuda.is_available())
     setup_logging(dist.is_main, Path(args.output_dir) / "train.log")
     try:
         run_stage(args, dist)
