@@ -143,7 +143,9 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     if not finished:
         log.info("stopped after step %d as asked (--stop_after_steps); run again to resume", state.global_step)
         return StageOutcome("stopped", backend.model, state)
-    log.info("training took %.1f s", time.perf_counter() - start)
+    log.info("training took %.1f s%s", time.perf_counter() - start,
+             f"; peak GPU memory {torch.cuda.max_memory_allocated(dist.device) / 2**30:.1f} GiB"
+             if dist.device.type == "cuda" else "")
     summarise(state, args.data_path, dataset)
     if dist.is_main:
         write_final_outputs(backend.model, tokenizer, preprocessor, args, state, output_dir)
