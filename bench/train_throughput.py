@@ -1,0 +1,250 @@
+"""Training throughput of MGM-2B on one GPU: our default settings against the official ones.
+
+Builds the real-size model (random weights) in the real on-disk layouts and real-format data
+(JPEGs decoded by the real data loader; captions sized so a pretrain sample is ~614 tokens and a
+finetune sample ~700, image tokens included), then runs the real trainer (`bettersynth.train`
+under torchrun + DeepSpeed) for a few optimizer steps at the official global batch of each stage,
+once with our defaults and once with the official settings (ZeRO-2 with the optimizer on the CPU,
+small micro-batches, gradient checkpointing). Prints samples/s and tokens/s (median over the timed
+steps, data loading included), model TFLOP/s and MFU against a bf16 matmul ceiling measured here,
+peak GPU memory (nvidia-smi), and the ratio ours/official.
+
+    python bench/train_throughput.py --work /tmp/bench --runs pretrain:ours pretrain:official \
+        finetune:ours finetune:official --steps 5 --warmup 1 --out results.json
+
+Model FLOPs per sample are counted once per stage with torch's FlopCounterMode on one real
+micro-batch (forward + backward of exactly what the stage computes; no recomputation counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_size_assets import write_finetune_json, write_images, write_models, write_pretrain_json  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEEPSPEED_DIR = REPO_ROOT / "toolkit" / "configs" / "deepspeed"
+
+
+@dataclass(frozen=True)
+class Setting:
+    micro_batch: int
+    accumulation: int
+    deepspeed_config: str
+    gradient_checkpointing: bool
+    workers: int
+    loss_normalization: str
+
+
+# Global batch 256 (pretrain) and 128 (finetune) on one GPU in every setting.
+SETTINGS = {
+    ("pretrain", "ours"): Setting(16, 16, "zero2.json", False, 12, "global_tokens"),
+    ("pretrain", "official"): Setting(4, 64, "zero2_offload.json", True, 4, "micro_batch_mean"),
+    ("finetune", "ours"): Setting(8, 16, "zero2.json", False, 12, "global_tokens"),
+    ("finetune", "official"): Setting(4, 32, "zero2_offload.json", True, 4, "micro_batch_mean"),
+}
+STAGE_ARGS = {
+    "pretrain": ["--tune_mm_mlp_adapter", "True", "--learning_rate", "1e-3"],
+    "finetune": ["--image_aspect_ratio", "pad", "--group_by_modality_length", "True", "--learning_rate", "2e-5"],
+}
+
+
+def matmul_ceiling_tflops(size: int = 8192, repeats: int = 20) -> float:
+    a = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1000)
+    return 2 * size ** 3 / statistics.median(times) / 1e12
+
+
+def stage_data(work: Path, stage: str, samples: int, images: list[str], words: int) -> Path:
+    path = work / "data" / f"{stage}.json"
+    if stage == "pretrain":
+        write_pretrain_json(path, images, samples, caption_words=words)
+    else:
+        write_finetune_json(path, images, samples, answer_words=words)
+    return path
+
+
+def mean_tokens(data_path: Path, tokenizer, image_tokens: int) -> float:
+    from bettersynth.train.template import encode_conversation
+
+    records = json.loads(data_path.read_text())[:64]
+    lengths = [len(encode_conversation(r["conversations"], tokenizer, has_image=True).input_ids) - 1 + image_tokens
+               for r in records]
+    return statistics.mean(lengths)
+
+
+def calibrate_words(work: Path, stage: str, images: list[str], tokenizer, target: int) -> int:
+    """The caption/answer length in words whose samples come closest to ``target`` tokens."""
+    best = (float("inf"), 1)
+    for words in range(1, 160, 2):
+        path = stage_data(work, stage, 64, images, words)
+        gap = abs(mean_tokens(path, tokenizer, 576) - target)
+        best = min(best, (gap, words))
+    return best[1]
+
+
+def trainer_command(stage: str, setting: Setting, folders: dict, data: Path, image_root: Path, out: Path,
+                    steps: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+            "-m", "bettersynth.train",
+            "--deepspeed", str(DEEPSPEED_DIR / setting.deepspeed_config), "--bf16", "True", "--tf32", "True",
+            "--model_name_or_path", str(folders["llm"]), "--vision_tower", str(folders["clip"]),
+            "--vision_tower_aux", str(folders["aux"]), "--version", "gemma", "--mm_projector_type", "mlp2x_gelu",
+            "--mm_vision_select_layer", "-2", "--image_size_aux", "768", "--data_path", str(data),
+            "--image_folder", str(image_root), "--output_dir", str(out), "--overwrite_output_dir", "True",
+            "--per_device_train_batch_size", str(setting.micro_batch),
+            "--gradient_accumulation_steps", str(setting.accumulation),
+            "--gradient_checkpointing", str(setting.gradient_checkpointing),
+            "--dataloader_num_workers", str(setting.workers), "--loss_normalization", setting.loss_normalization,
+            "--max_steps", str(steps), "--save_strategy", "no", "--logging_steps", "1",
+            "--model_max_length", "2048", "--report_to", "none", *STAGE_ARGS[stage]]
+
+
+class PeakMemory:
+    """Polls nvidia-smi while a run is going; ``peak_gib`` is the largest memory.used seen."""
+
+    def __init__(self) -> None:
+        self.peak_mib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True).stdout.split()
+            if out:
+                self.peak_mib = max(self.peak_mib, int(out[0]))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_gib(self) -> float:
+        return self.peak_mib / 1024
+
+
+def count_flops_per_sample(stage: str, folders: dict, data: Path, image_root: Path, setting: Setting) -> float:
+    """Forward + backward FLOPs of one real micro-batch of 2 samples, divided by 2."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bettersynth.train.args import parse_args
+    from bettersynth.train.collate import Collator
+    from bettersynth.train.run import build
+
+    command = trainer_command(stage, setting, folders, data, image_root, Path("/tmp/unused"), 1)
+    args = parse_args(command[command.index("bettersynth.train") + 1:])
+    model, tokenizer, _, dataset = build(args)
+    model.to("cuda", torch.bfloat16)
+    batch, _ = Collator(tokenizer.pad_token_id, 768)([dataset[0], dataset[1]])
+    batch = {k: v.to("cuda", torch.bfloat16) if v.is_floating_point() else v.to("cuda") for k, v in batch.items()}
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = model(**batch)
+        out.loss_sum.backward()
+    flops = counter.get_total_flops() / 2
+    del model, out
+    torch.cuda.empty_cache()
+    return flops
+
+
+def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, work: Path, steps: int,
+            warmup: int, log_dir: Path) -> dict:
+    setting = SETTINGS[(stage, name)]
+    out = work / "runs" / f"{stage}-{name}"
+    command = trainer_command(stage, setting, folders, data, image_root, out, steps)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    start = time.monotonic()
+    with PeakMemory() as memory, open(log_dir / f"{stage}-{name}.log", "w") as log:
+        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise SystemExit(f"{stage}:{name} failed (exit {result.returncode}); see {log_dir / f'{stage}-{name}.log'}")
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    timed = [entry for entry in history if "samples_per_second" in entry][warmup:]
+    samples_per_s = statistics.median(e["samples_per_second"] for e in timed)
+    tokens_per_s = statistics.median(e["tokens_per_second"] for e in timed)
+    return {"stage": stage, "setting": name, **setting.__dict__, "samples_per_s": samples_per_s,
+            "tokens_per_s": tokens_per_s, "tokens_per_sample": tokens_per_s / samples_per_s,
+            "timed_steps": len(timed), "peak_gib": memory.peak_gib, "wall_s": time.monotonic() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--runs", nargs="+", default=["pretrain:ours", "pretrain:official"])
+    parser.add_argument("--steps", type=int, default=5, help="optimizer steps per run (global batches)")
+    parser.add_argument("--warmup", type=int, default=1, help="first steps left out of the median")
+    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--out", type=Path, default=Path("train_throughput.json"))
+    parser.add_argument("--log-dir", type=Path, default=Path("."))
+    args = parser.parse_args()
+
+    from transformers import AutoTokenizer
+
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    ceiling = matmul_ceiling_tflops()
+    print(f"bf16 matmul ceiling: {ceiling:.0f} TFLOP/s on {torch.cuda.get_device_name()}", flush=True)
+    folders = write_models(args.work / "models")
+    image_root = args.work / "data"
+    images = write_images(image_root, args.images)
+    tokenizer = AutoTokenizer.from_pretrained(folders["llm"])
+    results = []
+    for stage in dict.fromkeys(run.split(":")[0] for run in args.runs):
+        target = 614 if stage == "pretrain" else 700
+        words = calibrate_words(args.work, stage, images, tokenizer, target)
+        global_batch = 256 if stage == "pretrain" else 128
+        data = stage_data(args.work, stage, global_batch * args.steps, images, words)
+        print(f"{stage}: {mean_tokens(data, tokenizer, 576):.0f} tokens/sample ({words} words)", flush=True)
+        flops = count_flops_per_sample(stage, folders, data, image_root, SETTINGS[(stage, "ours")])
+        print(f"{stage}: {flops / 1e12:.2f} TFLOP per sample (forward + backward)", flush=True)
+        for run in args.runs:
+            run_stage, name = run.split(":")
+            if run_stage != stage:
+                continue
+            row = run_one(stage, name, folders, data, image_root, args.work, args.steps, args.warmup, args.log_dir)
+            row["tflops"] = flops * row["samples_per_s"] / 1e12
+            row["mfu"] = row["tflops"] / ceiling
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    args.out.write_text(json.dumps({"card": torch.cuda.get_device_name(), "matmul_tflops": ceiling,
+                                    "results": results}, indent=1))
+    print(f"\n{'stage':9} {'setting':9} {'micro x acc':>11} {'samples/s':>10} {'tokens/s':>10} "
+          f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9}")
+    for row in results:
+        print(f"{row['stage']:9} {row['setting']:9} {row['micro_batch']:>4} x {row['accumulation']:<4} "
+              f"{row['samples_per_s']:>10.1f} {row['tokens_per_s']:>10.0f} {row['tflops']:>8.0f} "
+              f"{row['mfu']:>6.1%} {row['peak_gib']:>9.1f}")
+    for stage in ("pretrain", "finetune"):
+        rows = {r["setting"]: r for r in results if r["stage"] == stage}
+        if {"ours", "official"} <= set(rows):
+            print(f"{stage}: ours / official = {rows['ours']['samples_per_s'] / rows['official']['samples_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
