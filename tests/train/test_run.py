@@ -101,7 +101,8 @@ def test_finished_stage_is_not_redone_unless_overwritten(pretrained, demo_layout
         if path.is_file():
             (copy / path.name).write_bytes(path.read_bytes())
     (copy / "checkpoint-1").mkdir()  # a stale checkpoint: overwrite must not resume from it
-    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, copy, "pretrain", "--overwrite_output_dir", "True"))
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, copy, "pretrain",
+                                        "--overwrite_output_dir", "True"))
     assert outcome.status == "finished" and outcome.state.global_step == 2
     assert not (copy / "checkpoint-1").exists()
 

@@ -3,9 +3,10 @@
 The JSONs hold only the ZeRO settings; the trainer owns the optimizer and schedule, and MGM-2B
 trains without gradient clipping, so a JSON with an ``optimizer``, ``scheduler`` or non-zero
 ``gradient_clipping`` is rejected. DeepSpeed clips at 1.0 when ``gradient_clipping`` is absent
-(its default since 0.1x), so an absent value is written as 0.0. "auto" becomes: batch sizes from the arguments and world size, ``bf16.enabled`` from
---bf16, ``fp16.enabled`` false, ``zero_optimization.reduce_bucket_size`` = hidden size squared (the
-value Hugging Face's integration uses). A number given explicitly must agree with the arguments.
+(its default in 0.19), so an absent value is written as 0.0. "auto" becomes: batch sizes from the
+arguments and world size, ``bf16.enabled`` from --bf16, ``fp16.enabled`` false,
+``zero_optimization.reduce_bucket_size`` = hidden size squared (the value Hugging Face's
+integration uses). A number given explicitly must agree with the arguments.
 Used by the training backend; test: tests/train/test_ds_config.py.
 """
 

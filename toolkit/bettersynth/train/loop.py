@@ -78,7 +78,8 @@ def train_step(context: FitContext, micro_batches: list[tuple[dict | None, Batch
             if batch is None:
                 loss = zero_loss(backend.model)
             else:
-                output = backend.forward({key: value.to(dist.device, non_blocking=True) for key, value in batch.items()})
+                output = backend.forward({key: value.to(dist.device, non_blocking=True)
+                                          for key, value in batch.items()})
                 if int(output.num_tokens) != info.num_tokens:
                     raise RuntimeError(f"the model counted {int(output.num_tokens)} supervised tokens where the data "
                                        f"set counted {info.num_tokens}; the loss normalisation would be wrong")

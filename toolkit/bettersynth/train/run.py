@@ -90,7 +90,8 @@ def summarise(state: TrainerState, data_path: str, dataset: LazySupervisedDatase
         log.warning("%d bad sample(s) of %s were skipped (--skip_bad_samples); ids (first %d): %s",
                     skipped, data_path, min(len(ids), 20), ids[:20])
     if totals["mismatched_samples"]:
-        log.warning("%d sample(s) were fully masked by the tokenization-mismatch rule", int(totals["mismatched_samples"]))
+        log.warning("%d sample(s) were fully masked by the tokenization-mismatch rule",
+                    int(totals["mismatched_samples"]))
     if totals["truncated_samples"]:
         log.info("%d sample(s) were truncated to --model_max_length", int(totals["truncated_samples"]))
     log.info("trained on %d samples, %d supervised tokens", int(totals["samples"]), int(totals["supervised_tokens"]))
