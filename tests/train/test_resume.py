@@ -36,9 +36,11 @@ def test_pretrain_stopped_after_two_steps_resumes_to_the_same_weights(demo_layou
     assert not (out / FINAL_MARKER).exists() and not (out / "mm_projector.bin").exists()
     assert "step 2/4" in (out / "train.log").read_text()
 
+    (out / "checkpoint-3").mkdir()  # a save cut off by the kill: no marker, so never resumed from
+    (out / "checkpoint-3" / "trainable.pt").write_bytes(b"partial")
     capsys.readouterr()
     resumed = run_in_process(argv)
-    assert "resuming automatically from" in capsys.readouterr().out
+    assert f"resuming automatically from {out / 'checkpoint-2'} (step 2 of 4)" in capsys.readouterr().out
     assert resumed.status == "finished" and resumed.state.global_step == 4
     first = torch.load(tmp_path / "straight" / "mm_projector.bin", weights_only=True)
     second = torch.load(out / "mm_projector.bin", weights_only=True)

@@ -138,6 +138,10 @@ def save_checkpoint(output_dir: Path, state: TrainerState, backend, dist: DistIn
             for _, old in complete_checkpoints(output_dir)[:-save_total_limit]:
                 shutil.rmtree(old)
                 log.info("removed old checkpoint %s (--save_total_limit %d)", old, save_total_limit)
+        for stale in output_dir.glob("checkpoint-*"):
+            if CHECKPOINT_PATTERN.match(stale.name) and not (stale / CHECKPOINT_MARKER).is_file():
+                shutil.rmtree(stale)
+                log.info("removed incomplete checkpoint %s (left by an interrupted save)", stale)
     barrier()
     return folder
 
