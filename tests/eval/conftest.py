@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,16 @@ DEMO_AUX_SIZE = 256
 
 @pytest.fixture(scope="session")
 def demo_eval_assets(tmp_path_factory) -> AssetLayout:
-    """The demo's models and eval sets (seed 0) in a fresh temporary root (about 2 s)."""
+    """The demo's models and eval sets (seed 0) in a fresh temporary root (about 2 s), or, when
+    BSYNTH_DEMO_ROOT is set, in that demo root (complete items are reused: a machine without the
+    packages the demo build needs, such as the GPU image without open_clip, gets a prebuilt root)."""
     from bettersynth.demo.build import build_item, demo_items
+    from bettersynth.paths import demo_layout
 
-    layout = AssetLayout(tmp_path_factory.mktemp("demo_root"))
+    if os.environ.get("BSYNTH_DEMO_ROOT"):
+        layout = demo_layout()
+    else:
+        layout = AssetLayout(tmp_path_factory.mktemp("demo_root"))
     for item in demo_items(layout):
         if item.name in DEMO_ITEMS:
             build_item(item, seed=0, force=False)

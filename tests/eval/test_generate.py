@@ -55,3 +55,13 @@ def test_prompt_ids_follow_the_template(engine):
     assert ids[0] == tokenizer.bos_token_id and ids.count(-200) == 1
     text = tokenizer.decode([i for i in ids if i >= 0])
     assert text.endswith("<start_of_turn>model\n") and "<start_of_turn>user\n" in text
+
+
+@pytest.mark.gpu
+def test_batched_equals_one_by_one_bf16_on_gpu(demo_checkpoint, demo_eval_assets):
+    """The eval's GPU setting (bf16, image workers): batching must not change the answers."""
+    engine = AnswerEngine.load(demo_checkpoint, device="cuda")
+    requests = _textvqa_requests(demo_eval_assets, 24)
+    single = engine.answer(requests, GenerationSettings(batch_size=1, max_new_tokens=8, num_workers=2))
+    batched = engine.answer(requests, GenerationSettings(batch_size=8, max_new_tokens=8, num_workers=2))
+    assert batched == single

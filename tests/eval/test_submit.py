@@ -18,7 +18,8 @@ from bettersynth.submit import find_experiment, log_problem, plan, write_zip, zi
 from eval_helpers import write_run
 
 TOOLKIT = Path(__file__).resolve().parents[2] / "toolkit"
-FINISHED_LOG = "step 1/2 loss 2.1\nstep 2/2 loss 1.9\n{'train_runtime': 12.5, 'train_loss': 2.0}\n"
+FINISHED_LOG = ("INFO step 1/2 | loss 2.1\nINFO step 2/2 | loss 1.9\nINFO training took 12.5 s\n"
+                "INFO finetune finished: outputs in /x/output/training_dirs/MGM-2B-Finetune-demo\n")
 MMBENCH = {0: "A", 1000000: "B", 2000000: "C", 1: "B", 1000001: "C", 2: "A"}
 F = "MGM-2B-Finetune-demo"
 P = "MGM-2B-Pretrain-demo"
@@ -104,6 +105,10 @@ def test_incomplete_logs(tree, eval_data):
     assert "Traceback follows" in log_problem(log)
     log.write_text("Traceback (most recent call last):\n  crash\nresuming\n" + FINISHED_LOG)
     assert log_problem(log) is None  # a crash, then a resumed run that finished
+    log.write_text(FINISHED_LOG + "INFO /x already holds a finished finetune stage (done); nothing to do.\n")
+    assert log_problem(log) is None  # the job re-run on a finished stage appends this
+    log.write_text("step 100/100\n{'train_runtime': 3600.1, 'train_loss': 1.2}\n")
+    assert log_problem(log) is None  # an official-kit (Hugging Face trainer) log
     log.write_text("step 1/100 loss 2.0\n")
     _, problems = _plan(tree, eval_data)
     assert any("finetuning.log: incomplete log" in p for p in problems)

@@ -21,8 +21,9 @@ The zip holds exactly two top-level folders::
 Checks before anything is written: every required file exists, is a regular file and is not empty;
 the answer files hold exactly the questions of the eval data (same ids, same order); both training
 logs are complete; no symlink and no path leaving its folder. A log is complete when one of its
-last 50 lines carries a completion marker (``train_runtime``, the summary the Hugging Face trainer
-and ours print when a stage ends) and no ``Traceback`` follows that line (logs are appended to on
+last 50 lines carries a completion line (``LOG_DONE_MARKERS``: our trainer's "<stage> finished:
+outputs in ...", its "already holds a finished ..." on a re-run, or the Hugging Face trainer's
+``train_runtime`` summary) and no ``Traceback`` follows that line (the job appends to its logs on
 resume, so an earlier crash followed by a finished run passes). Problems are listed and the exit
 status is 1. The zip is written beside ``--out``, re-read and checked (top level exactly solution/
 and output/, no symlink entries, no absolute or ``..`` names, required files non-empty), then
@@ -44,7 +45,10 @@ ROUNDS = ("online", "offline")
 TOP_LEVEL = ("output", "solution")
 PRETRAIN_PREFIX, FINETUNE_PREFIX = "MGM-2B-Pretrain-", "MGM-2B-Finetune-"
 LOG_TAIL_LINES = 50
-LOG_DONE_MARKERS = ("train_runtime",)
+# Lines that end a finished stage: our trainer's "<stage> finished: outputs in <dir>" (and, on a
+# re-run of a finished stage, "... already holds a finished <stage> stage"), the Hugging Face
+# trainer's final summary (official-kit logs).
+LOG_DONE_MARKERS = (" finished: outputs in ", "already holds a finished", "train_runtime")
 STORED_SUFFIXES = frozenset({".safetensors", ".bin", ".jpg", ".jpeg", ".png", ".webp", ".xlsx", ".zip"})
 TREE_FOLD = 20
 
