@@ -10,11 +10,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from data_juicer.utils.mm_utils import load_image
 from data_juicer.utils.model_utils import check_model_home
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -66,12 +67,25 @@ def pixel_batches(paths: Sequence[str], preprocess: Callable, batch_size: int, n
     """Batches of ``preprocess(image)`` (tensors, or dicts of tensors, stacked), in the order of
     ``paths``, decoded by ``num_workers`` processes.
 
-    Data-Juicer's own worker processes (np > 1) are daemonic and may not start children: there the
-    images are decoded in-process.
+    Data-Juicer's own worker processes (np > 1, e.g. one per GPU) are daemonic and may not start
+    children: there the images are decoded by ``num_workers`` threads instead (Pillow releases the
+    GIL while decoding).
     """
-    if multiprocessing.current_process().daemon:
-        num_workers = 0
-    loader = DataLoader(DecodedImages(paths, preprocess), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=pin_memory,
-                        multiprocessing_context="fork" if num_workers > 0 else None)
+    images = DecodedImages(paths, preprocess)
+    if num_workers > 0 and multiprocessing.current_process().daemon:
+        with ThreadPoolExecutor(num_workers) as pool:
+            for start in range(0, len(images), batch_size):
+                indices = range(start, min(start + batch_size, len(images)))
+                yield default_collate(list(pool.map(images.__getitem__, indices)))
+        return
+    loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=pin_memory, multiprocessing_context="fork" if num_workers > 0 else None)
     yield from loader
+
+
+def one_process_per_gpu(kwargs: dict) -> dict:
+    """Operator kwargs asking Data-Juicer for one process per GPU (each batches on its GPU and decodes
+    with its own workers) instead of as many as the GPU memory would hold."""
+    if torch.cuda.is_available():
+        kwargs.setdefault("num_gpus", 1)
+    return kwargs

@@ -36,7 +36,7 @@ from data_juicer.utils.mm_utils import SpecialTokens, insert_texts_after_placeho
 from data_juicer.utils.model_utils import get_model
 from loguru import logger
 
-from .batching import check_dtype, pixel_batches, resolve_model_dir, torch_dtype
+from .batching import check_dtype, one_process_per_gpu, pixel_batches, resolve_model_dir, torch_dtype
 
 OP_NAME = "fast_image_captioning_mapper"
 RECAPTIONED = "recaptioned"
@@ -77,7 +77,7 @@ class FastImageCaptioningMapper(Mapper):
         """
         kwargs.setdefault("memory", "16GB")
         kwargs.setdefault("batch_size", 1024)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **one_process_per_gpu(kwargs))
         if max_new_tokens < 1 or num_beams < 1 or gpu_batch_size < 1 or num_workers < 0:
             raise ValueError("max_new_tokens, num_beams and gpu_batch_size must be >= 1, num_workers >= 0")
         check_dtype(dtype)

@@ -32,7 +32,7 @@ from data_juicer.utils.constant import Fields, StatsKeys
 from data_juicer.utils.mm_utils import SpecialTokens, remove_special_tokens
 from data_juicer.utils.model_utils import get_model
 
-from .batching import check_dtype, pixel_batches, resolve_model_dir, torch_dtype
+from .batching import check_dtype, one_process_per_gpu, pixel_batches, resolve_model_dir, torch_dtype
 
 OP_NAME = "fast_image_text_similarity_filter"
 REDUCERS = {"avg": np.mean, "max": np.max, "min": np.min}
@@ -68,7 +68,7 @@ class FastImageTextSimilarityFilter(Filter):
         """
         kwargs.setdefault("memory", "4GB")
         kwargs.setdefault("batch_size", 1024)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **one_process_per_gpu(kwargs))
         if reduce_mode not in REDUCERS:
             raise ValueError(f"reduce_mode must be one of {sorted(REDUCERS)}, got {reduce_mode!r}")
         if any_or_all not in ("any", "all"):

@@ -121,6 +121,28 @@ def test_clip_workers_and_batch_size_change_nothing(custom_ops, clip_dir, scorin
         assert first["image_text_similarity"] == pytest.approx(second["image_text_similarity"], abs=1e-6)
 
 
+def _score_in_daemon(op, batch, queue):
+    torch.set_num_threads(1)  # as Data-Juicer's workers do; a forked child of a torch parent hangs otherwise
+    queue.put(op.compute_stats_batched(batch)[STATS])
+
+
+def test_clip_in_a_daemonic_worker_decodes_with_threads(custom_ops, clip_dir, scoring_rows, fast_scores):
+    """Data-Juicer's np > 1 workers are daemonic (no child processes): decoding falls back to threads."""
+    import multiprocessing
+
+    op = custom_ops.fast_image_text_similarity_filter.FastImageTextSimilarityFilter(
+        hf_clip=str(clip_dir), gpu_batch_size=4, num_workers=3)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_score_in_daemon, args=(op, columns(scoring_rows), queue), daemon=True)
+    worker.start()
+    again = queue.get(timeout=120)
+    worker.join(timeout=60)
+    assert worker.exitcode == 0
+    for first, second in zip(fast_scores, again):
+        assert first["image_text_similarity"] == pytest.approx(second["image_text_similarity"], abs=1e-6)
+
+
 def test_clip_keeps_existing_scores_and_filters_by_range(custom_ops, clip_dir, seed_rows):
     op = custom_ops.fast_image_text_similarity_filter.FastImageTextSimilarityFilter(
         hf_clip=str(clip_dir), min_score=0.02, max_score=0.5, num_workers=0)
