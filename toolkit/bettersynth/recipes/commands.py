@@ -46,7 +46,8 @@ def register(subparsers) -> None:
     commands = recipe.add_subparsers(dest="recipe_command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run one recipe YAML over a pool (offline, no installs)",
-                              description=__doc__.splitlines()[0])
+                              description="Run a Data-Juicer recipe over a pool: offline, no run-time installs, "
+                                          "export written only when complete (+ NAME_work/, NAME_report/).")
     run.add_argument("recipe", type=Path, help="a Data-Juicer recipe, e.g. solution/recipes/baseline_recaption.yaml")
     run.add_argument("--dataset", type=Path, help="input Data-Juicer jsonl (default: the seed pool, real if present)")
     run.add_argument("--export", type=Path,
@@ -56,8 +57,8 @@ def register(subparsers) -> None:
     run.add_argument("--np", type=int, help="processes per operator (default: the recipe's np)")
     run.add_argument("--executor", choices=("default", "ray"), default="default",
                      help="Data-Juicer executor; ray starts a local Ray instance unless RAY_ADDRESS is set")
-    run.add_argument("--models-root", type=Path, help="folder of <org>/<name> model folders "
-                     "(default: the real recipe models if present, else the demo's)")
+    run.add_argument("--models-root", type=Path, help="folder of <org>/<name> model folders (default: "
+                     "toolkit/training/model_zoo/recipe_models; the demo's for demo data when that is absent)")
     run.add_argument("--verbose", action="store_true", help="print all of Data-Juicer's output")
     run.set_defaults(func=run_handler)
 
