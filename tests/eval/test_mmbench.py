@@ -23,7 +23,6 @@ def test_prompts(eval_data):
     assert items[0].option_chars == ("A", "B", "C")
     assert items[1].prompt == "Look at the picture.\nWhich animal is shown?\nA. cat\nB. dog\nC. cow\nD. hen"
     assert items[2].user_message == f"<image>\nIs it day?\nA. yes\nB. no\n{INSTRUCTION}"
-    assert items[2].image().mode == "RGB"
     record = answer_record(items[2], "A", "MGM-2B-Finetune-x")
     assert record["question_id"] == 2 and record["round_id"] == 0 and record["options"] == ["yes", "no"]
     assert record["option_char"] == ["A", "B"] and record["prompt"] == items[2].prompt

@@ -13,9 +13,6 @@ or "NA" is a missing option). Rows with ``index >= 1e6`` are circular copies of 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import math
 import re
 import sys
@@ -62,16 +59,6 @@ class MMBenchItem:
     def user_message(self) -> str:
         """The message sent to the model (the template wraps it)."""
         return f"{IMAGE_TOKEN}\n{self.prompt}\n{INSTRUCTION}"
-
-    def image(self):
-        """The decoded image (RGB); an undecodable one is an error naming the row."""
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            data = base64.b64decode(self.image_b64, validate=False)
-            return Image.open(io.BytesIO(data)).convert("RGB")
-        except (binascii.Error, UnidentifiedImageError, OSError, ValueError) as error:
-            raise EvalDataError(f"MMBench row index {self.index}: image does not decode ({error})") from error
 
 
 def read_tsv(path: Path):
