@@ -92,7 +92,8 @@ def test_bad_input_line_stops_before_data_juicer(recipe_demo, tmp_path):
     assert result.seconds < 15 and no_export_left(tmp_path / "out.jsonl")
 
 
-def test_interrupted_run_leaves_no_export(recipe_demo, tmp_path):
+@pytest.mark.parametrize("how", ["SIGINT to the process group", "SIGTERM to bsynth"])
+def test_interrupted_run_leaves_no_export(recipe_demo, tmp_path, how):
     export = tmp_path / "pool_out.jsonl"
     command = [sys.executable, "-m", "bettersynth", "recipe", "run", str(RECIPES_DIR / "clip_rank_recaption.yaml"),
                "--dataset", str(recipe_demo.seed_jsonl), "--export", str(export), "--np", "1",
@@ -105,9 +106,16 @@ def test_interrupted_run_leaves_no_export(recipe_demo, tmp_path):
                                           log.read_text(errors="replace")):
         time.sleep(0.5)
     assert child.poll() is None, "the run ended before it could be interrupted"
-    os.killpg(child.pid, signal.SIGINT)
+    if how.startswith("SIGINT"):
+        os.killpg(child.pid, signal.SIGINT)
+    else:
+        child.send_signal(signal.SIGTERM)
     try:
         assert child.wait(timeout=120) != 0
+        time.sleep(2)
+        # the Data-Juicer process and its children went with it: nothing of the run is left running
+        assert subprocess.run(["pgrep", "-f", str(export.with_name("pool_out_work"))],
+                              capture_output=True).returncode == 1
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -59,18 +60,28 @@ def worker_environment(run: RecipeRun, config: dict) -> dict[str, str]:
 def run_worker(run: RecipeRun, env: dict[str, str], progress: Path, verbose: bool) -> int:
     """Run Data-Juicer; its whole output goes to run.log, the important lines to the terminal."""
     command = [sys.executable, "-m", "bettersynth.recipes.worker", str(run.resolved_recipe), str(progress)]
-    with run.log.open("w", encoding="utf-8") as log, subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            errors="replace") as child:
-        try:
-            for line in child.stdout:
-                log.write(line)
-                if verbose or any(marker in line for marker in ECHOED):
-                    print(line, end="", flush=True)
-        except BaseException:
-            child.kill()
-            raise
-        return child.wait()
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # Ctrl-C and SIGTERM reach this process; it stops the Data-Juicer process group
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        # its own process group, so that stopping it also stops what it started (decoding workers, ...)
+        with run.log.open("w", encoding="utf-8") as log, subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                errors="replace", start_new_session=True) as child:
+            try:
+                for line in child.stdout:
+                    log.write(line)
+                    if verbose or any(marker in line for marker in ECHOED):
+                        print(line, end="", flush=True)
+            except BaseException:
+                os.killpg(child.pid, signal.SIGKILL)
+                raise
+            return child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def file_sha256(path: Path) -> str:
