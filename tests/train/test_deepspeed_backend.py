@@ -1,6 +1,9 @@
-"""The DeepSpeed backend (ZeRO-2 engine with the trainer's own AdamW and schedule) gives the same
-updates as the plain torch backend, and its checkpoints restore weights and schedule. DeepSpeed
-runs here on the CPU in one gloo process (fp32); on GPUs the trainer uses it with bf16.
+"""The DeepSpeed backend (ZeRO-2 engine with the trainer's own AdamW and schedule; with and without
+the optimizer offloaded to the CPU) gives the same updates as the plain torch backend over two
+accumulated micro-batches, its checkpoints restore weights and schedule, and its final model has
+parameters of their own (savable by safetensors). DeepSpeed runs here on the CPU in one gloo
+process (fp32); on GPUs the trainer uses it with bf16. The offload case caught a DeepSpeed 0.19.8
+gradient-accumulation bug (see ds_config.py).
 
 Run with ``HF_HUB_OFFLINE=1 python -m pytest tests/train/test_deepspeed_backend.py -q`` (seconds,
 plus a one-off ~1 min JIT build of a DeepSpeed C++ op on a fresh machine).
@@ -25,17 +28,18 @@ from bettersynth.train.sampler import BatchLayout, StepBatchSampler
 
 from conftest import TEST_IMAGE_SIZE_AUX, stage_argv
 
-CONFIG = Path(__file__).resolve().parents[2] / "toolkit" / "configs" / "deepspeed" / "zero2.json"
+CONFIGS = Path(__file__).resolve().parents[2] / "toolkit" / "configs" / "deepspeed"
 
 
-@pytest.fixture()
-def process_group(monkeypatch):
-    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"),
-                        ("MASTER_PORT", "29517")):
-        monkeypatch.setenv(name, value)
-    dist = init_distributed(single_process_group=True)
-    yield dist
-    torch.distributed.destroy_process_group()
+@pytest.fixture(scope="module")
+def process_group():
+    """One gloo group for the module: DeepSpeed caches the groups it derives from it."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"),
+                            ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29517")):
+            patch.setenv(name, value)
+        yield init_distributed(single_process_group=True)
+        torch.distributed.destroy_process_group()
 
 
 def build(layout):
@@ -63,10 +67,12 @@ def train_two_steps(backend, args, dist, dataset, collator, state):
     return losses
 
 
-def test_deepspeed_engine_matches_plain_and_resumes(process_group, demo_layout_for_tests, tmp_path):
+@pytest.mark.parametrize("config_name", ["zero2.json", "zero2_offload.json"])
+def test_deepspeed_engine_matches_plain_and_resumes(process_group, demo_layout_for_tests, tmp_path, config_name):
     layout = demo_layout_for_tests
+    config_path = CONFIGS / config_name
     args = parse_args(stage_argv(layout, str(layout.finetune_json), tmp_path, "finetune", "--bf16", "False",
-                                 "--warmup_ratio", "0", "--learning_rate", "1e-3", "--deepspeed", str(CONFIG)))
+                                 "--warmup_ratio", "0", "--learning_rate", "1e-3", "--deepspeed", str(config_path)))
     model, tokenizer, preprocessor = build(layout)
     dataset = LazySupervisedDataset(DataOptions(layout.finetune_json, layout.finetune_dir, "pad", 2048,
                                                 model.num_image_tokens), tokenizer, preprocessor)
@@ -77,7 +83,9 @@ def test_deepspeed_engine_matches_plain_and_resumes(process_group, demo_layout_f
 
     plain = PlainBackend(build(layout)[0], args, process_group, total_steps=10)
     plain_losses = train_two_steps(plain, args, process_group, dataset, collator, fresh_state())
-    config = deepspeed_config(CONFIG, args, world_size=1, hidden_size=model.llm.config.hidden_size)
+    trainable = sum(param.numel() for param in model.parameters() if param.requires_grad)
+    config = deepspeed_config(config_path, args, world_size=1, hidden_size=model.llm.config.hidden_size,
+                              trainable_parameters=trainable)
     engine = DeepSpeedBackend(model, args, process_group, total_steps=10, config=config)
     state = fresh_state()
     engine_losses = train_two_steps(engine, args, process_group, dataset, collator, state)
@@ -99,3 +107,5 @@ def test_deepspeed_engine_matches_plain_and_resumes(process_group, demo_layout_f
     for name, param in engine.model.named_parameters():
         if param.requires_grad:
             assert torch.equal(param, trained[name]), name
+    for name, param in engine.final_model().named_parameters():
+        assert param.untyped_storage().nbytes() == param.numel() * param.element_size(), name

@@ -25,14 +25,16 @@ def args_with(*extra: str):
 
 @pytest.mark.parametrize("name, offload", [("zero2.json", False), ("zero2_offload.json", True)])
 def test_shipped_configs_fill_and_parse(name, offload):
-    config = deepspeed_config(CONFIG_DIR / name, args_with(), world_size=8, hidden_size=2048)
+    config = deepspeed_config(CONFIG_DIR / name, args_with(), world_size=8, hidden_size=2048,
+                              trainable_parameters=13_259_008)
     assert config["train_micro_batch_size_per_gpu"] == 4
     assert config["gradient_accumulation_steps"] == 8
     assert config["train_batch_size"] == 4 * 8 * 8
     assert config["bf16"] == {"enabled": True} and config["fp16"] == {"enabled": False}
     zero = config["zero_optimization"]
     assert zero["stage"] == 2 and zero["overlap_comm"] and zero["contiguous_gradients"]
-    assert zero["reduce_bucket_size"] == 2048 * 2048
+    # offload with accumulation: one bucket for all trainable parameters (DeepSpeed 0.19.8 bug)
+    assert zero["reduce_bucket_size"] == (13_259_008 if offload else 2048 * 2048)
     assert "optimizer" not in config and "scheduler" not in config
     assert config["gradient_clipping"] == 0.0  # DeepSpeed would clip at 1.0 if it were absent
     assert offloads_optimizer(config) is offload
@@ -42,7 +44,8 @@ def test_shipped_configs_fill_and_parse(name, offload):
 def test_deepspeed_accepts_the_filled_config():
     from deepspeed.runtime.config import DeepSpeedConfig
 
-    config = deepspeed_config(CONFIG_DIR / "zero2_offload.json", args_with(), world_size=1, hidden_size=64)
+    config = deepspeed_config(CONFIG_DIR / "zero2_offload.json", args_with(), world_size=1, hidden_size=64,
+                              trainable_parameters=1000)
     parsed = DeepSpeedConfig(config)
     assert parsed.zero_optimization_stage == 2
     assert parsed.bfloat16_config.enabled and not parsed.float16_config.enabled
@@ -62,11 +65,19 @@ def test_bad_configs_are_rejected(tmp_path, content, message):
     path = tmp_path / "ds.json"
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=message):
-        deepspeed_config(path, args_with(), world_size=1, hidden_size=64)
+        deepspeed_config(path, args_with(), world_size=1, hidden_size=64, trainable_parameters=1000)
 
 
 def test_explicit_matching_values_are_kept(tmp_path):
     path = tmp_path / "ds.json"
-    path.write_text(json.dumps({"train_micro_batch_size_per_gpu": 4, "train_batch_size": 64}))
-    config = deepspeed_config(path, args_with(), world_size=2, hidden_size=64)
-    assert config == {"train_micro_batch_size_per_gpu": 4, "train_batch_size": 64, "gradient_clipping": 0.0}
+    path.write_text(json.dumps({"train_micro_batch_size_per_gpu": 4, "train_batch_size": 64,
+                                "zero_optimization": {"stage": 2, "reduce_bucket_size": 1000}}))
+    config = deepspeed_config(path, args_with(), world_size=2, hidden_size=64, trainable_parameters=10)
+    assert config == {"train_micro_batch_size_per_gpu": 4, "train_batch_size": 64, "gradient_clipping": 0.0,
+                      "zero_optimization": {"stage": 2, "reduce_bucket_size": 1000}}
+
+
+def test_offload_without_accumulation_keeps_the_bucket():
+    config = deepspeed_config(CONFIG_DIR / "zero2_offload.json", args_with("--gradient_accumulation_steps", "1"),
+                              world_size=1, hidden_size=64, trainable_parameters=10**6)
+    assert config["zero_optimization"]["reduce_bucket_size"] == 64 * 64

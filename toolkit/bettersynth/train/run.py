@@ -123,7 +123,8 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     layout = BatchLayout(dist.world_size, args.gradient_accumulation_steps, args.per_device_train_batch_size)
     steps_per_epoch = layout.steps_per_epoch(len(dataset))
     max_steps = args.max_steps if args.max_steps > 0 else steps_per_epoch * args.num_train_epochs
-    ds_config = (deepspeed_config(args.deepspeed, args, dist.world_size, model.llm.config.hidden_size)
+    trainable = sum(param.numel() for param in model.parameters() if param.requires_grad)
+    ds_config = (deepspeed_config(args.deepspeed, args, dist.world_size, model.llm.config.hidden_size, trainable)
                  if args.deepspeed else None)
     backend = make_backend(model, args, dist, max_steps, ds_config)
     state = TrainerState(stage=args.stage, max_steps=max_steps, steps_per_epoch=steps_per_epoch,
@@ -149,9 +150,9 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
              if dist.device.type == "cuda" else "")
     summarise(state, args.data_path, dataset)
     if dist.is_main:
-        write_final_outputs(backend.model, tokenizer, preprocessor, args, state, output_dir)
+        write_final_outputs(backend.final_model(), tokenizer, preprocessor, args, state, output_dir)
     barrier()
-    return StageOutcome("finished", backend.model, state)
+    return StageOutcome("finished", backend.final_model(), state)
 
 
 def run(args: TrainArgs) -> int:
