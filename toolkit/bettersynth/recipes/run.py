@@ -144,8 +144,8 @@ def run_recipe(run: RecipeRun, verbose: bool = False) -> int:
         if not progress:
             summary["error"] = f"the Data-Juicer process ended with status {status} before reporting"
         write_summary(run, summary)
-        where = f"in operator {summary['failed_op']}" if summary.get("failed_op") else ""
-        say(f"FAILED {where}: {summary.get('error')} (full log: {run.log})")
+        where = f" in operator {summary['failed_op']}" if summary.get("failed_op") else ""
+        say(f"FAILED{where}: {summary.get('error')} (full log: {run.log})")
         return 1
     partial = run.export.with_name(run.export.name + ".partial")
     try:
@@ -158,6 +158,11 @@ def run_recipe(run: RecipeRun, verbose: bool = False) -> int:
             return 1
         build_report(partial, summary, run.report_dir)
         os.replace(partial, run.export)
+    except PoolError as error:
+        summary["error"] = str(error)
+        write_summary(run, summary)
+        say(f"FAILED reading Data-Juicer's export: {error}")
+        return 1
     finally:
         partial.unlink(missing_ok=True)
     summary.update(status="complete", seconds=round(time.time() - start, 3))
