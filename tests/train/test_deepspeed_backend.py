@@ -107,5 +107,12 @@ def test_deepspeed_engine_matches_plain_and_resumes(process_group, demo_layout_f
     for name, param in engine.model.named_parameters():
         if param.requires_grad:
             assert torch.equal(param, trained[name]), name
-    for name, param in engine.final_model().named_parameters():
+    from bettersynth.model import io as model_io
+
+    final = engine.final_model()
+    for name, param in final.named_parameters():
         assert param.untyped_storage().nbytes() == param.numel() * param.element_size(), name
+    model_io.save_checkpoint(final, tokenizer, tmp_path / "final")
+    reloaded = dict(model_io.load_checkpoint(tmp_path / "final")[0].named_parameters())
+    for name, param in final.named_parameters():
+        assert torch.equal(param, reloaded[name]), name
