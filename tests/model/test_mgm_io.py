@@ -173,3 +173,20 @@ def test_attention_implementation_can_be_chosen_at_load(tiny_mgm, tmp_path):
     loaded = load_checkpoint(tmp_path, attn_implementation="eager")[0]
     assert loaded.llm.config._attn_implementation == "eager"
     torch.testing.assert_close(loaded(**batch()).loss_sum, model.eval()(**batch()).loss_sum)
+
+
+def test_checkpoint_of_parameters_that_are_views_of_one_flat_buffer(tiny_mgm, tmp_path):
+    """DeepSpeed keeps parameters as views into flat buffers; saving must still write each tensor alone."""
+    model, tokenizer, preprocessor = tiny_mgm
+    params = [param for param in model.parameters()]
+    flat = torch.cat([param.detach().reshape(-1) for param in params])
+    offset = 0
+    with torch.no_grad():
+        for param in params:
+            param.data = flat[offset:offset + param.numel()].view_as(param)
+            offset += param.numel()
+    model.eval()
+    expected = model(**batch(), return_logits=True).logits
+    save_checkpoint(model, tokenizer, tmp_path / "ckpt", preprocessor=preprocessor)
+    loaded, _, _ = load_checkpoint(tmp_path / "ckpt")
+    assert torch.equal(loaded(**batch(), return_logits=True).logits, expected)

@@ -151,6 +151,9 @@ def save_checkpoint(model: MGMForCausalLM, tokenizer: PreTrainedTokenizerBase, f
         state = model.state_dict()
         if _lm_head_is_tied(model):
             del state[TIED_LM_HEAD]
+        # Independent CPU copies: under DeepSpeed the parameters are views into flat buffers, whose
+        # shared storage safetensors refuses to serialise.
+        state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in state.items()}
         save_torch_state_dict(state, staging, filename_pattern=WEIGHTS_PATTERN, max_shard_size=max_shard_size)
         tokenizer.save_pretrained(staging)
         model.llm.generation_config.save_pretrained(staging)

@@ -62,10 +62,6 @@ class PlainBackend:
     def learning_rate(self) -> float:
         return self.scheduler.get_last_lr()[0]
 
-    def final_model(self) -> nn.Module:
-        """The trained model, for the stage's outputs."""
-        return self.model
-
     def save(self, folder: Path) -> None:
         if not self.dist.is_main:
             return
@@ -107,7 +103,6 @@ class DeepSpeedBackend:
         if model.options.aux_channels_last:
             model.aux_tower.to(memory_format=torch.channels_last)
         self.model = self.engine.module
-        self._released = False
         self.float_dtype = torch.bfloat16 if self.engine.bfloat16_enabled() else torch.float32
 
     def sync(self, last: bool):
@@ -128,17 +123,6 @@ class DeepSpeedBackend:
 
     def learning_rate(self) -> float:
         return self.scheduler.get_last_lr()[0]
-
-    def final_model(self) -> nn.Module:
-        """The trained model with parameters of their own: ZeRO-2 keeps the trainable ones as views
-        into flat buffers, which safetensors refuses to save (shared storage). Call after training."""
-        if not self._released:
-            with torch.no_grad():
-                for param in self.model.parameters():
-                    if param.requires_grad:
-                        param.data = param.data.clone()
-            self._released = True
-        return self.model
 
     def save(self, folder: Path) -> None:
         self.engine.save_checkpoint(str(folder), tag=DEEPSPEED_TAG, save_latest=False,

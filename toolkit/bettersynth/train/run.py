@@ -150,9 +150,9 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
              if dist.device.type == "cuda" else "")
     summarise(state, args.data_path, dataset)
     if dist.is_main:
-        write_final_outputs(backend.final_model(), tokenizer, preprocessor, args, state, output_dir)
+        write_final_outputs(backend.model, tokenizer, preprocessor, args, state, output_dir)
     barrier()
-    return StageOutcome("finished", backend.final_model(), state)
+    return StageOutcome("finished", backend.model, state)
 
 
 def run(args: TrainArgs) -> int:
