@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: seed pool -> recipe -> checks -> 200k cap -> LLaVA json -> pretrain -> finetune ->
+# The main job: checks -> seed pool -> recipe -> validation -> 200k cap -> LLaVA json -> pretrain -> finetune ->
 # TextVQA + MMBench -> local scores -> output/train.sh.
 #
 #   bash train_mgm_2b_stage_1.sh
@@ -14,34 +14,39 @@ set -euo pipefail
 ############################################################################
 ########################### Editable Part Begins ###########################
 ############################################################################
+# Each value can also be set from the environment for one run, e.g. EXP_NAME=try2 bash $0.
 
 # exp meta information
-EXP_NAME=default
+EXP_NAME=${EXP_NAME:-default}
 # optional Data-Juicer recipe run first on the seed pool; its export becomes PRETRAIN_DATASET
-# (leave empty to train on an existing PRETRAIN_DATASET)
-RECIPE=solution/recipes/baseline_recaption.yaml
-PRETRAIN_DATASET=output/processed_data/processed_data.jsonl
-PRETRAIN_DATASET_IMAGE_PATH=input/pretrain_stage_1_10k
+# (set it to "" to train on an existing PRETRAIN_DATASET). Relative paths are relative to this
+# script's folder.
+RECIPE=${RECIPE-solution/recipes/baseline_recaption.yaml}
+PRETRAIN_DATASET=${PRETRAIN_DATASET:-output/processed_data/processed_data.jsonl}
+PRETRAIN_DATASET_IMAGE_PATH=${PRETRAIN_DATASET_IMAGE_PATH:-input/pretrain_stage_1_10k}
 
 # training args
 # pretraining: PRETRAIN_BATCH_SIZE_PER_GPU * PRETRAIN_GRADIENT_ACCUMULATION_STEPS * num_gpus = 256
-# the default setting is for 1 GPU of 80 GB
-PRETRAIN_BATCH_SIZE_PER_GPU=16
-PRETRAIN_GRADIENT_ACCUMULATION_STEPS=16
-PRETRAIN_DATALOADER_NUM_WORKERS=8
+# the defaults are for 1 GPU of 80 GB (measured: 55 GiB at 16 per GPU without checkpointing)
+PRETRAIN_BATCH_SIZE_PER_GPU=${PRETRAIN_BATCH_SIZE_PER_GPU:-16}
+PRETRAIN_GRADIENT_ACCUMULATION_STEPS=${PRETRAIN_GRADIENT_ACCUMULATION_STEPS:-16}
+PRETRAIN_GRADIENT_CHECKPOINTING=${PRETRAIN_GRADIENT_CHECKPOINTING:-False}
+PRETRAIN_DATALOADER_NUM_WORKERS=${PRETRAIN_DATALOADER_NUM_WORKERS:-8}
 # finetuning: FINETUNE_BATCH_SIZE_PER_GPU * FINETUNE_GRADIENT_ACCUMULATION_STEPS * num_gpus = 128
-FINETUNE_BATCH_SIZE_PER_GPU=8
-FINETUNE_GRADIENT_ACCUMULATION_STEPS=16
-FINETUNE_DATALOADER_NUM_WORKERS=8
-# ZeRO-2 without offload; toolkit/configs/deepspeed/zero2_offload.json for GPUs under 80 GB
-DEEPSPEED_CONFIG=toolkit/configs/deepspeed/zero2.json
+FINETUNE_BATCH_SIZE_PER_GPU=${FINETUNE_BATCH_SIZE_PER_GPU:-8}
+FINETUNE_GRADIENT_ACCUMULATION_STEPS=${FINETUNE_GRADIENT_ACCUMULATION_STEPS:-16}
+FINETUNE_GRADIENT_CHECKPOINTING=${FINETUNE_GRADIENT_CHECKPOINTING:-True}
+FINETUNE_DATALOADER_NUM_WORKERS=${FINETUNE_DATALOADER_NUM_WORKERS:-8}
+# ZeRO-2 with the optimizer on the GPU; toolkit/configs/deepspeed/zero2_offload.json (optimizer on
+# the CPU, as the official kit) for GPUs under 80 GB
+DEEPSPEED_CONFIG=${DEEPSPEED_CONFIG:-toolkit/configs/deepspeed/zero2.json}
 # log and ckpt
-LOGGING_STEP=1
-CKPT_SAVE_STEPS=100
-TOTAL_SAVE_CKPT_LIMIT=1
+LOGGING_STEP=${LOGGING_STEP:-1}
+CKPT_SAVE_STEPS=${CKPT_SAVE_STEPS:-100}
+TOTAL_SAVE_CKPT_LIMIT=${TOTAL_SAVE_CKPT_LIMIT:-1}
 
-# inference args: one eval shard per listed GPU
-INFER_CUDA_IDX="0"
+# inference args: one eval shard per listed GPU, e.g. "0,1,2,3"
+INFER_CUDA_IDX=${INFER_CUDA_IDX:-0}
 
 ############################################################################
 ############################ Editable Part Ends ############################
@@ -75,10 +80,13 @@ if [ "$LAYOUT_MODE" = demo ]; then
     step "build the demo assets" bsynth demo build
     # The demo pool is a few hundred samples: global batches are scaled down (stated here) and the
     # demo towers take 256-px high-resolution input; everything else is the real pipeline.
-    PRETRAIN_GLOBAL_BATCH=8; PRETRAIN_BATCH_SIZE_PER_GPU=4; PRETRAIN_GRADIENT_ACCUMULATION_STEPS=2
-    FINETUNE_GLOBAL_BATCH=4; FINETUNE_BATCH_SIZE_PER_GPU=2; FINETUNE_GRADIENT_ACCUMULATION_STEPS=2
+    PRETRAIN_GLOBAL_BATCH=8; FINETUNE_GLOBAL_BATCH=4; AUX_SIZE=256
+    PRETRAIN_BATCH_SIZE_PER_GPU=${DEMO_PRETRAIN_BATCH_SIZE_PER_GPU:-4}
+    PRETRAIN_GRADIENT_ACCUMULATION_STEPS=${DEMO_PRETRAIN_GRADIENT_ACCUMULATION_STEPS:-2}
+    FINETUNE_BATCH_SIZE_PER_GPU=${DEMO_FINETUNE_BATCH_SIZE_PER_GPU:-2}
+    FINETUNE_GRADIENT_ACCUMULATION_STEPS=${DEMO_FINETUNE_GRADIENT_ACCUMULATION_STEPS:-2}
     PRETRAIN_DATALOADER_NUM_WORKERS=1; FINETUNE_DATALOADER_NUM_WORKERS=1
-    CKPT_SAVE_STEPS=10; AUX_SIZE=256; EXP_NAME=demo
+    CKPT_SAVE_STEPS=${DEMO_CKPT_SAVE_STEPS:-10}; EXP_NAME=${DEMO_EXP_NAME:-demo}
     PRETRAIN_DATASET_IMAGE_PATH=$SEED_DIR
     echo "Demo settings: pretrain global batch $PRETRAIN_GLOBAL_BATCH ($PRETRAIN_BATCH_SIZE_PER_GPU x $PRETRAIN_GRADIENT_ACCUMULATION_STEPS), finetune global batch $FINETUNE_GLOBAL_BATCH ($FINETUNE_BATCH_SIZE_PER_GPU x $FINETUNE_GRADIENT_ACCUMULATION_STEPS), aux size $AUX_SIZE, EXP_NAME=$EXP_NAME."
 fi
@@ -89,25 +97,26 @@ FINETUNE_NAME=MGM-2B-Finetune-$EXP_NAME
 PRETRAIN_DIR=$OUTPUT_DIR/training_dirs/$PRETRAIN_NAME
 FINETUNE_DIR=$OUTPUT_DIR/training_dirs/$FINETUNE_NAME
 
-# --- data: recipe, validation, checks, cap, conversion --------------------------------------
+# --- checks first (they cost seconds), then data: recipe, validation, cap, conversion -------
+step "check the pretrain global batch" \
+    bsynth check-batch "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" "$PRETRAIN_GLOBAL_BATCH"
+step "check the finetune global batch" \
+    bsynth check-batch "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" "$FINETUNE_GLOBAL_BATCH"
 if [ -n "$RECIPE" ]; then
-    # the export is reused only when it came from this recipe and this seed pool
-    provenance="recipe=$(realpath "$RECIPE") dataset=$SEED_JSONL"
+    # the export is reused only when it came from this recipe (same content) and this seed pool
+    provenance="recipe=$(realpath "$RECIPE") sha256=$(sha256sum < "$RECIPE" | cut -d' ' -f1) dataset=$SEED_JSONL"
     if [ -s "$PRETRAIN_DATASET" ] && [ "$(cat "$PRETRAIN_DATASET.provenance" 2>/dev/null)" = "$provenance" ]; then
         skip "recipe: $PRETRAIN_DATASET already made by $RECIPE from $SEED_JSONL"
     else
         rm -f "$PRETRAIN_DATASET.provenance"
         step "recipe $RECIPE -> $PRETRAIN_DATASET" \
-            bsynth recipe run "$RECIPE" --dataset "$SEED_JSONL" --export "$PRETRAIN_DATASET"
+            bsynth recipe run "$RECIPE" --dataset "$SEED_JSONL" --export "$PRETRAIN_DATASET" \
+                --models-root "$RECIPE_MODELS_DIR"
         echo "$provenance" > "$PRETRAIN_DATASET.provenance"
     fi
 fi
 step "validate $PRETRAIN_DATASET" \
     bsynth validate "$PRETRAIN_DATASET" --image-root "$PRETRAIN_DATASET_IMAGE_PATH" --original "$STAGE1_JSON"
-step "check the pretrain global batch" \
-    bsynth check-batch "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" "$PRETRAIN_GLOBAL_BATCH"
-step "check the finetune global batch" \
-    bsynth check-batch "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" "$FINETUNE_GLOBAL_BATCH"
 SAMPLED_PRETRAIN_DATASET=$PRETRAIN_DATASET-200k.jsonl
 step "cap at $MAX_SAMPLE_NUM samples" \
     bsynth sample "$PRETRAIN_DATASET" "$SAMPLED_PRETRAIN_DATASET" "$MAX_SAMPLE_NUM"
@@ -129,7 +138,7 @@ common_args=(--model_name_or_path "$LLM_DIR" --version gemma
              --vision_tower "$VISION_TOWER_DIR" --vision_tower_aux "$VISION_TOWER_AUX_DIR"
              --mm_projector_type mlp2x_gelu --mm_vision_select_layer -2 --image_size_aux "$AUX_SIZE"
              --num_train_epochs 1 --weight_decay 0. --warmup_ratio 0.03 --lr_scheduler_type cosine
-             --model_max_length 2048 --gradient_checkpointing True --logging_steps "$LOGGING_STEP"
+             --model_max_length 2048 --logging_steps "$LOGGING_STEP"
              --save_steps "$CKPT_SAVE_STEPS" --save_total_limit "$TOTAL_SAVE_CKPT_LIMIT" --report_to none)
 
 mkdir -p "$PRETRAIN_DIR" "$FINETUNE_DIR"
@@ -137,6 +146,7 @@ step "pretrain -> $PRETRAIN_DIR" run_logged "$PRETRAIN_DIR/pretrain.log" \
     "${launch[@]}" "${common_args[@]}" \
     --data_path "$PRETRAIN_DATASET_JSON" --image_folder "$PRETRAIN_DATASET_IMAGE_PATH" \
     --tune_mm_mlp_adapter True --learning_rate 1e-3 --output_dir "$PRETRAIN_DIR" \
+    --gradient_checkpointing "$PRETRAIN_GRADIENT_CHECKPOINTING" \
     --per_device_train_batch_size "$PRETRAIN_BATCH_SIZE_PER_GPU" \
     --gradient_accumulation_steps "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" \
     --dataloader_num_workers "$PRETRAIN_DATALOADER_NUM_WORKERS"
@@ -147,6 +157,7 @@ step "finetune -> $FINETUNE_DIR" run_logged "$FINETUNE_DIR/finetuning.log" \
     --pretrain_mm_mlp_adapter "$PRETRAIN_DIR/mm_projector.bin" \
     --image_aspect_ratio pad --group_by_modality_length True \
     --learning_rate 2e-5 --output_dir "$FINETUNE_DIR" \
+    --gradient_checkpointing "$FINETUNE_GRADIENT_CHECKPOINTING" \
     --per_device_train_batch_size "$FINETUNE_BATCH_SIZE_PER_GPU" \
     --gradient_accumulation_steps "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" \
     --dataloader_num_workers "$FINETUNE_DATALOADER_NUM_WORKERS"

@@ -1,0 +1,112 @@
+"""The main job, exactly as a new user runs it: `bash train_mgm_2b_stage_1.sh` on the demo default.
+
+One run is killed during pretraining (after its first checkpoint) and started again: the second
+run must resume the stage, finish the whole pipeline and leave every file the organisers and the
+README promise; `bsynth pack` must then build a valid zip. A wrong per-GPU batch must stop the job
+before any data or training step, with the check's message and a non-zero exit.
+
+Outputs and demo assets go to a temporary folder (BSYNTH_OUTPUT, BSYNTH_DEMO_ROOT), so the test
+leaves the checkout untouched. Slow (about 10 minutes on 2 cores); .ci/run runs it.
+
+Run: python -m pytest tests/house/test_main_job.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "train_mgm_2b_stage_1.sh"
+EXP = "MGM-2B-Finetune-demo"
+
+
+def job_env(tmp: Path, **extra: str) -> dict[str, str]:
+    return dict(os.environ, BSYNTH_OUTPUT=str(tmp / "output"), BSYNTH_DEMO_ROOT=str(tmp / "demo"),
+                PRETRAIN_DATASET=str(tmp / "output" / "processed_data" / "processed_data.jsonl"),
+                HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
+
+
+def test_wrong_batch_stops_before_any_data_step(tmp_path: Path):
+    result = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=job_env(tmp_path, DEMO_PRETRAIN_BATCH_SIZE_PER_GPU="3"))
+    assert result.returncode != 0
+    assert "check the pretrain global batch" in result.stdout
+    assert "recipe" not in result.stdout.split("check the pretrain global batch")[1]
+    assert not (tmp_path / "output" / "training_dirs").exists()
+    message = result.stdout + result.stderr
+    assert "3" in message and "8" in message, message[-2000:]
+
+
+def run_until_checkpoint_then_kill(tmp_path: Path) -> str:
+    """Starts the job, kills its whole process group once pretraining has saved a checkpoint."""
+    log_path = tmp_path / "first_run.log"
+    with open(log_path, "w") as log:
+        job = subprocess.Popen(["bash", str(SCRIPT)], cwd=tmp_path, env=job_env(tmp_path), stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 1200
+        checkpoint_seen = False
+        while time.monotonic() < deadline and job.poll() is None:
+            time.sleep(2)
+            pretrain = tmp_path / "output" / "training_dirs" / "MGM-2B-Pretrain-demo"
+            if any(pretrain.glob("checkpoint-*")):
+                checkpoint_seen = True
+                break
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    output = log_path.read_text()
+    assert checkpoint_seen, "pretraining never saved a checkpoint:\n" + output[-3000:]
+    return output
+
+
+def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
+    run_until_checkpoint_then_kill(tmp_path)
+    result = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=job_env(tmp_path), capture_output=True,
+                            text=True, timeout=2400)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    assert "resuming automatically from" in result.stdout
+    assert "skip] recipe" in result.stdout, "the finished recipe step must not run again"
+
+    output = tmp_path / "output"
+    pretrain = output / "training_dirs" / "MGM-2B-Pretrain-demo"
+    finetune = output / "training_dirs" / EXP
+    for path in [output / "train.sh", pretrain / "pretrain.log", pretrain / "mm_projector.bin",
+                 pretrain / "trainer_state.json", finetune / "finetuning.log", finetune / "config.json",
+                 finetune / "tokenizer_config.json", output / "eval_results" / EXP / "textvqa" / "bm1.jsonl",
+                 output / "eval_results" / EXP / "mmbench" / "answers" / "mmbench_dev_20230712" / f"{EXP}.jsonl",
+                 output / "eval_results" / EXP / "mmbench" / "answers_upload" / "mmbench_dev_20230712" / f"{EXP}.xlsx",
+                 output / "eval_results" / EXP / "scores.json"]:
+        assert path.is_file() and path.stat().st_size > 0, f"missing or empty: {path}"
+    assert list(finetune.glob("*.safetensors")), "the finetuned weights are missing"
+    questions = (tmp_path / "demo" / "toolkit" / "training" / "data" / "eval_stage_1" / "textvqa" /
+                 "llava_textvqa_val_v051_ocr.jsonl").read_text().splitlines()
+    answers = (output / "eval_results" / EXP / "textvqa" / "bm1.jsonl").read_text().splitlines()
+    assert [json.loads(a)["question_id"] for a in answers] == [json.loads(q)["question_id"] for q in questions]
+    scores = json.loads((output / "eval_results" / EXP / "scores.json").read_text())
+    assert scores["textvqa"]["num_questions"] == len(questions)
+    assert (output / "train.sh").read_text() == SCRIPT.read_text()
+
+    zip_path = tmp_path / "submit.zip"
+    packed = subprocess.run(["bsynth", "pack", "--exp", "demo", "--out", str(zip_path)], cwd=tmp_path,
+                            env=job_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert packed.returncode == 0, packed.stdout[-3000:] + packed.stderr[-3000:]
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+    assert {name.split("/")[0] for name in names} == {"solution", "output"}
+    assert f"output/training_dirs/{EXP}/finetune.log" in names
+    assert f"output/eval_results/{EXP}/textvqa/bm1.jsonl" in names
+
+    rerun = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=job_env(tmp_path), capture_output=True,
+                           text=True, timeout=1200)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert rerun.stdout.count("already holds a finished") == 2, "a finished stage must not be trained again"
+
+
+pytestmark = pytest.mark.slow
