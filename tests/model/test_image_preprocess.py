@@ -107,3 +107,22 @@ def test_undecodable_and_truncated_files_fail(tmp_path, real_sample_dir):
 def test_unknown_aspect_is_an_error(preprocessor):
     with pytest.raises(ValueError, match="aspect must be one of"):
         preprocessor(Image.new("RGB", (8, 8)), "crop")
+
+
+def test_truncated_file_fails_even_when_pil_is_set_to_tolerate_it(tmp_path):
+    """Data-Juicer sets PIL's LOAD_TRUNCATED_IMAGES process-wide on import; the loader must not care."""
+    from PIL import Image, ImageFile
+
+    from bettersynth.model.preprocess import ImageLoadError, ImagePreprocessor
+
+    good = tmp_path / "good.jpg"
+    Image.effect_noise((64, 64), 50).convert("RGB").save(good)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(ImageLoadError, match="truncated.jpg"):
+            ImagePreprocessor.load(truncated)
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is left as it was
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 from transformers import CLIPImageProcessorPil
 
 ASPECTS = ("square", "pad")
@@ -57,12 +57,18 @@ class ImagePreprocessor:
     @staticmethod
     def load(path: str | Path) -> Image.Image:
         """Decodes an image file fully and converts it to RGB; raises ImageLoadError naming the path."""
+        # `import data_juicer` turns PIL's LOAD_TRUNCATED_IMAGES on for the whole process, which
+        # would fill a truncated file with grey silently: decode strictly whatever the flag says.
+        tolerant = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
             with Image.open(path) as image:
                 image.load()
                 return image.convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise ImageLoadError(f"cannot load image {path}: {err}") from err
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
 
     def pad_to_square(self, image: Image.Image) -> Image.Image:
         width, height = image.size
