@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Fetch the challenge's real models and data into the official kit's locations, or build the demo.
 #
 #   bash download.sh                      models + 10k seed pool + finetuning set + eval set
@@ -16,14 +17,13 @@
 # Environment: BSYNTH_ASSETS_ROOT (where the layout is rooted, default: this folder),
 # BSYNTH_DOWNLOAD_BASE_URL (the organisers' object store), BSYNTH_DOWNLOADER (axel|wget|curl),
 # BSYNTH_DOWNLOAD_TRIES (attempts per file, default 5), HF_ENDPOINT (a Hugging Face mirror).
-set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
 MARKER=".bsynth-download-complete"
 TRIES="${BSYNTH_DOWNLOAD_TRIES:-5}"
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
+usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; }
 
 bsynth_py() { PYTHONPATH="$ROOT/toolkit${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" "$@"; }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # Installs the toolkit and its pinned dependency set into the current Python environment.
 #
 #   bash install.sh            # runtime: torch, Data-Juicer, transformers, deepspeed, ... + bsynth
@@ -14,7 +15,6 @@
 #
 # Environment: BSYNTH_TORCH_INDEX_URL  extra index for torch wheels of another CUDA build
 #              BSYNTH_FLASH_ATTN=1|0    build flash-attn or not (default: when a GPU is visible)
-set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
@@ -23,7 +23,7 @@ DEV=0
 for arg in "$@"; do
     case "$arg" in
         --dev) DEV=1 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,17p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # The main job: checks -> seed pool -> recipe -> validation -> 200k cap -> LLaVA json -> pretrain -> finetune ->
 # TextVQA + MMBench -> local scores -> output/train.sh.
 #
@@ -9,7 +10,6 @@
 # synthetic data, built on first use) on CPU or GPU: same code, same files, meaningless scores.
 # Only the "Editable Part" is meant to be changed (as in the official kit). Every step prints its
 # duration; a re-run skips finished steps and resumes an interrupted training stage.
-set -euo pipefail
 
 ############################################################################
 ########################### Editable Part Begins ###########################

@@ -22,7 +22,7 @@ def shell_scripts() -> list[Path]:
 @pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_shell_script_parses_and_fails_fast(script: Path):
     subprocess.run(["bash", "-n", str(script)], check=True)
-    head = script.read_text().splitlines()[:25]
+    head = script.read_text().splitlines()[:15]
     assert "set -euo pipefail" in head, f"{script} must start with 'set -euo pipefail'"
 
 

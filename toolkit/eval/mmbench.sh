@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # MMBench inference of a finetuned checkpoint, one shard per GPU, and the upload .xlsx (the
 # official kit's arguments).
 #
@@ -15,7 +16,6 @@
 # non-zero and neither file exists. With no GPU the shards run on CPU.
 # Eval data: --data-root, else $BSYNTH_EVAL_DATA_ROOT, else the real layout when its eval files
 # exist, else the demo layout; the choice is printed. $PYTHON picks the interpreter.
-set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PYTHONPATH="$(dirname "$SCRIPT_DIR")${PYTHONPATH:+:$PYTHONPATH}"

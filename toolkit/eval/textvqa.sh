@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -euo pipefail
 # TextVQA inference of a finetuned checkpoint, one shard per GPU (the official kit's arguments).
 #
 #   bash toolkit/eval/textvqa.sh [--data-root DIR] CKPT GPU_LIST [extra bsynth eval textvqa options]
@@ -13,7 +14,6 @@
 # With no GPU the shards run on CPU (GPU_LIST still sets the shard count).
 # Eval data: --data-root, else $BSYNTH_EVAL_DATA_ROOT, else the real layout when its eval files
 # exist, else the demo layout; the choice is printed. $PYTHON picks the interpreter.
-set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PYTHONPATH="$(dirname "$SCRIPT_DIR")${PYTHONPATH:+:$PYTHONPATH}"
