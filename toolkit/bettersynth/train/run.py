@@ -137,6 +137,10 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
              "epoch, %d steps, loss normalisation %s", args.stage, len(dataset), layout.global_batch,
              layout.world_size, layout.accumulation, layout.per_device, steps_per_epoch, max_steps,
              args.loss_normalization)
+    left_out = len(dataset) - steps_per_epoch * layout.global_batch
+    if left_out:
+        log.warning("%d samples beyond the last full global batch of each epoch are not trained (as in the "
+                    "official trainer); which ones changes with the shuffled order", left_out)
     start = time.perf_counter()
     finished = fit(FitContext(args=args, dist=dist, backend=backend, dataset=dataset,
                               collator=Collator(tokenizer.pad_token_id, args.image_size_aux), layout=layout,
