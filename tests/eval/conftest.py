@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+from eval_helpers import DEMO_CHECKPOINT
 from PIL import Image
 
 from bettersynth.paths import AssetLayout
@@ -91,7 +92,6 @@ def output_root(tmp_path, monkeypatch) -> Path:
 
 
 DEMO_ITEMS = ("llm", "vision_tower", "vision_tower_aux", "textvqa", "mmbench")
-DEMO_CHECKPOINT = "MGM-2B-Finetune-demo"
 DEMO_AUX_SIZE = 256
 
 

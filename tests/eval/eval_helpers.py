@@ -11,6 +11,9 @@ from bettersynth.eval.textvqa import read_questions
 from bettersynth.eval import textvqa
 from bettersynth.paths import MMBENCH_SPLIT, AssetLayout
 
+# The finetune run name the eval tests give the demo checkpoint.
+DEMO_CHECKPOINT = "MGM-2B-Finetune-demo"
+
 
 def write_run(results_root: Path, data: AssetLayout, textvqa_predictions: list[str],
               mmbench_predictions: dict[int, str]) -> ResultFiles:

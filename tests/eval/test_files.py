@@ -8,7 +8,8 @@ import json
 import pytest
 
 from bettersynth.cli import main
-from bettersynth.eval.files import EvalDataError, atomic_path, read_jsonl, shard_range
+from bettersynth.eval.files import EvalDataError, read_jsonl, shard_range
+from bettersynth.files import atomic_path
 from bettersynth.eval.inference import expected_question_ids, merge_shards
 
 

@@ -3,7 +3,6 @@
     python -m pytest tests/eval/test_generate.py -q
 """
 
-from pathlib import Path
 
 import pytest
 

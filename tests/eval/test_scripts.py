@@ -17,7 +17,7 @@ from bettersynth.eval.mmbench import UPLOAD_COLUMNS
 from bettersynth.eval.textvqa import read_questions
 from bettersynth.paths import MMBENCH_SPLIT
 
-from conftest import DEMO_CHECKPOINT
+from eval_helpers import DEMO_CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTVQA_SH = REPO / "toolkit" / "eval" / "textvqa.sh"

@@ -17,7 +17,7 @@ from bettersynth.train.collate import Collator
 from bettersynth.train.dataset import BadSampleError, DataOptions, Example, LazySupervisedDataset, SkippedSample
 from bettersynth.train.template import encode_conversation
 
-from conftest import TEST_IMAGE_SIZE_AUX
+from train_helpers import TEST_IMAGE_SIZE_AUX
 
 IMAGE_TOKENS = 64  # demo CLIP: 112 px / 14 = 8x8 patches
 

@@ -26,7 +26,7 @@ from bettersynth.train.ds_config import deepspeed_config
 from bettersynth.train.loop import FitContext, train_step
 from bettersynth.train.sampler import BatchLayout, StepBatchSampler
 
-from conftest import TEST_IMAGE_SIZE_AUX, stage_argv
+from train_helpers import TEST_IMAGE_SIZE_AUX, stage_argv
 
 CONFIGS = Path(__file__).resolve().parents[2] / "toolkit" / "configs" / "deepspeed"
 

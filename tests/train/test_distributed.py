@@ -14,7 +14,7 @@ import sys
 import torch
 from safetensors.torch import load_file
 
-from conftest import stage_argv, write_subset
+from train_helpers import stage_argv, write_subset
 
 
 def launch(command: list[str]) -> None:

@@ -24,7 +24,7 @@ from bettersynth.train.distributed import DistInfo
 from bettersynth.train.loop import FitContext, train_step
 from bettersynth.train.sampler import BatchLayout, StepBatchSampler
 
-from conftest import TEST_IMAGE_SIZE_AUX
+from train_helpers import TEST_IMAGE_SIZE_AUX
 
 CPU = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 

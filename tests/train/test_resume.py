@@ -15,7 +15,7 @@ import torch
 
 from bettersynth.train.checkpoint import CHECKPOINT_MARKER, FINAL_MARKER
 
-from conftest import run_in_process, stage_argv, write_subset
+from train_helpers import run_in_process, stage_argv, write_subset
 
 
 def test_pretrain_stopped_after_two_steps_resumes_to_the_same_weights(demo_layout_for_tests, pretrain_records,

@@ -14,7 +14,7 @@ import torch
 
 from bettersynth.train.checkpoint import FINAL_MARKER
 
-from conftest import run_in_process, stage_argv, write_subset
+from train_helpers import run_in_process, stage_argv, write_subset
 
 
 @pytest.fixture(scope="module")

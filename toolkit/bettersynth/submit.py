@@ -217,7 +217,7 @@ def zip_problems(zip_path: Path, round_name: str) -> list[str]:
 
 def write_zip(entries: list[Entry], out: Path, round_name: str) -> None:
     """Write the zip beside ``out``, check it, then rename it into place."""
-    from bettersynth.eval.files import atomic_path
+    from bettersynth.files import atomic_path
 
     with atomic_path(out) as temporary:
         with zipfile.ZipFile(temporary, "w", allowZip64=True) as archive:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, IMAGE_TOKEN
-from bettersynth.data.jsonl import JsonLine, atomic_output, iter_json_lines, load_json
+from bettersynth.data.jsonl import JsonLine, iter_json_lines, load_json
+from bettersynth.files import atomic_output
 from bettersynth.data.problems import DataError, Problem
 
 # The role marker of Data-Juicer's multi-turn text ("[[human]]: ...").

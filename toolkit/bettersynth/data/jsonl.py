@@ -1,31 +1,24 @@
-"""Reading JSON-lines files line by line and writing outputs atomically (shared by the data commands).
+"""Reading JSON-lines files line by line (shared by the data commands).
 
 Reading follows what Data-Juicer's tools accept (they read with ``jsonlines``): UTF-8, an optional
 BOM, one JSON value a line, no blank lines, no ``NaN``/``Infinity`` literals. Unlike those tools,
 a bad line does not stop the reader: each line comes back with its number and either its value or
 the reason it is bad, so callers can report every problem at once.
 
-Writing goes to a hidden temporary file next to the target, renamed over it only when the writer
-finished without an exception, so an interrupted or failed run never leaves a partial file under
-the final name.
+Outputs are written with ``bettersynth.files.atomic_output``.
 
-    from bettersynth.data.jsonl import iter_json_lines, atomic_output
+    from bettersynth.data.jsonl import iter_json_lines
     for line in iter_json_lines(path):
         if line.error: ...
-    with atomic_output(out_path) as f:
-        f.write(...)
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -89,20 +82,3 @@ def load_json(path: Path) -> Any:
             return json.load(f)
     except ValueError as exc:
         raise InputError(f"{path} is not valid JSON: {exc}") from exc
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[TextIO]:
-    """Open a UTF-8 text file that appears at ``path`` only if the ``with`` block completes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        # "x" honours the umask (unlike mkstemp's 0600), so the result has ordinary permissions.
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

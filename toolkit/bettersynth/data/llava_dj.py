@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, IMAGE_TOKEN, SEED
-from bettersynth.data.jsonl import atomic_output, load_json
+from bettersynth.data.jsonl import load_json
+from bettersynth.files import atomic_output
 from bettersynth.data.problems import DataError, Problem
 
 BROADCAST_POSITIONS = ("random", "before", "after", "follow")

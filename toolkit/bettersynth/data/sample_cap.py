@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bettersynth.constants import SEED
-from bettersynth.data.jsonl import atomic_output, iter_json_lines
+from bettersynth.data.jsonl import iter_json_lines
+from bettersynth.files import atomic_output
 from bettersynth.data.problems import DataError, Problem
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bettersynth.data.jsonl import atomic_output
+from bettersynth.files import atomic_output
 from bettersynth.data.problems import Problem
 
 

@@ -148,7 +148,8 @@ def score_mmbench(args) -> int:
 
 def score_run_command(args) -> int:
     from bettersynth.eval.assets import eval_layout
-    from bettersynth.eval.files import EvalDataError, write_json_atomic
+    from bettersynth.eval.files import EvalDataError
+    from bettersynth.files import write_json_atomic
     from bettersynth.eval.results import ResultFiles
     from bettersynth.eval.score import benchmark_values, challenge_score, format_report, reference_scores, score_run
 

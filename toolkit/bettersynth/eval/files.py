@@ -1,22 +1,17 @@
-"""Reading and writing the eval's files: jsonl with line-numbered errors, atomic writes, shards.
+"""Reading the eval's files (jsonl with line-numbered errors) and splitting them into shards.
 
-Every output is written to a temporary file in the destination folder and renamed into place, so
-an interrupted step never leaves a partial file under the final name.
+Outputs are written with ``bettersynth.files`` (atomic writes).
 
-    from bettersynth.eval.files import read_jsonl, write_jsonl_atomic, shard_range
+    from bettersynth.eval.files import read_jsonl, shard_range
     records = read_jsonl(path)              # EvalDataError "path:12: ..." on a bad line
-    write_jsonl_atomic(out_path, records)
     shard_range(5000, num_chunks=4, chunk_idx=1)   # range(1250, 2500)
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 
 class EvalDataError(ValueError):
@@ -41,37 +36,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 raise EvalDataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             records.append(record)
     return records
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path``; renamed onto ``path`` only when the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temporary_path = Path(temporary)
-    try:
-        yield temporary_path
-        os.replace(temporary_path, path)
-    finally:
-        temporary_path.unlink(missing_ok=True)
-
-
-def write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write one JSON object a line (UTF-8, not ASCII-escaped); returns the number of lines."""
-    count = 0
-    with atomic_path(path) as temporary:
-        with temporary.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                count += 1
-    return count
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def shard_range(total: int, num_chunks: int, chunk_idx: int) -> range:

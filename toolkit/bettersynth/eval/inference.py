@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bettersynth.eval import mmbench, textvqa
-from bettersynth.eval.files import EvalDataError, read_jsonl, shard_range, write_jsonl_atomic
+from bettersynth.eval.files import EvalDataError, read_jsonl, shard_range
+from bettersynth.files import write_jsonl_atomic
 from bettersynth.eval.generate import AnswerEngine, GenerationSettings, ImageSource
 
 MAX_LISTED = 5

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import IMAGE_TOKEN
-from bettersynth.eval.files import EvalDataError, atomic_path, read_jsonl
+from bettersynth.eval.files import EvalDataError, read_jsonl
+from bettersynth.files import atomic_path
 
 OPTION_CHARS = ("A", "B", "C", "D")
 INSTRUCTION = "Answer with the option's letter from the given choices directly."

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bettersynth.files import write_json_atomic
 from bettersynth.train.distributed import DistInfo, barrier
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,6 @@ FINAL_MARKER = "training_complete.json"
 STATE_FILE = "trainer_state.json"
 TOTAL_KEYS = ("samples", "supervised_tokens", "input_tokens", "skipped_samples", "mismatched_samples",
               "truncated_samples")
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -65,7 +59,7 @@ class TrainerState:
         return self.global_step / self.steps_per_epoch
 
     def save(self, path: Path) -> None:
-        write_json_atomic(path, {**asdict(self), "epoch": self.epoch})
+        write_json_atomic(path, {**asdict(self), "epoch": self.epoch}, sort_keys=True)
 
     @classmethod
     def load(cls, path: Path) -> TrainerState:
@@ -132,7 +126,8 @@ def save_checkpoint(output_dir: Path, state: TrainerState, backend, dist: DistIn
         state.save(folder / STATE_FILE)
     barrier()
     if dist.is_main:
-        write_json_atomic(folder / CHECKPOINT_MARKER, {"step": state.global_step, "time": time.time()})
+        write_json_atomic(folder / CHECKPOINT_MARKER, {"step": state.global_step, "time": time.time()},
+                          sort_keys=True)
         log.info("saved checkpoint %s", folder)
         if save_total_limit is not None:
             for _, old in complete_checkpoints(output_dir)[:-save_total_limit]:

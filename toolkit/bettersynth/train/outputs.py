@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from bettersynth.model.io import save_checkpoint, save_projector
-from bettersynth.train.checkpoint import FINAL_MARKER, STATE_FILE, TrainerState, write_json_atomic
+from bettersynth.files import write_json_atomic
+from bettersynth.train.checkpoint import FINAL_MARKER, STATE_FILE, TrainerState
 
 log = logging.getLogger(__name__)
 
