@@ -5,7 +5,6 @@ Not run on its own; the fixtures that use them live in tests/recipes/conftest.py
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -17,6 +16,8 @@ from pathlib import Path
 import yaml
 
 from bettersynth.paths import AssetLayout
+from bettersynth.recipes.config import report_dir_for, work_dir_for
+from bettersynth.recipes.installs import installed_distributions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES_DIR = REPO_ROOT / "solution" / "recipes"
@@ -37,15 +38,11 @@ class RecipeResult:
 
     @property
     def work_dir(self) -> Path:
-        return self.export.with_name(self.export.stem + "_work")
+        return work_dir_for(self.export)
 
     @property
     def report_dir(self) -> Path:
-        return self.export.with_name(self.export.stem + "_report")
-
-
-def distributions() -> set[tuple[str, str]]:
-    return {(d.metadata["Name"], d.version) for d in importlib.metadata.distributions()}
+        return report_dir_for(self.export)
 
 
 def run_cli(recipe: Path, layout: AssetLayout, export: Path, *extra: str, env: dict | None = None,
@@ -54,12 +51,12 @@ def run_cli(recipe: Path, layout: AssetLayout, export: Path, *extra: str, env: d
     command = [sys.executable, "-m", "bettersynth", "recipe", "run", str(recipe),
                "--dataset", str(dataset or layout.seed_jsonl), "--export", str(export),
                "--models-root", str(layout.recipe_models_dir), *extra]
-    before = distributions()
+    before = installed_distributions()
     start = time.perf_counter()
     done = subprocess.run(command, env=dict(os.environ, HF_HUB_OFFLINE="1", **(env or {})),
                           capture_output=True, text=True, timeout=timeout)
     return RecipeResult(done.returncode, done.stdout + done.stderr, export, time.perf_counter() - start,
-                        distributions() != before)
+                        installed_distributions() != before)
 
 
 class RecipeRuns:

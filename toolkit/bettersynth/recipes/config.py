@@ -41,6 +41,16 @@ def default_export() -> Path:
     return paths.output_dir() / "processed_data" / "processed_data.jsonl"
 
 
+def work_dir_for(export: Path) -> Path:
+    """``<export stem>_work/`` beside the export: Data-Juicer's work files, run.json, run.log."""
+    return export.with_name(export.stem + "_work")
+
+
+def report_dir_for(export: Path) -> Path:
+    """``<export stem>_report/`` beside the export: the per-op table and histograms."""
+    return export.with_name(export.stem + "_report")
+
+
 @dataclass(frozen=True)
 class RecipeRun:
     """One run of a Data-Juicer recipe on a Data-Juicer jsonl pool."""
@@ -83,11 +93,11 @@ class RecipeRun:
 
     @property
     def work_dir(self) -> Path:
-        return self.export.with_name(self.export.stem + "_work")
+        return work_dir_for(self.export)
 
     @property
     def report_dir(self) -> Path:
-        return self.export.with_name(self.export.stem + "_report")
+        return report_dir_for(self.export)
 
     @property
     def staged_dataset(self) -> Path:
