@@ -190,3 +190,11 @@ def test_checkpoint_of_parameters_that_are_views_of_one_flat_buffer(tiny_mgm, tm
     save_checkpoint(model, tokenizer, tmp_path / "ckpt", preprocessor=preprocessor)
     loaded, _, _ = load_checkpoint(tmp_path / "ckpt")
     assert torch.equal(loaded(**batch(), return_logits=True).logits, expected)
+
+
+def test_build_mgm_names_a_missing_model_folder(tiny_dirs, tmp_path):
+    """A wrong path fails with the folder named, before any hub lookup."""
+    with pytest.raises(FileNotFoundError, match=r"LLM folder .*nowhere has no config.json"):
+        build_mgm(tmp_path / "nowhere", tiny_dirs["clip"], tiny_dirs["aux"], tiny_options())
+    with pytest.raises(FileNotFoundError, match="aux vision tower folder"):
+        build_mgm(tiny_dirs["llm"], tiny_dirs["clip"], tmp_path / "nowhere", tiny_options())

@@ -52,8 +52,13 @@ def build_mgm(llm_dir: str | Path, vision_tower_dir: str | Path, vision_tower_au
     """Pretrained LLM and towers + fresh mining and projector (global RNG: seed first).
 
     The model comes back in eval mode (call ``.train()`` to train); the tokenizer pads on the right
-    and knows ``model_max_length``.
+    and knows ``model_max_length``. Each folder must exist locally (nothing is fetched from a hub).
     """
+    for role, folder, needed in (("LLM", llm_dir, "config.json"), ("vision tower", vision_tower_dir, "config.json"),
+                                 ("aux vision tower", vision_tower_aux_dir, "open_clip_config.json")):
+        if not (Path(folder) / needed).is_file():
+            raise FileNotFoundError(f"{role} folder {folder} has no {needed}: download the models (bash download.sh "
+                                    "--models) or build the demo (bsynth demo build)")
     tokenizer = AutoTokenizer.from_pretrained(llm_dir, model_max_length=options.model_max_length,
                                               padding_side="right")
     if tokenizer.pad_token_id is None:

@@ -160,7 +160,7 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
 
 
 def run(args: TrainArgs) -> int:
-    """Runs one stage; returns the exit status (1 on bad data, with the sample named)."""
+    """Runs one stage; returns the exit status (1 on bad data, with the sample named, or a missing input)."""
     dist = init_distributed(args.local_rank, single_process_group=bool(args.deepspeed) and torch.cuda.is_available())
     setup_logging(dist.is_main, Path(args.output_dir) / "train.log")
     try:
@@ -168,6 +168,9 @@ def run(args: TrainArgs) -> int:
         return 0
     except BadSampleError as error:
         log.error("bad training data: %s", error)
+        return 1
+    except FileNotFoundError as error:
+        log.error("missing input: %s", error)
         return 1
     finally:
         shutdown()
