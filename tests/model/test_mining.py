@@ -42,6 +42,48 @@ def test_matches_naive_loop(n, p):
     torch.testing.assert_close(mining(clip, aux_map), naive_mining(mining, clip, aux_map), rtol=1e-10, atol=1e-10)
 
 
+def per_cell_mining(mining: PatchInfoMining, clip: torch.Tensor, aux_map: torch.Tensor) -> torch.Tensor:
+    """The official evaluation order, batched: project every cell to a key and a value."""
+    cells = mining.regroup(aux_map, math.isqrt(clip.shape[1]), aux_map.shape[-1] // math.isqrt(clip.shape[1]))
+    query, keys, values = mining.query(clip), mining.aux(cells), mining.val(cells)
+    scores = (query.unsqueeze(2) @ keys.transpose(-1, -2)) / math.sqrt(keys.shape[-1])
+    return clip + (torch.nan_to_num(scores).softmax(dim=-1) @ values).squeeze(2)
+
+
+def test_gradients_match_the_per_cell_form():
+    """Every parameter's gradient (and the CLIP features') equals the official order's, in float64."""
+    torch.manual_seed(3)
+    mining = PatchInfoMining(clip_dim=8, aux_dim=24).double()
+    for param in mining.parameters():
+        torch.nn.init.normal_(param, std=0.5)
+    clip = torch.randn(2, 16, 8, dtype=torch.float64, requires_grad=True)
+    aux_map = torch.randn(2, 24, 16, 16, dtype=torch.float64)
+    weights = torch.randn(2, 16, 8, dtype=torch.float64)
+    grads = []
+    for forward in (mining, lambda c, a: per_cell_mining(mining, c, a)):
+        mining.zero_grad()
+        clip.grad = None
+        (forward(clip, aux_map) * weights).sum().backward()
+        grads.append({"clip": clip.grad.clone(), **{n: p.grad.clone() for n, p in mining.named_parameters()}})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-9, atol=1e-11, msg=name)
+
+
+def test_bfloat16_stays_within_rounding_of_the_per_cell_form():
+    """At real channel counts in bfloat16 both orders land within bf16 rounding of the float64 result."""
+    torch.manual_seed(4)
+    mining = PatchInfoMining(clip_dim=64, aux_dim=2880)
+    clip, aux_map = torch.randn(1, 16, 64), torch.randn(1, 2880, 32, 32) * 3 + 0.5
+    exact = mining.double()(clip.double(), aux_map.double())
+    mining.bfloat16()
+    ours = mining(clip.bfloat16(), aux_map.bfloat16()).double()
+    official = per_cell_mining(mining, clip.bfloat16(), aux_map.bfloat16()).double()
+    error_ours, error_official = (ours - exact).abs().max().item(), (official - exact).abs().max().item()
+    assert error_ours < 0.05 and error_official < 0.05, (error_ours, error_official)
+    assert error_ours < 2 * error_official + 1e-3, (error_ours, error_official)
+
+
 def test_channels_last_map_gives_the_same_result():
     torch.manual_seed(0)
     mining = PatchInfoMining(clip_dim=8, aux_dim=12)

@@ -15,7 +15,8 @@ the token embedding module only, so embeddings passed as ``inputs_embeds`` arriv
 model therefore multiplies the image embeddings by the embedding module's own factor (in the
 embedding dtype), which gives the official numbers.
 
-The loss runs the LM head only at supervised positions (labels shifted by one != IGNORE_INDEX) and
+Training runs the LLM without a padding mask (right padding under the causal mask makes it
+unnecessary; see ``forward``). The loss runs the LM head only at supervised positions (labels shifted by one != IGNORE_INDEX) and
 returns the SUM of token cross-entropies with the token count; the trainer chooses the divisor.
 """
 
@@ -108,7 +109,11 @@ class MGMForCausalLM(nn.Module):
                 images_aux: torch.Tensor, has_image: torch.Tensor, return_logits: bool = False) -> MGMOutput:
         """Right-padded batch → summed supervised cross-entropy and the number of supervised tokens."""
         spliced = self.embed(input_ids, attention_mask, images_aux, has_image, "right", labels=labels)
-        hidden = self.llm.get_decoder()(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask,
+        # Right padding puts every pad after its row's real tokens, so under the causal mask no real
+        # token ever attends to a pad: the padding mask would change only the pads' own outputs,
+        # which carry no label. Leaving it out gives the same loss and gradients and lets SDPA use
+        # its flash kernel (a mask forces the slower memory-efficient one).
+        hidden = self.llm.get_decoder()(inputs_embeds=spliced.inputs_embeds, attention_mask=None,
                                         position_ids=spliced.position_ids, use_cache=False).last_hidden_state
         head = self.llm.get_output_embeddings()
         targets = spliced.labels[:, 1:]

@@ -8,6 +8,19 @@ p*c..p*c+p-1 of the map. Real sizes: N = 576, n = 24, H = 192, p = 8, 2880 → 1
     features = mining(clip_features, aux_map)    # [B, N, 1024] = clip + attended values
 
 Attribute names (query, aux, val) map to the official ``vlm_uni_{query,aux,val}_projector``.
+
+Evaluation order. The official module projects every cell to keys and values (two 2880 → 1024
+linears over 64 cells a patch: ~1.3 TFLOP a real-size sample with the backward) and then takes one
+query's scores and a weighted sum. This module computes the same function with the products
+reassociated, so no per-cell projection is ever formed:
+
+    q · (W_k (g_k * x_j + b_k) + c_k)  =  x_j · (g_k * (W_k^T q))  +  (b_k · W_k^T q + q · c_k)
+    sum_j a_j (W_v (g_v * x_j + b_v) + c_v)  =  W_v (g_v * sum_j a_j x_j + b_v) + c_v
+
+where x_j is cell j after LayerNorm's normalisation (shared by both branches: same input, same eps),
+g/b the LayerNorm affine and W/c the linear (the second identity uses sum_j a_j = 1). Parameters,
+state-dict keys, the NaN handling and the result are the official ones; only the rounding of the
+intermediate products differs (tests compare with the per-cell form in float64, and in bfloat16).
 """
 
 from __future__ import annotations
@@ -15,7 +28,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in the official projectors
 
 
 class PatchInfoMining(nn.Module):
@@ -25,9 +41,9 @@ class PatchInfoMining(nn.Module):
         super().__init__()
         self.clip_dim = clip_dim
         self.aux_dim = aux_dim
-        self.query = nn.Sequential(nn.LayerNorm(clip_dim), nn.Linear(clip_dim, clip_dim))
-        self.aux = nn.Sequential(nn.LayerNorm(aux_dim), nn.Linear(aux_dim, clip_dim))
-        self.val = nn.Sequential(nn.LayerNorm(aux_dim), nn.Linear(aux_dim, clip_dim))
+        self.query = nn.Sequential(nn.LayerNorm(clip_dim, eps=LAYER_NORM_EPS), nn.Linear(clip_dim, clip_dim))
+        self.aux = nn.Sequential(nn.LayerNorm(aux_dim, eps=LAYER_NORM_EPS), nn.Linear(aux_dim, clip_dim))
+        self.val = nn.Sequential(nn.LayerNorm(aux_dim, eps=LAYER_NORM_EPS), nn.Linear(aux_dim, clip_dim))
 
     @staticmethod
     def patch_grid(num_patches: int, map_size: int) -> tuple[int, int]:
@@ -53,12 +69,17 @@ class PatchInfoMining(nn.Module):
             raise ValueError(f"mining expects {self.clip_dim} CLIP and {self.aux_dim} aux channels, got "
                              f"{clip_features.shape[-1]} and {aux_map.shape[1]}")
         n, p = self.patch_grid(clip_features.shape[1], aux_map.shape[-1])
-        cells = self.regroup(aux_map, n, p)
-        query = self.query(clip_features)
-        keys = self.aux(cells)
-        values = self.val(cells)
-        scores = (query.unsqueeze(2) @ keys.transpose(-1, -2)) / math.sqrt(keys.shape[-1])
+        aux_norm, aux_linear = self.aux
+        val_norm, val_linear = self.val
+        # [B, N, P, C]: each cell normalised over its channels (no affine); materialised once, it is
+        # the only per-cell tensor the forward and backward passes read.
+        cells = F.layer_norm(self.regroup(aux_map, n, p), (self.aux_dim,), eps=LAYER_NORM_EPS).contiguous()
+        query = self.query(clip_features)                                   # [B, N, D]
+        query_in_aux = query @ aux_linear.weight                            # [B, N, C]: W_k^T q
+        score_offset = query_in_aux @ aux_norm.bias + query @ aux_linear.bias  # [B, N], the same for every cell
+        scores = (cells @ (query_in_aux * aux_norm.weight).unsqueeze(-1)).squeeze(-1) + score_offset.unsqueeze(-1)
         # Official: NaNs → 0 (and ±inf → finite extremes) before the softmax over the p*p cells.
-        attention = torch.nan_to_num(scores).softmax(dim=-1)
-        mined = (attention @ values).squeeze(2)
+        attention = torch.nan_to_num(scores / math.sqrt(self.clip_dim)).softmax(dim=-1)  # [B, N, P]
+        mixed_cells = (attention.unsqueeze(2) @ cells).squeeze(2)            # [B, N, C]
+        mined = val_linear(mixed_cells * val_norm.weight + val_norm.bias)
         return clip_features + mined

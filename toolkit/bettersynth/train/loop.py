@@ -69,9 +69,9 @@ def train_step(context: FitContext, micro_batches: list[tuple[dict | None, Batch
     mode = context.args.loss_normalization
     (global_tokens,) = all_reduce_sum([sum(info.num_tokens for _, info in micro_batches)], dist.device)
     learning_rate = backend.learning_rate()
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    micro_means = torch.zeros((), dtype=torch.float64)
-    counted_micro = 0
+    # Per-micro-batch figures stay on the device until the step ends: reading them back each time
+    # would stall the host until the GPU caught up, and the next micro-batch's launch with it.
+    micro_loss_sums, model_counts, counted_tokens = [], [], []
     for position, (batch, info) in enumerate(micro_batches):
         last = position == len(micro_batches) - 1
         with backend.sync(last):
@@ -80,20 +80,25 @@ def train_step(context: FitContext, micro_batches: list[tuple[dict | None, Batch
             else:
                 output = backend.forward({key: value.to(dist.device, non_blocking=True)
                                           for key, value in batch.items()})
-                if int(output.num_tokens) != info.num_tokens:
-                    raise RuntimeError(f"the model counted {int(output.num_tokens)} supervised tokens where the data "
-                                       f"set counted {info.num_tokens}; the loss normalisation would be wrong")
                 loss = normalised_loss(output.loss_sum, info.num_tokens, global_tokens, mode, dist.world_size,
                                        layout.accumulation)
-                detached = output.loss_sum.detach().double().cpu()
-                loss_sum += detached
-                if info.num_tokens:
-                    micro_means += detached / info.num_tokens
-                    counted_micro += 1
+                micro_loss_sums.append(output.loss_sum.detach().double())
+                model_counts.append(output.num_tokens.detach())
+                counted_tokens.append(info.num_tokens)
             backend.backward(loss)
         backend.end_micro_batch(last)
+    loss_sum, micro_means, counted_micro = 0.0, 0.0, 0
+    if micro_loss_sums:
+        model_counted = torch.stack(model_counts).tolist()
+        if model_counted != counted_tokens:
+            raise RuntimeError(f"the model counted {model_counted} supervised tokens in this step's micro-batches "
+                               f"where the data set counted {counted_tokens}; the loss normalisation would be wrong")
+        sums = torch.stack(micro_loss_sums).cpu().tolist()
+        loss_sum = sum(sums)
+        micro_means = sum(value / tokens for value, tokens in zip(sums, counted_tokens) if tokens)
+        counted_micro = sum(1 for tokens in counted_tokens if tokens)
     infos = [info for _, info in micro_batches]
-    totals = all_reduce_sum([float(loss_sum), float(micro_means), counted_micro,
+    totals = all_reduce_sum([loss_sum, micro_means, counted_micro,
                              sum(i.num_samples for i in infos), sum(i.num_input_tokens for i in infos),
                              sum(len(i.skipped) for i in infos), sum(len(i.mismatched) for i in infos),
                              sum(len(i.truncated) for i in infos)], dist.device)
