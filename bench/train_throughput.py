@@ -7,7 +7,9 @@ under torchrun + DeepSpeed) for a few optimizer steps at the official global bat
 once with our defaults and once with the official settings (ZeRO-2 with the optimizer on the CPU,
 small micro-batches, gradient checkpointing). Prints samples/s and tokens/s (median over the timed
 steps, data loading included), model TFLOP/s and MFU against a bf16 matmul ceiling measured here,
-peak GPU memory (nvidia-smi), and the ratio ours/official.
+peak GPU memory (nvidia-smi), and the ratio ours/official. A per-part profile of one micro-batch
+of our setting (CLIP tower, ConvNeXt tower, mining + projector with its backward, the whole step)
+says where a training step's time goes.
 
     python bench/train_throughput.py --work /tmp/bench --runs pretrain:ours pretrain:official \
         finetune:ours finetune:official --steps 5 --warmup 1 --out results.json
@@ -42,7 +44,7 @@ DEEPSPEED_DIR = REPO_ROOT / "toolkit" / "configs" / "deepspeed"
 class Setting:
     micro_batch: int
     accumulation: int
-    deepspeed_config: str
+    deepspeed_config: str | None  # None: the plain torch backend
     gradient_checkpointing: bool
     workers: int
     loss_normalization: str
@@ -53,6 +55,7 @@ SETTINGS = {
     ("pretrain", "ours"): Setting(16, 16, "zero2.json", False, 12, "global_tokens"),
     ("pretrain", "official"): Setting(4, 64, "zero2_offload.json", True, 4, "micro_batch_mean"),
     ("finetune", "ours"): Setting(8, 16, "zero2.json", False, 12, "global_tokens"),
+    ("finetune", "ours_ckpt"): Setting(16, 8, "zero2.json", True, 12, "global_tokens"),
     ("finetune", "official"): Setting(4, 32, "zero2_offload.json", True, 4, "micro_batch_mean"),
 }
 STAGE_ARGS = {
@@ -107,9 +110,9 @@ def calibrate_words(work: Path, stage: str, images: list[str], tokenizer, target
 
 def trainer_command(stage: str, setting: Setting, folders: dict, data: Path, image_root: Path, out: Path,
                     steps: int) -> list[str]:
+    engine = ["--deepspeed", str(DEEPSPEED_DIR / setting.deepspeed_config)] if setting.deepspeed_config else []
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-            "-m", "bettersynth.train",
-            "--deepspeed", str(DEEPSPEED_DIR / setting.deepspeed_config), "--bf16", "True", "--tf32", "True",
+            "-m", "bettersynth.train", *engine, "--bf16", "True", "--tf32", "True",
             "--model_name_or_path", str(folders["llm"]), "--vision_tower", str(folders["clip"]),
             "--vision_tower_aux", str(folders["aux"]), "--version", "gemma", "--mm_projector_type", "mlp2x_gelu",
             "--mm_vision_select_layer", "-2", "--image_size_aux", "768", "--data_path", str(data),
@@ -150,28 +153,73 @@ class PeakMemory:
         return self.peak_mib / 1024
 
 
-def count_flops_per_sample(stage: str, folders: dict, data: Path, image_root: Path, setting: Setting) -> float:
-    """Forward + backward FLOPs of one real micro-batch of 2 samples, divided by 2."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def build_on_gpu(stage: str, folders: dict, data: Path, image_root: Path, setting: Setting):
+    """The stage's model (bf16, on the GPU, trainable parts as the trainer sets them) and its data set."""
     from bettersynth.train.args import parse_args
-    from bettersynth.train.collate import Collator
     from bettersynth.train.run import build
 
     command = trainer_command(stage, setting, folders, data, image_root, Path("/tmp/unused"), 1)
     args = parse_args(command[command.index("bettersynth.train") + 1:])
     model, tokenizer, _, dataset = build(args)
-    model.to("cuda", torch.bfloat16)
-    batch, _ = Collator(tokenizer.pad_token_id, 768)([dataset[0], dataset[1]])
-    batch = {k: v.to("cuda", torch.bfloat16) if v.is_floating_point() else v.to("cuda") for k, v in batch.items()}
+    return model.to("cuda", torch.bfloat16), tokenizer, dataset
+
+
+def gpu_batch(tokenizer, dataset, size: int) -> dict:
+    from bettersynth.train.collate import Collator
+
+    batch, _ = Collator(tokenizer.pad_token_id, 768)([dataset[i] for i in range(size)])
+    return {k: v.to("cuda", torch.bfloat16) if v.is_floating_point() else v.to("cuda") for k, v in batch.items()}
+
+
+def count_flops_per_sample(model, batch: dict) -> float:
+    """Forward + backward FLOPs of one real micro-batch, divided by its size."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     with counter:
-        out = model(**batch)
-        out.loss_sum.backward()
-    flops = counter.get_total_flops() / 2
-    del model, out
-    torch.cuda.empty_cache()
-    return flops
+        model(**batch).loss_sum.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(batch["input_ids"])
+
+
+def median_ms(work, repeats: int = 5) -> float:
+    work()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        work()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def profile_parts(model, batch: dict) -> dict[str, float]:
+    """Milliseconds per micro-batch: each tower's forward, mining + projector forward and backward,
+    and the whole forward + backward; the LLM's share is the remainder."""
+    import torch.nn.functional as F
+
+    images = batch["images_aux"]
+    side = model.vision_tower.image_size
+    low_res = F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        clip_features, aux_map = model.vision_tower(low_res), model.aux_tower(images)
+
+    def image_path():
+        features = model.mining(clip_features.to(model.dtype), aux_map.to(model.dtype))
+        model.projector(features).float().square().mean().backward()
+
+    def whole_step():
+        model(**batch).loss_sum.backward()
+
+    parts = {"clip_tower": median_ms(lambda: model.vision_tower(low_res)),
+             "aux_tower": median_ms(lambda: model.aux_tower(images)),
+             "mining_and_projector": median_ms(image_path),
+             "whole_step": median_ms(whole_step)}
+    model.zero_grad(set_to_none=True)
+    parts["llm_and_rest"] = parts["whole_step"] - parts["clip_tower"] - parts["aux_tower"] - parts["mining_and_projector"]
+    return parts
 
 
 def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, work: Path, steps: int,
@@ -214,15 +262,23 @@ def main() -> None:
     image_root = args.work / "data"
     images = write_images(image_root, args.images)
     tokenizer = AutoTokenizer.from_pretrained(folders["llm"])
-    results = []
+    results, profiles = [], {}
     for stage in dict.fromkeys(run.split(":")[0] for run in args.runs):
         target = 614 if stage == "pretrain" else 700
         words = calibrate_words(args.work, stage, images, tokenizer, target)
         global_batch = 256 if stage == "pretrain" else 128
         data = stage_data(args.work, stage, global_batch * args.steps, images, words)
         print(f"{stage}: {mean_tokens(data, tokenizer, 576):.0f} tokens/sample ({words} words)", flush=True)
-        flops = count_flops_per_sample(stage, folders, data, image_root, SETTINGS[(stage, "ours")])
+        setting = SETTINGS[(stage, "ours")]
+        model, _, dataset = build_on_gpu(stage, folders, data, image_root, setting)
+        flops = count_flops_per_sample(model, gpu_batch(tokenizer, dataset, 2))
         print(f"{stage}: {flops / 1e12:.2f} TFLOP per sample (forward + backward)", flush=True)
+        parts = profile_parts(model, gpu_batch(tokenizer, dataset, setting.micro_batch))
+        profiles[stage] = {"micro_batch": setting.micro_batch, "ms": parts}
+        print(f"{stage}: ms per micro-batch of {setting.micro_batch}: "
+              + ", ".join(f"{name} {ms:.0f}" for name, ms in parts.items()), flush=True)
+        del model, dataset
+        torch.cuda.empty_cache()
         for run in args.runs:
             run_stage, name = run.split(":")
             if run_stage != stage:
@@ -233,7 +289,7 @@ def main() -> None:
             results.append(row)
             print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps({"card": torch.cuda.get_device_name(), "matmul_tflops": ceiling,
-                                    "results": results}, indent=1))
+                                    "results": results, "profiles": profiles}, indent=1))
     print(f"\n{'stage':9} {'setting':9} {'micro x acc':>11} {'samples/s':>10} {'tokens/s':>10} "
           f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9}")
     for row in results:

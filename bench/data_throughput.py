@@ -1,0 +1,277 @@
+"""Data-Juicer model-operator throughput: our batched CLIP filter and BLIP-2 captioner against the built-ins.
+
+Builds CLIP ViT-L/14-336 (openai/clip-vit-large-patch14-336 sizes) and BLIP-2 OPT-2.7B
+(Salesforce/blip2-opt-2.7b sizes: ViT-g 39 layers, 32 queries, OPT 32 x 2560) with random weights
+as Hugging Face folders (offline tokenizers from bettersynth.demo.tokenizer), then runs through
+real Data-Juicer (``load_ops`` + ``NestedDataset.process``, as a recipe does), JPEG decoding
+included, in one run:
+  - ``fast_image_text_similarity_filter`` vs the built-in ``image_text_similarity_filter``, pairs/s;
+  - ``fast_image_captioning_mapper`` (greedy, --max-new-tokens) vs the built-in
+    ``image_captioning_mapper`` (hard-coded: sampled, 128 new tokens), captions/s and new tokens/s;
+the built-ins at each --builtin-np, and prints the ratios against their best np.
+
+    python bench/data_throughput.py --work /tmp/data-bench --out data_throughput.json   # one GPU
+    python bench/data_throughput.py --quick --work /tmp/data-quick --out quick.json     # CPU smoke, tiny models
+
+Images: the shared 1k seed sample with its captions when --sample-dir exists, else JPEGs drawn at
+web sizes (500-1024 px, bench/real_size_assets.write_images). Each pair gets its own symlinked
+path, so no operator can reuse a decoded image. Rates are steady-state: every configuration
+processes a small and a large dataset, rate = (large - small) / (time large - time small), which
+removes model loading and worker start-up (paid once per run, once per process when np > 1);
+np = 1 runs also get an untimed warm-up first. The OPT has no end-of-sequence id, so every caption
+runs to its maximum length (random weights would rarely stop anyway): ours generate exactly
+--max-new-tokens tokens, the built-in 128. Weights are stored in float32 as the real checkpoints
+are (the built-ins load them as stored; ours cast to bfloat16 on the GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_size_assets import write_images  # noqa: E402
+
+from bettersynth.constants import CLIP_MEAN, CLIP_STD, DJ_EOC_TOKEN, DJ_IMAGE_TOKEN  # noqa: E402
+from bettersynth.demo import tokenizer as tok  # noqa: E402
+from bettersynth.demo.scenes import caption, corpus, random_scene  # noqa: E402
+from bettersynth.model.real_size import clip_vit_l14_336_vision_config  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "seed_sample_1k"
+BUILTIN_NEW_TOKENS = 128  # image_captioning_mapper's generate(max_new_tokens=128, do_sample=True)
+BLIP2_IMAGE_TOKEN_ID = 50265
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
+
+
+def clip_config(tokenizer, tiny: bool):
+    from transformers import CLIPConfig
+
+    vision = clip_vit_l14_336_vision_config().to_dict()
+    text = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+    if tiny:
+        vision.update(TINY)
+        text.update(TINY)
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=64 if tiny else 768)
+
+
+def blip2_config(tiny: bool):
+    from transformers import Blip2Config
+
+    vision = dict(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16,
+                  image_size=224, patch_size=14, qkv_bias=True)
+    qformer = dict(vocab_size=30522, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                   num_attention_heads=12, encoder_hidden_size=1408, cross_attention_frequency=2)
+    # eos_token_id None: generation never stops early, every caption has max_new_tokens tokens
+    text = dict(model_type="opt", vocab_size=50272, hidden_size=2560, ffn_dim=10240, num_hidden_layers=32,
+                num_attention_heads=32, word_embed_proj_dim=2560, max_position_embeddings=2048,
+                bos_token_id=2, eos_token_id=None, pad_token_id=1)
+    if tiny:
+        vision.update(TINY)
+        qformer.update(TINY, encoder_hidden_size=TINY["hidden_size"])
+        text.update(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=2, word_embed_proj_dim=64)
+    return Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text, num_query_tokens=32,
+                       image_token_index=BLIP2_IMAGE_TOKEN_ID)
+
+
+def write_models(root: Path, texts: list[str], tiny: bool, seed: int = 0) -> dict[str, Path]:
+    """CLIP and BLIP-2 folders (float32 random weights, processors, tokenizers); built on the GPU if any."""
+    from transformers import (BlipImageProcessor, Blip2ForConditionalGeneration, Blip2Processor,
+                              CLIPImageProcessor, CLIPModel, CLIPProcessor)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    folders = {"clip": root / "clip-vit-large-patch14-336", "blip2": root / "blip2-opt-2.7b"}
+    torch.manual_seed(seed)
+    if not (folders["clip"] / "config.json").exists():
+        tokenizer = tok.clip_tokenizer(texts)
+        with torch.device(device):
+            model = CLIPModel(clip_config(tokenizer, tiny))
+        model.save_pretrained(folders["clip"])
+        image_processor = CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
+                                             image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+        CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folders["clip"])
+        del model
+    if not (folders["blip2"] / "config.json").exists():
+        image_processor = BlipImageProcessor(size={"height": 224, "width": 224},
+                                             image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+        processor = Blip2Processor(image_processor=image_processor, tokenizer=tok.opt_tokenizer(texts),
+                                   num_query_tokens=32)
+        image_token = processor.tokenizer.convert_tokens_to_ids(processor.image_token.content)
+        if image_token != BLIP2_IMAGE_TOKEN_ID:
+            raise RuntimeError(f"BLIP-2 <image> got id {image_token}, expected {BLIP2_IMAGE_TOKEN_ID}")
+        with torch.device(device):
+            model = Blip2ForConditionalGeneration(blip2_config(tiny))
+        model.save_pretrained(folders["blip2"])
+        processor.save_pretrained(folders["blip2"])
+        del model
+    torch.cuda.empty_cache()
+    return folders
+
+
+def image_pool(sample_dir: Path, work: Path, count: int, workers: int) -> list[tuple[str, str]]:
+    """(JPEG path, caption) pairs: the seed sample's, or ``count`` drawn images with scene captions."""
+    lines = (sample_dir / "seed_sample_1k.jsonl")
+    if lines.exists():
+        rows = [json.loads(line) for line in lines.read_text().splitlines()]
+        return [(str(sample_dir / row["images"][0]), row["text"]) for row in rows if row.get("images")]
+    names = write_images(work / "drawn", count, workers)
+    rng = random.Random(0)
+    return [(str(work / "drawn" / name), f"{DJ_IMAGE_TOKEN}\n{caption(random_scene(rng, 64, 64, False), rng)} "
+             f"{DJ_EOC_TOKEN}") for name in names]
+
+
+def make_rows(pool: list[tuple[str, str]], links: Path, start: int, count: int) -> list[dict]:
+    """``count`` Data-Juicer samples cycling through ``pool``, each image under its own symlink."""
+    links.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(start, start + count):
+        image, text = pool[i % len(pool)]
+        link = links / f"{i:07d}.jpg"
+        if not link.exists():
+            link.symlink_to(image)
+        rows.append({"id": f"{i:07d}", "text": text, "images": [str(link)]})
+    return rows
+
+
+def timed_process(op_cfg: dict, rows: list[dict]) -> tuple[float, int]:
+    from data_juicer.core.data import NestedDataset
+    from data_juicer.ops import load_ops
+
+    dataset = NestedDataset.from_list(rows)
+    ops = load_ops([op_cfg])
+    start = time.perf_counter()
+    result = dataset.process(ops, open_monitor=False)
+    return time.perf_counter() - start, len(result)
+
+
+def measure(name: str, op_cfg: dict, np_: int, sizes: tuple[int, int], new_rows, unit_tokens: int = 0) -> dict:
+    """Steady rate of one operator setting: (large - small) / (t_large - t_small), warm-up first at np 1."""
+    from data_juicer.utils.model_utils import free_models
+
+    op_name, args = next(iter(op_cfg.items()))
+    op_cfg = {op_name: dict(args, num_proc=np_)}
+    if np_ == 1:
+        timed_process(op_cfg, new_rows(min(sizes[0], 16)))
+    (t_small, out_small), (t_large, out_large) = (timed_process(op_cfg, new_rows(n)) for n in sizes)
+    free_models()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    rate = (sizes[1] - sizes[0]) / (t_large - t_small)
+    result = dict(name=name, op=op_name, np=np_, small=sizes[0], large=sizes[1], seconds_small=round(t_small, 3),
+                  seconds_large=round(t_large, 3), rows_out_large=out_large, steady_per_s=round(rate, 2),
+                  whole_per_s=round(sizes[1] / t_large, 2))
+    if unit_tokens:
+        result["new_tokens_per_s"] = round(rate * unit_tokens, 1)
+    print(f"  {name:<34} np={np_}  {result['steady_per_s']:>9.2f}/s steady  "
+          f"({sizes[1]} in {t_large:.1f}s, {sizes[0]} in {t_small:.1f}s)", flush=True)
+    return result
+
+
+def best(results: list[dict], name: str) -> dict | None:
+    found = [r for r in results if r["name"] == name]
+    return max(found, key=lambda r: r["steady_per_s"]) if found else None
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/data-bench"))
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--sample-dir", type=Path, default=DEFAULT_SAMPLE)
+    parser.add_argument("--quick", action="store_true", help="tiny models and counts: a CPU smoke run")
+    parser.add_argument("--skip-builtin", action="store_true")
+    parser.add_argument("--images", type=int, default=1024, help="JPEGs to draw when the sample is absent")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding processes of our ops")
+    parser.add_argument("--clip-pairs", type=int, nargs=2, default=[1024, 8192], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--captions", type=int, nargs=2, default=[512, 2048], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--builtin-clip-pairs", type=int, nargs=2, default=[64, 320], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--builtin-captions", type=int, nargs=2, default=[16, 64], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--builtin-np-clip", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--builtin-np-blip2", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--clip-gpu-batch", type=int, default=256)
+    parser.add_argument("--blip2-gpu-batch", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=30)
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.clip_pairs, args.captions = 24, [8, 40], [4, 12]
+        args.builtin_clip_pairs, args.builtin_captions = [4, 12], [2, 4]
+        args.builtin_np_clip, args.builtin_np_blip2 = [1, 2], [1]
+        args.clip_gpu_batch, args.blip2_gpu_batch, args.workers = 16, 4, 2
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    from data_juicer.config.config import load_custom_operators
+
+    load_custom_operators([str(REPO_ROOT / "solution" / "ops")])
+    args.work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    pool = image_pool(args.sample_dir, args.work, args.images, args.workers)
+    folders = write_models(args.work / ("models-tiny" if args.quick else "models"),
+                           corpus(0) + [text for _, text in pool], tiny=args.quick)
+    print(f"setup (images, models): {time.perf_counter() - start:.0f}s, {len(pool)} distinct JPEGs", flush=True)
+    counter = iter(range(0, 10**9, 10**6))  # each dataset gets fresh sample ids and image paths
+
+    def new_rows(count: int) -> list[dict]:
+        return make_rows(pool, args.work / "links", next(counter), count)
+
+    clip, blip2 = str(folders["clip"]), str(folders["blip2"])
+    results = [measure("ours: fast_image_text_similarity", {"fast_image_text_similarity_filter": dict(
+        hf_clip=clip, min_score=-1.0, max_score=1.0, gpu_batch_size=args.clip_gpu_batch,
+        num_workers=args.workers, batch_size=4096)}, 1, tuple(args.clip_pairs), new_rows)]
+    if not args.skip_builtin:
+        results += [measure("built-in: image_text_similarity", {"image_text_similarity_filter": dict(
+            hf_clip=clip, min_score=-1.0, max_score=1.0)}, np_, tuple(args.builtin_clip_pairs), new_rows)
+            for np_ in args.builtin_np_clip]
+    results.append(measure("ours: fast_image_captioning", {"fast_image_captioning_mapper": dict(
+        hf_blip2=blip2, max_new_tokens=args.max_new_tokens, gpu_batch_size=args.blip2_gpu_batch,
+        num_workers=args.workers, batch_size=4096)}, 1, tuple(args.captions), new_rows, args.max_new_tokens))
+    if not args.skip_builtin:
+        results += [measure("built-in: image_captioning", {"image_captioning_mapper": dict(hf_img2seq=blip2)},
+                            np_, tuple(args.builtin_captions), new_rows, BUILTIN_NEW_TOKENS)
+                    for np_ in args.builtin_np_blip2]
+
+    ratios = {}
+    for kind, ours, builtin in (("clip_pairs_per_s", "ours: fast_image_text_similarity",
+                                 "built-in: image_text_similarity"),
+                                ("captions_per_s", "ours: fast_image_captioning", "built-in: image_captioning")):
+        a, b = best(results, ours), best(results, builtin)
+        if a and b:
+            ratios[kind] = round(a["steady_per_s"] / b["steady_per_s"], 2)
+            if "new_tokens_per_s" in a:
+                ratios["new_tokens_per_s"] = round(a["new_tokens_per_s"] / b["new_tokens_per_s"], 2)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    report = dict(device=device, cpus=os.cpu_count(), commit=commit, command=" ".join(sys.argv),
+                  torch=torch.__version__, images=("seed sample" if (args.sample_dir / "seed_sample_1k.jsonl").exists()
+                                                   else f"{len(pool)} drawn JPEGs"),
+                  max_new_tokens=args.max_new_tokens, builtin_new_tokens=BUILTIN_NEW_TOKENS, tiny=args.quick,
+                  results=results, ratios_ours_over_best_builtin=ratios,
+                  total_seconds=round(time.perf_counter() - start, 1))
+    print(f"\n{'operator':<34} {'np':>3} {'steady/s':>10} {'whole/s':>9} {'tokens/s':>9}")
+    for r in results:
+        print(f"{r['name']:<34} {r['np']:>3} {r['steady_per_s']:>10.2f} {r['whole_per_s']:>9.2f} "
+              f"{r.get('new_tokens_per_s', ''):>9}")
+    print(f"ours / best built-in: {ratios}   ({device}, commit {commit}, {report['total_seconds']}s)")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
