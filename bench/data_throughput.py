@@ -12,16 +12,23 @@ the built-ins at each --builtin-np, and prints the ratios against their best np.
 
     python bench/data_throughput.py --work /tmp/data-bench --out data_throughput.json   # one GPU
     python bench/data_throughput.py --quick --work /tmp/data-quick --out quick.json     # CPU smoke, tiny models
+    python bench/data_throughput.py --setup-only --work /tmp/data-bench   # models and images only (no Data-Juicer)
 
 Images: the shared 1k seed sample with its captions when --sample-dir exists, else JPEGs drawn at
 web sizes (500-1024 px, bench/real_size_assets.write_images). Each pair gets its own symlinked
-path, so no operator can reuse a decoded image. Rates are steady-state: every configuration
-processes a small and a large dataset, rate = (large - small) / (time large - time small), which
-removes model loading and worker start-up (paid once per run, once per process when np > 1);
-np = 1 runs also get an untimed warm-up first. The OPT has no end-of-sequence id, so every caption
-runs to its maximum length (random weights would rarely stop anyway): ours generate exactly
---max-new-tokens tokens, the built-in 128. Weights are stored in float32 as the real checkpoints
-are (the built-ins load them as stored; ours cast to bfloat16 on the GPU).
+path, so no operator can reuse a decoded image.
+
+Rates are steady-state: one operator instance per setting processes a small and a large dataset,
+rate = (large - small) / (time large - time small). That removes model loading and worker start-up,
+paid once per pool run rather than per sample (at np > 1 Data-Juicer starts new worker processes,
+each loading the model, for every dataset; at np = 1 an untimed run of the small size comes first).
+The OPT has no end-of-sequence id, so every caption runs to its maximum length (random weights would
+rarely stop anyway): ours generate exactly --max-new-tokens tokens, the built-in 128. Weights are
+stored in float32 like the real checkpoints (the built-ins load them as stored; ours cast to
+bfloat16 on the GPU).
+
+Where Data-Juicer is not installed (the GPU machine), its wheels travel in .whl-dj/ (see
+bench/RESULTS.md with the command that ran it).
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "seed_sample_1k"
 BUILTIN_NEW_TOKENS = 128  # image_captioning_mapper's generate(max_new_tokens=128, do_sample=True)
 BLIP2_IMAGE_TOKEN_ID = 50265
+OURS_CLIP, BUILTIN_CLIP = "ours: fast_image_text_similarity", "built-in: image_text_similarity"
+OURS_BLIP2, BUILTIN_BLIP2 = "ours: fast_image_captioning", "built-in: image_captioning"
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
 
 
@@ -146,59 +155,93 @@ def make_rows(pool: list[tuple[str, str]], links: Path, start: int, count: int) 
     return rows
 
 
-def timed_process(op_cfg: dict, rows: list[dict]) -> tuple[float, int]:
+def timed_process(op, rows: list[dict]) -> tuple[float, int]:
     from data_juicer.core.data import NestedDataset
-    from data_juicer.ops import load_ops
 
     dataset = NestedDataset.from_list(rows)
-    ops = load_ops([op_cfg])
     start = time.perf_counter()
-    result = dataset.process(ops, open_monitor=False)
+    result = dataset.process([op], open_monitor=False)
     return time.perf_counter() - start, len(result)
 
 
 def measure(name: str, op_cfg: dict, np_: int, sizes: tuple[int, int], new_rows, unit_tokens: int = 0) -> dict:
-    """Steady rate of one operator setting: (large - small) / (t_large - t_small), warm-up first at np 1."""
+    """Steady rate of one operator setting: (large - small) / (t_large - t_small); warmed up first at np 1."""
+    from data_juicer.ops import load_ops
     from data_juicer.utils.model_utils import free_models
 
     op_name, args = next(iter(op_cfg.items()))
-    op_cfg = {op_name: dict(args, num_proc=np_)}
+    op = load_ops([{op_name: dict(args, num_proc=np_)}])[0]
     if np_ == 1:
-        timed_process(op_cfg, new_rows(min(sizes[0], 16)))
-    (t_small, out_small), (t_large, out_large) = (timed_process(op_cfg, new_rows(n)) for n in sizes)
+        timed_process(op, new_rows(sizes[0]))
+    (t_small, _), (t_large, out_large) = (timed_process(op, new_rows(n)) for n in sizes)
     free_models()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    rate = (sizes[1] - sizes[0]) / (t_large - t_small)
+    # None when start-up noise swamps the difference (then raise the large size)
+    rate = (sizes[1] - sizes[0]) / (t_large - t_small) if t_large > t_small else None
     result = dict(name=name, op=op_name, np=np_, small=sizes[0], large=sizes[1], seconds_small=round(t_small, 3),
-                  seconds_large=round(t_large, 3), rows_out_large=out_large, steady_per_s=round(rate, 2),
-                  whole_per_s=round(sizes[1] / t_large, 2))
-    if unit_tokens:
+                  seconds_large=round(t_large, 3), rows_out_large=out_large,
+                  steady_per_s=None if rate is None else round(rate, 2), whole_per_s=round(sizes[1] / t_large, 2))
+    if unit_tokens and rate is not None:
         result["new_tokens_per_s"] = round(rate * unit_tokens, 1)
-    print(f"  {name:<34} np={np_}  {result['steady_per_s']:>9.2f}/s steady  "
+    print(f"  {name:<34} np={np_}  {rate or float('nan'):>9.2f}/s steady  "
           f"({sizes[1]} in {t_large:.1f}s, {sizes[0]} in {t_small:.1f}s)", flush=True)
     return result
 
 
 def best(results: list[dict], name: str) -> dict | None:
-    found = [r for r in results if r["name"] == name]
+    found = [r for r in results if r["name"] == name and r["steady_per_s"] is not None]
     return max(found, key=lambda r: r["steady_per_s"]) if found else None
+
+
+def ratios(results: list[dict]) -> dict[str, float]:
+    """Ours over the best built-in setting, per measure."""
+    out = {}
+    for key, ours, builtin in (("clip_pairs_per_s", OURS_CLIP, BUILTIN_CLIP),
+                               ("captions_per_s", OURS_BLIP2, BUILTIN_BLIP2)):
+        a, b = best(results, ours), best(results, builtin)
+        if a and b:
+            out[key] = round(a["steady_per_s"] / b["steady_per_s"], 2)
+            if "new_tokens_per_s" in a:
+                out["new_tokens_per_s"] = round(a["new_tokens_per_s"] / b["new_tokens_per_s"], 2)
+    return out
+
+
+def settings(args, folders: dict[str, Path]) -> list[tuple]:
+    """(name, recipe op config, np, (small, large), new tokens per output) for every measurement asked for."""
+    clip, blip2 = str(folders["clip"]), str(folders["blip2"])
+    runs = []
+    if "clip" in args.only:
+        runs.append((OURS_CLIP, {"fast_image_text_similarity_filter": dict(
+            hf_clip=clip, min_score=-1.0, max_score=1.0, gpu_batch_size=args.clip_gpu_batch,
+            num_workers=args.workers, batch_size=4096)}, 1, args.clip_pairs, 0))
+        runs += [(BUILTIN_CLIP, {"image_text_similarity_filter": dict(hf_clip=clip, min_score=-1.0, max_score=1.0)},
+                  np_, args.builtin_clip_pairs, 0) for np_ in args.builtin_np_clip if not args.skip_builtin]
+    if "blip2" in args.only:
+        runs.append((OURS_BLIP2, {"fast_image_captioning_mapper": dict(
+            hf_blip2=blip2, max_new_tokens=args.max_new_tokens, gpu_batch_size=args.blip2_gpu_batch,
+            num_workers=args.workers, batch_size=4096)}, 1, args.captions, args.max_new_tokens))
+        runs += [(BUILTIN_BLIP2, {"image_captioning_mapper": dict(hf_img2seq=blip2)}, np_, args.builtin_captions,
+                  BUILTIN_NEW_TOKENS) for np_ in args.builtin_np_blip2 if not args.skip_builtin]
+    return runs
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/data-bench"))
-    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file (rewritten after each setting)")
     parser.add_argument("--sample-dir", type=Path, default=DEFAULT_SAMPLE)
     parser.add_argument("--quick", action="store_true", help="tiny models and counts: a CPU smoke run")
+    parser.add_argument("--only", nargs="+", choices=["clip", "blip2"], default=["clip", "blip2"])
     parser.add_argument("--skip-builtin", action="store_true")
+    parser.add_argument("--setup-only", action="store_true", help="write images and models, then stop")
     parser.add_argument("--images", type=int, default=1024, help="JPEGs to draw when the sample is absent")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding processes of our ops")
     parser.add_argument("--clip-pairs", type=int, nargs=2, default=[1024, 8192], metavar=("SMALL", "LARGE"))
     parser.add_argument("--captions", type=int, nargs=2, default=[512, 2048], metavar=("SMALL", "LARGE"))
-    parser.add_argument("--builtin-clip-pairs", type=int, nargs=2, default=[64, 320], metavar=("SMALL", "LARGE"))
-    parser.add_argument("--builtin-captions", type=int, nargs=2, default=[16, 64], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--builtin-clip-pairs", type=int, nargs=2, default=[64, 1024], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--builtin-captions", type=int, nargs=2, default=[16, 96], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-np-clip", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--builtin-np-blip2", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--clip-gpu-batch", type=int, default=256)
@@ -215,62 +258,42 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from data_juicer.config.config import load_custom_operators
-
-    load_custom_operators([str(REPO_ROOT / "solution" / "ops")])
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pool = image_pool(args.sample_dir, args.work, args.images, args.workers)
     folders = write_models(args.work / ("models-tiny" if args.quick else "models"),
                            corpus(0) + [text for _, text in pool], tiny=args.quick)
     print(f"setup (images, models): {time.perf_counter() - start:.0f}s, {len(pool)} distinct JPEGs", flush=True)
+    if args.setup_only:
+        return
+    from data_juicer.config.config import load_custom_operators
+
+    load_custom_operators([str(REPO_ROOT / "solution" / "ops")])
     counter = iter(range(0, 10**9, 10**6))  # each dataset gets fresh sample ids and image paths
 
     def new_rows(count: int) -> list[dict]:
         return make_rows(pool, args.work / "links", next(counter), count)
 
-    clip, blip2 = str(folders["clip"]), str(folders["blip2"])
-    results = [measure("ours: fast_image_text_similarity", {"fast_image_text_similarity_filter": dict(
-        hf_clip=clip, min_score=-1.0, max_score=1.0, gpu_batch_size=args.clip_gpu_batch,
-        num_workers=args.workers, batch_size=4096)}, 1, tuple(args.clip_pairs), new_rows)]
-    if not args.skip_builtin:
-        results += [measure("built-in: image_text_similarity", {"image_text_similarity_filter": dict(
-            hf_clip=clip, min_score=-1.0, max_score=1.0)}, np_, tuple(args.builtin_clip_pairs), new_rows)
-            for np_ in args.builtin_np_clip]
-    results.append(measure("ours: fast_image_captioning", {"fast_image_captioning_mapper": dict(
-        hf_blip2=blip2, max_new_tokens=args.max_new_tokens, gpu_batch_size=args.blip2_gpu_batch,
-        num_workers=args.workers, batch_size=4096)}, 1, tuple(args.captions), new_rows, args.max_new_tokens))
-    if not args.skip_builtin:
-        results += [measure("built-in: image_captioning", {"image_captioning_mapper": dict(hf_img2seq=blip2)},
-                            np_, tuple(args.builtin_captions), new_rows, BUILTIN_NEW_TOKENS)
-                    for np_ in args.builtin_np_blip2]
-
-    ratios = {}
-    for kind, ours, builtin in (("clip_pairs_per_s", "ours: fast_image_text_similarity",
-                                 "built-in: image_text_similarity"),
-                                ("captions_per_s", "ours: fast_image_captioning", "built-in: image_captioning")):
-        a, b = best(results, ours), best(results, builtin)
-        if a and b:
-            ratios[kind] = round(a["steady_per_s"] / b["steady_per_s"], 2)
-            if "new_tokens_per_s" in a:
-                ratios["new_tokens_per_s"] = round(a["new_tokens_per_s"] / b["new_tokens_per_s"], 2)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                             text=True).stdout.strip()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    images = "seed sample" if (args.sample_dir / "seed_sample_1k.jsonl").exists() else f"{len(pool)} drawn JPEGs"
     report = dict(device=device, cpus=os.cpu_count(), commit=commit, command=" ".join(sys.argv),
-                  torch=torch.__version__, images=("seed sample" if (args.sample_dir / "seed_sample_1k.jsonl").exists()
-                                                   else f"{len(pool)} drawn JPEGs"),
-                  max_new_tokens=args.max_new_tokens, builtin_new_tokens=BUILTIN_NEW_TOKENS, tiny=args.quick,
-                  results=results, ratios_ours_over_best_builtin=ratios,
-                  total_seconds=round(time.perf_counter() - start, 1))
+                  torch=torch.__version__, images=images, max_new_tokens=args.max_new_tokens,
+                  builtin_new_tokens=BUILTIN_NEW_TOKENS, tiny=args.quick, results=[])
+    for name, op_cfg, np_, sizes, tokens in settings(args, folders):
+        report["results"].append(measure(name, op_cfg, np_, tuple(sizes), new_rows, tokens))
+        report.update(ratios_ours_over_best_builtin=ratios(report["results"]),
+                      total_seconds=round(time.perf_counter() - start, 1))
+        if args.out:  # after every setting, so a run cut short still leaves its figures
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2))
     print(f"\n{'operator':<34} {'np':>3} {'steady/s':>10} {'whole/s':>9} {'tokens/s':>9}")
-    for r in results:
-        print(f"{r['name']:<34} {r['np']:>3} {r['steady_per_s']:>10.2f} {r['whole_per_s']:>9.2f} "
+    for r in report["results"]:
+        print(f"{r['name']:<34} {r['np']:>3} {r['steady_per_s'] or float('nan'):>10.2f} {r['whole_per_s']:>9.2f} "
               f"{r.get('new_tokens_per_s', ''):>9}")
-    print(f"ours / best built-in: {ratios}   ({device}, commit {commit}, {report['total_seconds']}s)")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+    print(f"ours / best built-in: {report['ratios_ours_over_best_builtin']}   "
+          f"({device}, commit {commit}, {report['total_seconds']}s)")
 
 
 if __name__ == "__main__":
