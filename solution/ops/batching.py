@@ -62,11 +62,34 @@ class DecodedImages(Dataset):
         return self.preprocess(image)
 
 
+DECODE_CHUNK = 16  # images one decoding worker prepares at a time
+
+
+def _concat(chunks: list):
+    """One batch from consecutive collated chunks (tensors, or dicts of tensors)."""
+    if isinstance(chunks[0], dict):
+        return {key: torch.cat([chunk[key] for chunk in chunks]) for key in chunks[0]}
+    return torch.cat(chunks)
+
+
+def _split(batch, size: int):
+    """(first ``size`` rows, the rest) of a tensor or a dict of tensors."""
+    if isinstance(batch, dict):
+        return {k: v[:size] for k, v in batch.items()}, {k: v[size:] for k, v in batch.items()}
+    return batch[:size], batch[size:]
+
+
+def _rows(batch) -> int:
+    return len(next(iter(batch.values()))) if isinstance(batch, dict) else len(batch)
+
+
 def pixel_batches(paths: Sequence[str], preprocess: Callable, batch_size: int, num_workers: int,
                   pin_memory: bool) -> Iterator:
-    """Batches of ``preprocess(image)`` (tensors, or dicts of tensors, stacked), in the order of
-    ``paths``, decoded by ``num_workers`` processes.
+    """Batches of ``batch_size`` (the last one smaller) ``preprocess(image)`` results (tensors, or
+    dicts of tensors, stacked), in the order of ``paths``, decoded by ``num_workers`` processes.
 
+    Each worker decodes ``DECODE_CHUNK`` images at a time, so all of them work on the next GPU batch
+    at once (a worker per whole GPU batch would leave the others idle and the GPU waiting).
     Data-Juicer's own worker processes (np > 1, e.g. one per GPU) are daemonic and may not start
     children: there the images are decoded by ``num_workers`` threads instead (Pillow releases the
     GIL while decoding).
@@ -78,9 +101,20 @@ def pixel_batches(paths: Sequence[str], preprocess: Callable, batch_size: int, n
                 indices = range(start, min(start + batch_size, len(images)))
                 yield default_collate(list(pool.map(images.__getitem__, indices)))
         return
-    loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=pin_memory, multiprocessing_context="fork" if num_workers > 0 else None)
-    yield from loader
+    loader = DataLoader(images, batch_size=min(DECODE_CHUNK, batch_size), shuffle=False, num_workers=num_workers,
+                        pin_memory=pin_memory, multiprocessing_context="fork" if num_workers > 0 else None,
+                        prefetch_factor=4 if num_workers > 0 else None)
+    pending, count = [], 0
+    for chunk in loader:
+        pending.append(chunk)
+        count += _rows(chunk)
+        while count >= batch_size:
+            batch, rest = _split(_concat(pending), batch_size)
+            yield batch
+            count -= batch_size
+            pending = [rest] if count else []
+    if pending:
+        yield _concat(pending)
 
 
 def one_process_per_gpu(kwargs: dict) -> dict:

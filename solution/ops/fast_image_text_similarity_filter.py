@@ -67,7 +67,7 @@ class FastImageTextSimilarityFilter(Filter):
         :param dtype: 'auto' (bfloat16 on GPU, float32 on CPU), 'bfloat16', 'float16' or 'float32'.
         """
         kwargs.setdefault("memory", "4GB")
-        kwargs.setdefault("batch_size", 1024)
+        kwargs.setdefault("batch_size", 4096)
         super().__init__(*args, **one_process_per_gpu(kwargs))
         if reduce_mode not in REDUCERS:
             raise ValueError(f"reduce_mode must be one of {sorted(REDUCERS)}, got {reduce_mode!r}")

@@ -225,3 +225,25 @@ def test_captioner_requires_the_selection_tag(custom_ops, blip2_dir, seed_rows):
         hf_blip2=str(blip2_dir), select_meta_key="q", num_workers=0)
     with pytest.raises(ValueError, match="no meta value 'q'"):
         op.process_batched(columns([dict(seed_rows[0], **{META: {}})]))
+
+
+@pytest.mark.parametrize("count, batch_size, workers", [(37, 20, 2), (33, 16, 0), (5, 64, 2)])
+def test_pixel_batches_keep_order_and_batch_sizes(custom_ops, tmp_path, count, batch_size, workers):
+    """Workers decode small chunks; the batches come out in path order, all full but the last."""
+    pixel_batches = custom_ops.batching.pixel_batches
+
+    paths = []
+    for index in range(count):
+        path = tmp_path / f"{index:03d}.png"
+        Image.new("RGB", (4, 3), (index, 0, 0)).save(path)
+        paths.append(str(path))
+
+    def preprocess(image):
+        red = torch.tensor(float(image.getpixel((0, 0))[0]))
+        return {"red": red, "twice": red * 2}
+
+    batches = list(pixel_batches(paths, preprocess, batch_size, workers, pin_memory=False))
+    sizes = [len(batch["red"]) for batch in batches]
+    assert sizes == [batch_size] * (count // batch_size) + ([count % batch_size] if count % batch_size else [])
+    assert torch.cat([batch["red"] for batch in batches]).tolist() == list(range(count))
+    assert torch.cat([batch["twice"] for batch in batches]).tolist() == [2 * i for i in range(count)]
