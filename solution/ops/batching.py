@@ -83,30 +83,40 @@ def _rows(batch) -> int:
     return len(next(iter(batch.values()))) if isinstance(batch, dict) else len(batch)
 
 
+def _to_device(batch, device: torch.device):
+    if isinstance(batch, dict):
+        return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+    return batch.to(device, non_blocking=True)
+
+
 def pixel_batches(paths: Sequence[str], preprocess: Callable, batch_size: int, num_workers: int,
-                  pin_memory: bool) -> Iterator:
+                  device: torch.device | str = "cpu") -> Iterator:
     """Batches of ``batch_size`` (the last one smaller) ``preprocess(image)`` results (tensors, or
-    dicts of tensors, stacked), in the order of ``paths``, decoded by ``num_workers`` processes.
+    dicts of tensors, stacked) on ``device``, in the order of ``paths``, decoded by ``num_workers``
+    processes.
 
     Each worker decodes ``DECODE_CHUNK`` images at a time, so all of them work on the next GPU batch
-    at once (a worker per whole GPU batch would leave the others idle and the GPU waiting).
+    at once (a worker per whole GPU batch would leave the others idle and the GPU waiting). On a GPU
+    each chunk is copied from pinned memory without blocking and the batch is assembled there.
     Data-Juicer's own worker processes (np > 1, e.g. one per GPU) are daemonic and may not start
     children: there the images are decoded by ``num_workers`` threads instead (Pillow releases the
     GIL while decoding).
     """
+    device = torch.device(device)
     images = DecodedImages(paths, preprocess)
     if num_workers > 0 and multiprocessing.current_process().daemon:
         with ThreadPoolExecutor(num_workers) as pool:
             for start in range(0, len(images), batch_size):
                 indices = range(start, min(start + batch_size, len(images)))
-                yield default_collate(list(pool.map(images.__getitem__, indices)))
+                yield _to_device(default_collate(list(pool.map(images.__getitem__, indices))), device)
         return
     loader = DataLoader(images, batch_size=min(DECODE_CHUNK, batch_size), shuffle=False, num_workers=num_workers,
-                        pin_memory=pin_memory, multiprocessing_context="fork" if num_workers > 0 else None,
+                        pin_memory=device.type == "cuda",
+                        multiprocessing_context="fork" if num_workers > 0 else None,
                         prefetch_factor=4 if num_workers > 0 else None)
     pending, count = [], 0
     for chunk in loader:
-        pending.append(chunk)
+        pending.append(_to_device(chunk, device))
         count += _rows(chunk)
         while count >= batch_size:
             batch, rest = _split(_concat(pending), batch_size)

@@ -107,12 +107,11 @@ class FastImageCaptioningMapper(Mapper):
             return {"pixel_values": inputs["pixel_values"][0], "input_ids": inputs["input_ids"][0]}
 
         captions = []
-        for batch in pixel_batches(paths, preprocess, self.gpu_batch_size, self.num_workers,
-                                   pin_memory=model.device.type == "cuda"):
-            input_ids = batch["input_ids"].to(model.device)
+        for batch in pixel_batches(paths, preprocess, self.gpu_batch_size, self.num_workers, model.device):
+            input_ids = batch["input_ids"]
             if self.generate_args["do_sample"]:
                 torch.manual_seed(self.seed)
-            output = model.generate(pixel_values=batch["pixel_values"].to(model.device, model.dtype),
+            output = model.generate(pixel_values=batch["pixel_values"].to(model.dtype),
                                     input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                     **self.generate_args)
             new_tokens = output[:, input_ids.shape[1]:]

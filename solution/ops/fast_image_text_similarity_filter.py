@@ -105,9 +105,8 @@ class FastImageTextSimilarityFilter(Filter):
             return processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
 
         parts = []
-        for pixels in pixel_batches(paths, preprocess, self.gpu_batch_size, self.num_workers,
-                                    pin_memory=model.device.type == "cuda"):
-            features = model.get_image_features(pixel_values=pixels.to(model.device, model.dtype)).pooler_output
+        for pixels in pixel_batches(paths, preprocess, self.gpu_batch_size, self.num_workers, model.device):
+            features = model.get_image_features(pixel_values=pixels.to(model.dtype)).pooler_output
             parts.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(parts)
 
@@ -134,9 +133,16 @@ class FastImageTextSimilarityFilter(Filter):
             image_embeds = self._image_embeddings(model, processor, paths)
             text_embeds = self._text_embeddings(model, processor, [text for _, text, _ in chunks])
             scale = model.logit_scale.float().exp().item() / 100.0
-            for (index, _, chunk_paths), text_embed in zip(chunks, text_embeds):
-                similarity = (image_embeds[[row[path] for path in chunk_paths]] @ text_embed).cpu().numpy()
-                scores.setdefault(index, []).append(float(self.reduce(similarity * scale)))
+            # One (image, chunk) pair per image of every chunk, all scored in one product on the device.
+            pair_images = [row[path] for _, _, chunk_paths in chunks for path in chunk_paths]
+            pair_chunks = [number for number, (_, _, chunk_paths) in enumerate(chunks) for _ in chunk_paths]
+            device = image_embeds.device
+            similarity = (image_embeds[torch.tensor(pair_images, device=device)]
+                          * text_embeds[torch.tensor(pair_chunks, device=device)]).sum(dim=-1)
+            similarity = (similarity.cpu().double() * scale).numpy()
+            bounds = np.cumsum([len(chunk_paths) for _, _, chunk_paths in chunks])[:-1]
+            for (index, _, _), chunk_similarity in zip(chunks, np.split(similarity, bounds)):
+                scores.setdefault(index, []).append(float(self.reduce(chunk_similarity)))
         for index in pending:
             samples[Fields.stats][index][StatsKeys.image_text_similarity] = scores.get(index, [])
         return samples

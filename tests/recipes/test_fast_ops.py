@@ -242,7 +242,7 @@ def test_pixel_batches_keep_order_and_batch_sizes(custom_ops, tmp_path, count, b
         red = torch.tensor(float(image.getpixel((0, 0))[0]))
         return {"red": red, "twice": red * 2}
 
-    batches = list(pixel_batches(paths, preprocess, batch_size, workers, pin_memory=False))
+    batches = list(pixel_batches(paths, preprocess, batch_size, workers))
     sizes = [len(batch["red"]) for batch in batches]
     assert sizes == [batch_size] * (count // batch_size) + ([count % batch_size] if count % batch_size else [])
     assert torch.cat([batch["red"] for batch in batches]).tolist() == list(range(count))
