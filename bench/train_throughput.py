@@ -54,8 +54,8 @@ class Setting:
 SETTINGS = {
     ("pretrain", "ours"): Setting(16, 16, "zero2.json", False, 12, "global_tokens"),
     ("pretrain", "official"): Setting(4, 64, "zero2_offload.json", True, 4, "micro_batch_mean"),
-    ("finetune", "ours"): Setting(8, 16, "zero2.json", False, 12, "global_tokens"),
-    ("finetune", "ours_ckpt"): Setting(16, 8, "zero2.json", True, 12, "global_tokens"),
+    ("finetune", "ours"): Setting(16, 8, "zero2.json", True, 12, "global_tokens"),
+    ("finetune", "no_ckpt"): Setting(8, 16, "zero2.json", False, 12, "global_tokens"),
     ("finetune", "official"): Setting(4, 32, "zero2_offload.json", True, 4, "micro_batch_mean"),
 }
 STAGE_ARGS = {
