@@ -100,3 +100,54 @@ def test_pad_sequences_both_sides():
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[True] * 3, [False, False, True]]
     ids, mask = pad_sequences([[5, 6, 7], [8]], pad_value=0, padding_side="right")
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[True] * 3, [True, False, False]]
+
+
+def per_row_reference(ids, mask, has_image, images, labels, max_length, side):
+    """One row at a time: real tokens in order, the placeholder replaced, truncated, then padded."""
+    rows = []
+    for row in range(len(ids)):
+        tokens = [(float(t), int(l)) for t, l, m in zip(ids[row], labels[row], mask[row]) if m]
+        spliced = []
+        for token, label in tokens:
+            if token == IMG:
+                spliced += [(float(v), X) for v in images[row, :, 0]]
+            else:
+                spliced.append((token, label))
+        rows.append(spliced[:max_length])
+    width = max(len(r) for r in rows)
+    values, out_labels, out_mask, positions = [], [], [], []
+    for r in rows:
+        pad = width - len(r)
+        left = pad if side == "left" else 0
+        values.append([0.0] * left + [v for v, _ in r] + [0.0] * (pad - left))
+        out_labels.append([X] * left + [lab for _, lab in r] + [X] * (pad - left))
+        out_mask.append([False] * left + [True] * len(r) + [False] * (pad - left))
+        positions.append([0] * left + list(range(len(r))) + [0] * (pad - left))
+    return values, out_labels, out_mask, positions
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_batches_equal_a_per_row_reference(seed):
+    """Random lengths, placeholder places, padding sides (of the input and the output) and truncation."""
+    generator = torch.Generator().manual_seed(seed)
+    batch, width = 5, 12
+    ids = torch.randint(1, 50, (batch, width), generator=generator)
+    mask = torch.zeros(batch, width, dtype=torch.bool)
+    has_image = torch.rand(batch, generator=generator) < 0.6
+    for row in range(batch):
+        length = int(torch.randint(2, width + 1, (1,), generator=generator))
+        start = 0 if seed % 2 else width - length  # right- or left-padded input
+        mask[row, start:start + length] = True
+        if has_image[row]:
+            ids[row, start + int(torch.randint(0, length, (1,), generator=generator))] = IMG
+    labels = torch.where(torch.rand(batch, width, generator=generator) < 0.5, ids, X)
+    images = (200.0 + torch.randn(batch, 4, 1, generator=generator)).expand(batch, 4, HIDDEN).clone()
+    for side in ("left", "right"):
+        for max_length in (6, 64):
+            out = splice_image_embeddings(ids, mask, has_image, images, embed, max_length, side, labels=labels)
+            expected = per_row_reference(ids.tolist(), mask.tolist(), has_image, images, labels.tolist(),
+                                         max_length, side)
+            assert values(out) == expected[0]
+            assert out.labels.tolist() == expected[1]
+            assert out.attention_mask.tolist() == expected[2]
+            assert out.position_ids.tolist() == expected[3]
