@@ -25,7 +25,7 @@ def test_shard_range_is_contiguous_and_near_equal():
 def test_read_jsonl_names_the_bad_line(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text('{"a": 1}\n\n{"a": 2\n')
-    with pytest.raises(EvalDataError, match=r"a.jsonl:3: not valid JSON"):
+    with pytest.raises(EvalDataError, match=r"a.jsonl:3: invalid JSON"):
         read_jsonl(path)
 
 

@@ -44,8 +44,8 @@ def test_staging_makes_paths_absolute(tmp_path, image_root):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("{not json", "pool.jsonl:2: not valid JSON"),
-    ('["a list"]', "pool.jsonl:2: a sample must be a JSON object"),
+    ("{not json", "pool.jsonl:2: invalid JSON"),
+    ('["a list"]', "pool.jsonl:2: expected a JSON object, got list"),
     ({"id": "9", "text": "t", "images": "images/a.jpg"}, "pool.jsonl:2: `images` must be a list"),
     ({"id": "9", "text": "t", "images": ["images/zzz.jpg"]},
      "pool.jsonl:2: sample '9': image .*zzz.jpg does not exist"),

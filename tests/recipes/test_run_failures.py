@@ -88,7 +88,7 @@ def test_bad_input_line_stops_before_data_juicer(recipe_demo, tmp_path):
     dataset.write_text(recipe_demo.seed_jsonl.read_text().splitlines()[0] + "\n{oops\n")
     result = run_cli(RECIPES_DIR / "cpu_prefilter.yaml", recipe_demo, tmp_path / "out.jsonl", "--image-root",
                      str(recipe_demo.seed_dir), dataset=dataset)
-    assert result.returncode == 1 and f"{dataset}:2: not valid JSON" in result.output
+    assert result.returncode == 1 and f"{dataset}:2: invalid JSON" in result.output
     assert result.seconds < 15 and no_export_left(tmp_path / "out.jsonl")
 
 

@@ -1,15 +1,20 @@
-"""Reading JSON-lines files line by line (shared by the data commands).
+"""Reading JSON-lines files line by line (the one jsonl reader of the toolkit).
 
 Reading follows what Data-Juicer's tools accept (they read with ``jsonlines``): UTF-8, an optional
-BOM, one JSON value a line, no blank lines, no ``NaN``/``Infinity`` literals. Unlike those tools,
-a bad line does not stop the reader: each line comes back with its number and either its value or
-the reason it is bad, so callers can report every problem at once.
+BOM, one JSON value a line, no ``NaN``/``Infinity`` literals. Two ways to read:
+
+- ``iter_json_lines`` (the data commands): a bad line does not stop the reader; each line comes
+  back with its number and either its value or the reason it is bad (a blank line is bad too), so
+  callers can report every problem at once;
+- ``iter_json_objects`` (evaluation files, recipe pools): blank lines are skipped and the first
+  line that is not a JSON object raises ``JsonLinesError`` naming ``file:line``.
 
 Outputs are written with ``bettersynth.files.atomic_output``.
 
-    from bettersynth.data.jsonl import iter_json_lines
+    from bettersynth.data.jsonl import iter_json_lines, iter_json_objects
     for line in iter_json_lines(path):
         if line.error: ...
+    for lineno, record in iter_json_objects(path): ...
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ class InputError(Exception):
     """An input file is missing or unusable as a whole (the message names it)."""
 
 
+class JsonLinesError(ValueError):
+    """A line that is not a JSON object (``iter_json_objects``); the message names the file and line."""
+
+
 @dataclass(frozen=True)
 class JsonLine:
     """One line of a JSON-lines file: its 1-based number and its value, or why it is not valid."""
@@ -34,6 +43,7 @@ class JsonLine:
     lineno: int
     value: Any = None
     error: str | None = None
+    blank: bool = False
 
 
 def _reject_constant(name: str) -> Any:
@@ -64,12 +74,25 @@ def iter_json_lines(path: Path) -> Iterator[JsonLine]:
                 yield JsonLine(lineno, error=f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
                 continue
             if not text.strip():
-                yield JsonLine(lineno, error="blank line")
+                yield JsonLine(lineno, error="blank line", blank=True)
                 continue
             try:
                 yield JsonLine(lineno, value=loads_strict(text))
             except ValueError as exc:
                 yield JsonLine(lineno, error=f"invalid JSON: {exc}")
+
+
+def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of ``path``; the first bad line raises
+    ``JsonLinesError("path:N: why")``, a missing file ``InputError``."""
+    for line in iter_json_lines(path):
+        if line.blank:
+            continue
+        if line.error is not None:
+            raise JsonLinesError(f"{path}:{line.lineno}: {line.error}")
+        if not isinstance(line.value, dict):
+            raise JsonLinesError(f"{path}:{line.lineno}: expected a JSON object, got {type(line.value).__name__}")
+        yield line.lineno, line.value
 
 
 def load_json(path: Path) -> Any:

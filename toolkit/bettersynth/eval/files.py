@@ -9,9 +9,10 @@ Outputs are written with ``bettersynth.files`` (atomic writes).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from bettersynth.data.jsonl import JsonLinesError, iter_json_objects
 
 
 class EvalDataError(ValueError):
@@ -23,19 +24,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise EvalDataError(f"{path}: file not found")
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise EvalDataError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-            if not isinstance(record, dict):
-                raise EvalDataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-    return records
+    try:
+        return [record for _, record in iter_json_objects(path)]
+    except JsonLinesError as error:
+        raise EvalDataError(str(error)) from error
 
 
 def shard_range(total: int, num_chunks: int, chunk_idx: int) -> range:

@@ -23,23 +23,18 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from bettersynth.data.jsonl import InputError, JsonLinesError, iter_json_objects
+
 
 class PoolError(ValueError):
     """A line of a pool that cannot be used; the message names the file and line."""
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise PoolError(f"{path}:{number}: not valid JSON: {error}") from error
-            if not isinstance(row, dict):
-                raise PoolError(f"{path}:{number}: a sample must be a JSON object")
-            yield number, row
+    try:
+        yield from iter_json_objects(path)
+    except (JsonLinesError, InputError) as error:
+        raise PoolError(str(error)) from error
 
 
 def stage_input(dataset: Path, image_root: Path, staged: Path) -> int:
