@@ -276,6 +276,11 @@ def main() -> None:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                             text=True).stdout.strip()
+    # A copied tree may carry an older .git than its files: say so rather than name the wrong commit.
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                             capture_output=True, text=True).stdout.strip()
+    if commit and changed:
+        commit += " (tree differs from it)"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
     images = "seed sample" if (args.sample_dir / "seed_sample_1k.jsonl").exists() else f"{len(pool)} drawn JPEGs"
     report = dict(device=device, cpus=os.cpu_count(), commit=commit, command=" ".join(sys.argv),
