@@ -54,6 +54,7 @@ def test_staging_names_the_bad_line(tmp_path, image_root, bad, message):
     dataset = write_lines(tmp_path / "pool.jsonl", [{"id": "1", "text": "t", "images": ["images/a.jpg"]}, bad])
     with pytest.raises(PoolError, match=message):
         stage_input(dataset, image_root, tmp_path / "staged.jsonl")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pool.jsonl", "seed"]  # no partial staged file
 
 
 def test_export_paths_become_relative_and_ray_shards_are_joined(tmp_path, image_root):

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bettersynth.data.jsonl import InputError, JsonLinesError, iter_json_objects
+from bettersynth.files import atomic_output
 
 
 class PoolError(ValueError):
@@ -38,9 +39,10 @@ def _lines(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def stage_input(dataset: Path, image_root: Path, staged: Path) -> int:
-    """Copy ``dataset`` to ``staged`` with absolute, existing image paths; returns the sample count."""
+    """Copy ``dataset`` to ``staged`` with absolute, existing image paths; returns the sample count.
+    ``staged`` appears only when every line passed."""
     count = 0
-    with staged.open("w", encoding="utf-8") as out:
+    with atomic_output(staged) as out:
         for number, row in _lines(dataset):
             images = row.get("images", [])
             if not isinstance(images, list) or not all(isinstance(path, str) for path in images):
