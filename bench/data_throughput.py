@@ -269,6 +269,10 @@ def main() -> None:
     from data_juicer.config.config import load_custom_operators
 
     load_custom_operators([str(REPO_ROOT / "solution" / "ops")])
+    # Data-Juicer's GPU workers start by forkserver and import the custom ``ops`` package afresh
+    # (as `bsynth recipe run` arranges for recipes).
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"),
+                                                             os.environ.get("PYTHONPATH")]))
     counter = iter(range(0, 10**9, 10**6))  # each dataset gets fresh sample ids and image paths
 
     def new_rows(count: int) -> list[dict]:
