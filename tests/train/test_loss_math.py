@@ -9,6 +9,7 @@ split sees the same aux features.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ import torch
 
 from bettersynth.train.backend import PlainBackend
 from bettersynth.train.checkpoint import TrainerState
-from bettersynth.train.collate import Collator
+from bettersynth.train.collate import BatchInfo, Collator
 from bettersynth.train.dataset import DataOptions, LazySupervisedDataset
 from bettersynth.train.distributed import DistInfo
 from bettersynth.train.loop import FitContext, train_step
@@ -114,3 +115,39 @@ def test_micro_batch_mean_is_the_official_rule_and_differs(setup):
     reference = reference_gradients(setup, None)
     name = "llm.model.embed_tokens.weight"
     assert not torch.allclose(official[name], reference[name], rtol=1e-3, atol=1e-6)
+
+
+class MiscountingBackend:
+    """Counts one supervised token fewer than the data set did, and records optimizer steps."""
+
+    def __init__(self):
+        self.model = torch.nn.Linear(1, 1)
+        self.steps = 0
+
+    def sync(self, last):
+        return contextlib.nullcontext()
+
+    def forward(self, batch):
+        loss_sum = self.model(torch.ones(1, 1)).sum()
+        return SimpleNamespace(loss_sum=loss_sum, num_tokens=torch.tensor(int(batch["tokens"]) - 1))
+
+    def backward(self, loss):
+        loss.backward()
+
+    def end_micro_batch(self, last):
+        self.steps += int(last)
+
+    def learning_rate(self):
+        return 1e-3
+
+
+def test_token_count_mismatch_stops_before_the_optimizer_step():
+    backend = MiscountingBackend()
+    context = SimpleNamespace(backend=backend, dist=CPU, layout=BatchLayout(1, 2, 1),
+                              args=SimpleNamespace(loss_normalization="global_tokens"),
+                              state=SimpleNamespace(global_step=0))
+    micro_batches = [({"tokens": torch.tensor(5)}, BatchInfo(num_samples=1, num_tokens=5)),
+                     ({"tokens": torch.tensor(3)}, BatchInfo(num_samples=1, num_tokens=3))]
+    with pytest.raises(RuntimeError, match=r"model counted \[4, 2\] .* data set counted \[5, 3\]"):
+        train_step(context, micro_batches)
+    assert backend.steps == 0

@@ -86,13 +86,15 @@ def train_step(context: FitContext, micro_batches: list[tuple[dict | None, Batch
                 model_counts.append(output.num_tokens.detach())
                 counted_tokens.append(info.num_tokens)
             backend.backward(loss)
+        if last and model_counts:  # once a step, before the optimizer applies the update
+            model_counted = torch.stack(model_counts).tolist()
+            if model_counted != counted_tokens:
+                raise RuntimeError(f"the model counted {model_counted} supervised tokens in this step's "
+                                   f"micro-batches where the data set counted {counted_tokens}; the loss "
+                                   "normalisation would be wrong")
         backend.end_micro_batch(last)
     loss_sum, micro_means, counted_micro = 0.0, 0.0, 0
     if micro_loss_sums:
-        model_counted = torch.stack(model_counts).tolist()
-        if model_counted != counted_tokens:
-            raise RuntimeError(f"the model counted {model_counted} supervised tokens in this step's micro-batches "
-                               f"where the data set counted {counted_tokens}; the loss normalisation would be wrong")
         sums = torch.stack(micro_loss_sums).cpu().tolist()
         loss_sum = sum(sums)
         micro_means = sum(value / tokens for value, tokens in zip(sums, counted_tokens) if tokens)
