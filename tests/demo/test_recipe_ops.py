@@ -64,8 +64,10 @@ def test_dj_ops_run_on_the_recipe_models(demo, tmp_path):
         (similarity,) = stats["image_text_similarity"]
         (matching,) = stats["image_text_matching_score"]
         assert -1.0 <= similarity <= 1.0 and 0.0 <= matching <= 1.0
-        # the captioning mapper replaced the caption (keep_original_sample false) with generated text
+        # the captioning mapper replaced the caption (keep_original_sample false) with generated text;
+        # the built-in samples without a seed, so on the random tiny BLIP-2 it may draw the end token
+        # first and generate an empty caption
         assert result["text"].startswith(DJ_IMAGE_TOKEN) and result["text"].endswith(DJ_EOC_TOKEN)
-        caption = result["text"][len(DJ_IMAGE_TOKEN):-len(DJ_EOC_TOKEN)].strip()
-        assert caption and result["text"] != sample["text"]
+        assert result["text"] != sample["text"]
+        caption = result["text"][len(DJ_IMAGE_TOKEN):-len(DJ_EOC_TOKEN)]
         assert "madeupword" not in caption  # the padding entries of the tiny OPT vocab are never generated
