@@ -38,6 +38,9 @@ FINETUNE_BATCH_SIZE_PER_GPU=${FINETUNE_BATCH_SIZE_PER_GPU:-16}
 FINETUNE_GRADIENT_ACCUMULATION_STEPS=${FINETUNE_GRADIENT_ACCUMULATION_STEPS:-8}
 FINETUNE_GRADIENT_CHECKPOINTING=${FINETUNE_GRADIENT_CHECKPOINTING:-True}
 FINETUNE_DATALOADER_NUM_WORKERS=${FINETUNE_DATALOADER_NUM_WORKERS:-8}
+# torch.compile the LLM layers and the tower blocks on GPUs (same math; a minute or two of compiling
+# at the start of each stage); False runs them eagerly
+TORCH_COMPILE=${TORCH_COMPILE:-True}
 # ZeRO-2 with the optimizer on the GPU; toolkit/configs/deepspeed/zero2_offload.json (optimizer on
 # the CPU, as the official kit) for GPUs under 80 GB
 DEEPSPEED_CONFIG=${DEEPSPEED_CONFIG:-toolkit/configs/deepspeed/zero2.json}
@@ -130,7 +133,7 @@ step "convert to LLaVA json" \
 # --- training ---------------------------------------------------------------------------------
 if [ "$NUM_GPUS" -gt 0 ]; then
     launch=(deepspeed --num_gpus "$NUM_GPUS" --module bettersynth.train --deepspeed "$DEEPSPEED_CONFIG"
-            --bf16 True --tf32 True)
+            --bf16 True --tf32 True --torch_compile "$TORCH_COMPILE")
 else
     echo "No GPU visible: training on CPU in float32 with plain PyTorch (no deepspeed engine)."
     launch=(python -m bettersynth.train --bf16 False --tf32 False)

@@ -7,12 +7,16 @@ under torchrun + DeepSpeed) for a few optimizer steps at the official global bat
 once with our defaults and once with the official settings (ZeRO-2 with the optimizer on the CPU,
 small micro-batches, gradient checkpointing). Prints samples/s and tokens/s (median over the timed
 steps, data loading included), model TFLOP/s and MFU against a bf16 matmul ceiling measured here,
-peak GPU memory (nvidia-smi), and the ratio ours/official. A per-part profile of one micro-batch
-of our setting (CLIP tower, ConvNeXt tower, mining + projector with its backward, the whole step)
-says where a training step's time goes.
+peak GPU memory and the GPU's kernel-busy share (nvidia-smi), and the ratio ours/official. Our
+setting compiles the model's blocks (``--torch_compile``); the "eager" setting is ours without it.
+A per-part profile of one micro-batch of our setting (CLIP tower, ConvNeXt tower, mining +
+projector with its backward, the whole step), eager and compiled, says where a training step's
+time goes.
 
     python bench/train_throughput.py --work /tmp/bench --runs pretrain:ours pretrain:official \
-        finetune:ours finetune:official --steps 5 --warmup 1 --out results.json
+        finetune:ours finetune:official --steps 5 --warmup 2 --out results.json
+
+The first steps of a compiled run include compiling: leave them out with --warmup.
 
 Model FLOPs per sample are counted once per stage with torch's FlopCounterMode on one real
 micro-batch (forward + backward of exactly what the stage computes; no recomputation counted).
@@ -21,6 +25,7 @@ micro-batch (forward + backward of exactly what the stage computes; no recomputa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -48,15 +53,19 @@ class Setting:
     gradient_checkpointing: bool
     workers: int
     loss_normalization: str
+    torch_compile: bool
 
 
-# Global batch 256 (pretrain) and 128 (finetune) on one GPU in every setting.
+# Global batch 256 (pretrain) and 128 (finetune) on one GPU in every setting. "eager" is ours
+# without torch.compile, to measure what compiling gives on its own.
 SETTINGS = {
-    ("pretrain", "ours"): Setting(16, 16, "zero2.json", False, 12, "global_tokens"),
-    ("pretrain", "official"): Setting(4, 64, "zero2_offload.json", True, 4, "micro_batch_mean"),
-    ("finetune", "ours"): Setting(16, 8, "zero2.json", True, 12, "global_tokens"),
-    ("finetune", "no_ckpt"): Setting(8, 16, "zero2.json", False, 12, "global_tokens"),
-    ("finetune", "official"): Setting(4, 32, "zero2_offload.json", True, 4, "micro_batch_mean"),
+    ("pretrain", "ours"): Setting(16, 16, "zero2.json", False, 12, "global_tokens", True),
+    ("pretrain", "eager"): Setting(16, 16, "zero2.json", False, 12, "global_tokens", False),
+    ("pretrain", "official"): Setting(4, 64, "zero2_offload.json", True, 4, "micro_batch_mean", False),
+    ("finetune", "ours"): Setting(16, 8, "zero2.json", True, 12, "global_tokens", True),
+    ("finetune", "eager"): Setting(16, 8, "zero2.json", True, 12, "global_tokens", False),
+    ("finetune", "no_ckpt"): Setting(8, 16, "zero2.json", False, 12, "global_tokens", True),
+    ("finetune", "official"): Setting(4, 32, "zero2_offload.json", True, 4, "micro_batch_mean", False),
 }
 STAGE_ARGS = {
     "pretrain": ["--tune_mm_mlp_adapter", "True", "--learning_rate", "1e-3"],
@@ -120,27 +129,35 @@ def trainer_command(stage: str, setting: Setting, folders: dict, data: Path, ima
             "--per_device_train_batch_size", str(setting.micro_batch),
             "--gradient_accumulation_steps", str(setting.accumulation),
             "--gradient_checkpointing", str(setting.gradient_checkpointing),
+            "--torch_compile", str(setting.torch_compile),
             "--dataloader_num_workers", str(setting.workers), "--loss_normalization", setting.loss_normalization,
             "--max_steps", str(steps), "--save_strategy", "no", "--logging_steps", "1",
             "--model_max_length", "2048", "--report_to", "none", *STAGE_ARGS[stage]]
 
 
-class PeakMemory:
-    """Polls nvidia-smi while a run is going; ``peak_gib`` is the largest memory.used seen."""
+class GpuMonitor:
+    """Polls nvidia-smi while a run is going: the largest memory.used seen (``peak_gib``) and the
+    kernel-busy percentage (utilization.gpu) twice a second. ``busy_median`` is the median over the
+    samples with any kernel running, i.e. while the model computes (loading and compiling leave the
+    GPU idle): well under 100 means the GPU waits for the host between kernels."""
 
     def __init__(self) -> None:
         self.peak_mib = 0
+        self.busy: list[tuple[float, int]] = []
+        self._start = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
         while not self._stop.wait(0.5):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True).stdout.split()
-            if out:
-                self.peak_mib = max(self.peak_mib, int(out[0]))
+            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,utilization.gpu",
+                                  "--format=csv,noheader,nounits"], capture_output=True, text=True).stdout
+            fields = out.split("\n")[0].split(",")
+            if len(fields) == 2:
+                self.peak_mib = max(self.peak_mib, int(fields[0]))
+                self.busy.append((round(time.monotonic() - self._start, 1), int(fields[1])))
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> GpuMonitor:
         self._thread.start()
         return self
 
@@ -152,13 +169,20 @@ class PeakMemory:
     def peak_gib(self) -> float:
         return self.peak_mib / 1024
 
+    @property
+    def busy_median(self) -> float:
+        active = [percent for _, percent in self.busy if percent > 0]
+        return statistics.median(active) if active else 0.0
+
 
 def build_on_gpu(stage: str, folders: dict, data: Path, image_root: Path, setting: Setting):
-    """The stage's model (bf16, on the GPU, trainable parts as the trainer sets them) and its data set."""
+    """The stage's model (bf16, on the GPU, trainable parts as the trainer sets them, not compiled)
+    and its data set."""
     from bettersynth.train.args import parse_args
     from bettersynth.train.run import build
 
-    command = trainer_command(stage, setting, folders, data, image_root, Path("/tmp/unused"), 1)
+    eager = dataclasses.replace(setting, torch_compile=False)
+    command = trainer_command(stage, eager, folders, data, image_root, Path("/tmp/unused"), 1)
     args = parse_args(command[command.index("bettersynth.train") + 1:])
     model, tokenizer, _, dataset = build(args)
     return model.to("cuda", torch.bfloat16), tokenizer, dataset
@@ -229,7 +253,7 @@ def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, 
     command = trainer_command(stage, setting, folders, data, image_root, out, steps)
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
     start = time.monotonic()
-    with PeakMemory() as memory, open(log_dir / f"{stage}-{name}.log", "w") as log:
+    with GpuMonitor() as monitor, open(log_dir / f"{stage}-{name}.log", "w") as log:
         result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"{stage}:{name} failed (exit {result.returncode}); see {log_dir / f'{stage}-{name}.log'}")
@@ -239,7 +263,8 @@ def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, 
     tokens_per_s = statistics.median(e["tokens_per_second"] for e in timed)
     return {"stage": stage, "setting": name, **setting.__dict__, "samples_per_s": samples_per_s,
             "tokens_per_s": tokens_per_s, "tokens_per_sample": tokens_per_s / samples_per_s,
-            "timed_steps": len(timed), "peak_gib": memory.peak_gib, "wall_s": time.monotonic() - start}
+            "timed_steps": len(timed), "peak_gib": monitor.peak_gib, "gpu_busy_median": monitor.busy_median,
+            "gpu_busy_series": monitor.busy, "wall_s": time.monotonic() - start}
 
 
 def main() -> None:
@@ -251,6 +276,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=Path("train_throughput.json"))
     parser.add_argument("--log-dir", type=Path, default=Path("."))
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-part profiles (saves minutes)")
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -273,11 +299,18 @@ def main() -> None:
         model, _, dataset = build_on_gpu(stage, folders, data, image_root, setting)
         flops = count_flops_per_sample(model, gpu_batch(tokenizer, dataset, 2))
         print(f"{stage}: {flops / 1e12:.2f} TFLOP per sample (forward + backward)", flush=True)
-        parts = profile_parts(model, gpu_batch(tokenizer, dataset, setting.micro_batch))
-        profiles[stage] = {"micro_batch": setting.micro_batch, "ms": parts}
-        print(f"{stage}: ms per micro-batch of {setting.micro_batch}: "
-              + ", ".join(f"{name} {ms:.0f}" for name, ms in parts.items()), flush=True)
+        if not args.no_profile:
+            batch = gpu_batch(tokenizer, dataset, setting.micro_batch)
+            profiles[stage] = {"micro_batch": setting.micro_batch, "ms_eager": profile_parts(model, batch)}
+            model.compile_blocks()
+            profiles[stage]["ms_compiled"] = profile_parts(model, batch)
+            for variant in ("eager", "compiled"):
+                print(f"{stage}: ms per micro-batch of {setting.micro_batch}, {variant}: "
+                      + ", ".join(f"{name} {ms:.0f}" for name, ms in profiles[stage][f"ms_{variant}"].items()),
+                      flush=True)
+            del batch
         del model, dataset
+        torch._dynamo.reset()
         torch.cuda.empty_cache()
         for run in args.runs:
             run_stage, name = run.split(":")
@@ -287,15 +320,15 @@ def main() -> None:
             row["tflops"] = flops * row["samples_per_s"] / 1e12
             row["mfu"] = row["tflops"] / ceiling
             results.append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps({key: value for key, value in row.items() if key != "gpu_busy_series"}), flush=True)
     args.out.write_text(json.dumps({"card": torch.cuda.get_device_name(), "matmul_tflops": ceiling,
                                     "results": results, "profiles": profiles}, indent=1))
     print(f"\n{'stage':9} {'setting':9} {'micro x acc':>11} {'samples/s':>10} {'tokens/s':>10} "
-          f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9}")
+          f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9} {'GPU busy':>9}")
     for row in results:
         print(f"{row['stage']:9} {row['setting']:9} {row['micro_batch']:>4} x {row['accumulation']:<4} "
               f"{row['samples_per_s']:>10.1f} {row['tokens_per_s']:>10.0f} {row['tflops']:>8.0f} "
-              f"{row['mfu']:>6.1%} {row['peak_gib']:>9.1f}")
+              f"{row['mfu']:>6.1%} {row['peak_gib']:>9.1f} {row['gpu_busy_median']:>8.0f}%")
     for stage in ("pretrain", "finetune"):
         rows = {r["setting"]: r for r in results if r["stage"] == stage}
         if {"ours", "official"} <= set(rows):

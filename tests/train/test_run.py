@@ -44,6 +44,22 @@ def test_pretrain_writes_its_outputs(pretrained):
     assert state["totals"]["samples"] == 8
 
 
+def test_compiled_pretrain_follows_the_eager_one(pretrained, demo_layout_for_tests, pretrain_records, tmp_path):
+    """--torch_compile True: same seed, data and drop-path draws, so the same losses and projector."""
+    data = write_subset(pretrain_records[:8], tmp_path / "pretrain.json")
+    outcome = run_in_process(stage_argv(demo_layout_for_tests, data, tmp_path / "out", "pretrain",
+                                        "--torch_compile", "True"))
+    assert outcome.status == "finished" and outcome.state.global_step == 2
+    eager_log = json.loads((pretrained[0] / "trainer_state.json").read_text())["log_history"]
+    compiled_log = json.loads((tmp_path / "out" / "trainer_state.json").read_text())["log_history"]
+    assert [e["loss"] for e in compiled_log] == pytest.approx([e["loss"] for e in eager_log], rel=1e-5)
+    eager = torch.load(pretrained[0] / "mm_projector.bin", weights_only=True)
+    compiled = torch.load(tmp_path / "out" / "mm_projector.bin", weights_only=True)
+    assert list(compiled) == list(eager)
+    for key, value in eager.items():
+        torch.testing.assert_close(compiled[key], value, rtol=1e-4, atol=1e-6, msg=key)
+
+
 def test_finetune_checkpoint_reloads_to_identical_logits(pretrained, demo_layout_for_tests, finetune_records,
                                                          tmp_path):
     from bettersynth.model.io import load_checkpoint

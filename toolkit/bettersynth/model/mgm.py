@@ -83,6 +83,23 @@ class MGMForCausalLM(nn.Module):
         """Recompute the LLM's decoder layers in the backward pass (non-reentrant checkpointing)."""
         self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
+    def compile_blocks(self) -> None:
+        """``torch.compile`` every repeated block: the LLM's decoder layers, CLIP's encoder layers and
+        the ConvNeXt blocks. Compiled on first use, once per block type and shape for all its layers.
+
+        Same math: inductor fuses each block's elementwise work (norms, activations, rotary
+        embeddings, residuals, layer scale) around the same matrix products. The ConvNeXt drop path
+        keeps PyTorch's own random draws (``fallback_random``), so a seed drops the same samples as
+        without compiling. The LLM layers compile for any sequence length (micro-batches are padded
+        to their longest sample); the towers always see one image size.
+        """
+        for layer in self.llm.get_decoder().layers:
+            layer.compile(dynamic=True)
+        for layer in self.vision_tower.encoder_layers:
+            layer.compile(dynamic=False)
+        for block in self.aux_tower.blocks:
+            block.compile(dynamic=False, options={"fallback_random": True})
+
     def encode_images(self, images_aux: torch.Tensor) -> torch.Tensor:
         """[B, 3, A, A] normalised high-res images → [B, N, H] image embeddings (before Gemma's scale)."""
         expected = (3, self.options.image_size_aux, self.options.image_size_aux)

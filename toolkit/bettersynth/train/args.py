@@ -94,6 +94,7 @@ class TrainArgs:
     warmup_ratio: float = 0.03
     lr_scheduler_type: str = "cosine"
     gradient_checkpointing: bool = False
+    torch_compile: bool = False
     dataloader_num_workers: int = 0
     evaluation_strategy: str = "no"
     save_strategy: str = "steps"
@@ -189,6 +190,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "warmup_ratio": "linear warmup over ceil(ratio * steps) steps",
         "lr_scheduler_type": "transformers schedule name (cosine)",
         "gradient_checkpointing": "recompute LLM activations in backward (LLM only)",
+        "torch_compile": "torch.compile the LLM decoder layers and the tower blocks (same math, faster on GPU; "
+                         "compiling takes a minute or two at the start of the stage)",
         "dataloader_num_workers": "data loader processes",
         "evaluation_strategy": "accepted for compatibility; must be 'no'",
         "save_strategy": "steps (checkpoint every --save_steps) or no",
