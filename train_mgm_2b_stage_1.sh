@@ -38,7 +38,7 @@ FINETUNE_BATCH_SIZE_PER_GPU=${FINETUNE_BATCH_SIZE_PER_GPU:-16}
 FINETUNE_GRADIENT_ACCUMULATION_STEPS=${FINETUNE_GRADIENT_ACCUMULATION_STEPS:-8}
 FINETUNE_GRADIENT_CHECKPOINTING=${FINETUNE_GRADIENT_CHECKPOINTING:-True}
 FINETUNE_DATALOADER_NUM_WORKERS=${FINETUNE_DATALOADER_NUM_WORKERS:-8}
-# torch.compile the LLM layers and the tower blocks on GPUs (same math; a minute or two of compiling
+# torch.compile the LLM layers and the ConvNeXt stages on GPUs (same math; a minute or two of compiling
 # at the start of each stage); False runs them eagerly
 TORCH_COMPILE=${TORCH_COMPILE:-True}
 # ZeRO-2 with the optimizer on the GPU; toolkit/configs/deepspeed/zero2_offload.json (optimizer on

@@ -112,12 +112,6 @@ class ConvNeXtAuxTower(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.stem[0].weight.dtype
-
-    @property
-    def blocks(self) -> list[nn.Module]:
-        """The ConvNeXt blocks of every stage, in order (each stage's downsampling layer left out)."""
-        return [block for stage in self.stages for block in stage.blocks]
-
     def train(self, mode: bool = True) -> ConvNeXtAuxTower:
         """Follows the model's mode only when the drop-path quirk is on; otherwise stays in eval."""
         return super().train(mode and self.drop_path_in_training)

@@ -70,12 +70,6 @@ class CLIPVisionTower(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.model.dtype
-
-    @property
-    def encoder_layers(self) -> nn.ModuleList:
-        """The transformer layers of the vision encoder, in order."""
-        return self.model.encoder.layers
-
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] normalised images → [B, num_patches, hidden] in the tower's dtype."""

@@ -190,7 +190,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "warmup_ratio": "linear warmup over ceil(ratio * steps) steps",
         "lr_scheduler_type": "transformers schedule name (cosine)",
         "gradient_checkpointing": "recompute LLM activations in backward (LLM only)",
-        "torch_compile": "torch.compile the LLM decoder layers and the tower blocks (same math, faster on GPU; "
+        "torch_compile": "torch.compile the LLM decoder layers and the ConvNeXt stages (same math, faster on GPU; "
                          "compiling takes a minute or two at the start of the stage)",
         "dataloader_num_workers": "data loader processes",
         "evaluation_strategy": "accepted for compatibility; must be 'no'",

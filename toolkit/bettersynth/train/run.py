@@ -69,7 +69,7 @@ def build(args: TrainArgs):
         model.enable_gradient_checkpointing()
     if args.torch_compile:
         model.compile_blocks()
-        log.info("torch.compile: LLM decoder layers, CLIP encoder layers and ConvNeXt blocks compile on first use")
+        log.info("torch.compile: the LLM decoder layers and the ConvNeXt stages compile on first use")
     model.train()
     dataset = LazySupervisedDataset(DataOptions(
         data_path=Path(args.data_path), image_folder=Path(args.image_folder) if args.image_folder else None,
