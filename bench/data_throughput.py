@@ -190,6 +190,46 @@ def measure(name: str, op_cfg: dict, np_: int, sizes: tuple[int, int], new_rows,
     return result
 
 
+def clip_parts(clip_dir: Path, paths: list[str], workers: int, batch: int) -> dict:
+    """The two halves of our CLIP filter alone, images/s: decoding (its DataLoader workers, uint8
+    resize and crop, batches assembled on the device) and the bf16 image forward at ``batch``."""
+    from ops.batching import PixelScaling, pixel_batches
+    from transformers import CLIPModel, CLIPProcessor
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    image_processor = CLIPProcessor.from_pretrained(clip_dir).image_processor
+
+    def preprocess(image):
+        return image_processor(images=image, return_tensors="pt", **PixelScaling.DEFERRED)["pixel_values"][0]
+
+    start, decoded = time.perf_counter(), 0
+    for pixels in pixel_batches(paths, preprocess, batch, workers, device):
+        decoded += len(pixels)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    decode_rate = decoded / (time.perf_counter() - start)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = CLIPModel.from_pretrained(clip_dir, dtype=dtype).to(device).eval()
+    side = image_processor.crop_size["height"]
+    pixels = torch.randn(batch, 3, side, side, device=device, dtype=dtype)
+    with torch.no_grad():
+        for _ in range(2):
+            model.get_image_features(pixel_values=pixels)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start, repeats = time.perf_counter(), 5
+        for _ in range(repeats):
+            model.get_image_features(pixel_values=pixels)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    forward_rate = batch * repeats / (time.perf_counter() - start)
+    del model
+    print(f"  parts of ours: decoding {decode_rate:.0f} images/s ({workers} workers), "
+          f"CLIP image forward {forward_rate:.0f} images/s (batch {batch})", flush=True)
+    return dict(decode_images_per_s=round(decode_rate, 1), forward_images_per_s=round(forward_rate, 1),
+                workers=workers, batch=batch)
+
+
 def best(results: list[dict], name: str) -> dict | None:
     found = [r for r in results if r["name"] == name and r["steady_per_s"] is not None]
     return max(found, key=lambda r: r["steady_per_s"]) if found else None
@@ -209,22 +249,23 @@ def ratios(results: list[dict]) -> dict[str, float]:
 
 
 def settings(args, folders: dict[str, Path]) -> list[tuple]:
-    """(name, recipe op config, np, (small, large), new tokens per output) for every measurement asked for."""
+    """(name, recipe op config, np, (small, large), new tokens per output) for every measurement asked
+    for; ours first, so a run cut short still has them."""
     clip, blip2 = str(folders["clip"]), str(folders["blip2"])
-    runs = []
+    ours, builtins = [], []
     if "clip" in args.only:
-        runs.append((OURS_CLIP, {"fast_image_text_similarity_filter": dict(
+        ours.append((OURS_CLIP, {"fast_image_text_similarity_filter": dict(
             hf_clip=clip, min_score=-1.0, max_score=1.0, gpu_batch_size=args.clip_gpu_batch,
             num_workers=args.workers, batch_size=4096)}, 1, args.clip_pairs, 0))
-        runs += [(BUILTIN_CLIP, {"image_text_similarity_filter": dict(hf_clip=clip, min_score=-1.0, max_score=1.0)},
-                  np_, args.builtin_clip_pairs, 0) for np_ in args.builtin_np_clip if not args.skip_builtin]
+        builtins += [(BUILTIN_CLIP, {"image_text_similarity_filter": dict(hf_clip=clip, min_score=-1.0, max_score=1.0)},
+                      np_, args.builtin_clip_pairs, 0) for np_ in args.builtin_np_clip if not args.skip_builtin]
     if "blip2" in args.only:
-        runs.append((OURS_BLIP2, {"fast_image_captioning_mapper": dict(
+        ours.append((OURS_BLIP2, {"fast_image_captioning_mapper": dict(
             hf_blip2=blip2, max_new_tokens=args.max_new_tokens, gpu_batch_size=args.blip2_gpu_batch,
             num_workers=args.workers, batch_size=4096)}, 1, args.captions, args.max_new_tokens))
-        runs += [(BUILTIN_BLIP2, {"image_captioning_mapper": dict(hf_img2seq=blip2)}, np_, args.builtin_captions,
-                  BUILTIN_NEW_TOKENS) for np_ in args.builtin_np_blip2 if not args.skip_builtin]
-    return runs
+        builtins += [(BUILTIN_BLIP2, {"image_captioning_mapper": dict(hf_img2seq=blip2)}, np_, args.builtin_captions,
+                      BUILTIN_NEW_TOKENS) for np_ in args.builtin_np_blip2 if not args.skip_builtin]
+    return ours + builtins
 
 
 def parse_args() -> argparse.Namespace:
@@ -242,15 +283,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--captions", type=int, nargs=2, default=[512, 2048], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-clip-pairs", type=int, nargs=2, default=[64, 1024], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-captions", type=int, nargs=2, default=[16, 96], metavar=("SMALL", "LARGE"))
-    parser.add_argument("--builtin-np-clip", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--builtin-np-blip2", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--builtin-np-clip", type=int, nargs="*", default=[1, 2, 4], help="none: skip the built-in")
+    parser.add_argument("--builtin-np-blip2", type=int, nargs="*", default=[1, 2], help="none: skip the built-in")
     parser.add_argument("--clip-gpu-batch", type=int, default=256)
     parser.add_argument("--blip2-gpu-batch", type=int, default=256)
     parser.add_argument("--max-new-tokens", type=int, default=30)
     args = parser.parse_args()
     if args.quick:
-        args.images, args.clip_pairs, args.captions = 24, [8, 40], [4, 12]
-        args.builtin_clip_pairs, args.builtin_captions = [4, 12], [2, 4]
+        # large sizes a second or more above the small ones, so start-up noise cannot swamp the difference
+        args.images, args.clip_pairs, args.captions = 24, [8, 200], [4, 40]
+        args.builtin_clip_pairs, args.builtin_captions = [4, 80], [2, 6]
         args.builtin_np_clip, args.builtin_np_blip2 = [1, 2], [1]
         args.clip_gpu_batch, args.blip2_gpu_batch, args.workers = 16, 4, 2
     return args
@@ -290,6 +332,9 @@ def main() -> None:
     report = dict(device=device, cpus=os.cpu_count(), commit=commit, command=" ".join(sys.argv),
                   torch=torch.__version__, images=images, max_new_tokens=args.max_new_tokens,
                   builtin_new_tokens=BUILTIN_NEW_TOKENS, tiny=args.quick, results=[])
+    if "clip" in args.only:
+        paths = [pool[i % len(pool)][0] for i in range(args.clip_pairs[1] // 2)]
+        report["clip_parts"] = clip_parts(folders["clip"], paths, args.workers, args.clip_gpu_batch)
     for name, op_cfg, np_, sizes, tokens in settings(args, folders):
         report["results"].append(measure(name, op_cfg, np_, tuple(sizes), new_rows, tokens))
         report.update(ratios_ours_over_best_builtin=ratios(report["results"]),

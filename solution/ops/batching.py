@@ -62,6 +62,39 @@ class DecodedImages(Dataset):
         return self.preprocess(image)
 
 
+class PixelScaling:
+    """A Hugging Face image processor's rescale and normalise steps, on the device.
+
+    The decoding workers run the processor with those two steps off, so they send the resized and
+    cropped pixels as uint8 (a quarter of the float32 bytes to copy between processes and to the
+    GPU) and skip two float passes over every image; this applies the processor's own factor,
+    mean and std to a batch there. Same values as the processor's float32 output (to rounding).
+
+        scaling = PixelScaling(processor.image_processor)
+        pixels = processor.image_processor(images=image, return_tensors="pt", **PixelScaling.DEFERRED)
+        model_input = scaling(pixels_on_gpu, torch.bfloat16)
+    """
+
+    DEFERRED = {"do_rescale": False, "do_normalize": False}
+
+    def __init__(self, image_processor) -> None:
+        self.factor = float(image_processor.rescale_factor) if image_processor.do_rescale else None
+        self.mean = tuple(image_processor.image_mean) if image_processor.do_normalize else None
+        self.std = tuple(image_processor.image_std) if image_processor.do_normalize else None
+
+    def __call__(self, pixels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """[B, C, H, W] pixels (uint8 or float) -> the processor's float values, cast to ``dtype``."""
+        values = pixels.float()
+        if self.factor is not None:
+            values = values * self.factor
+        if self.mean is not None:
+            shape = (1, len(self.mean), 1, 1)
+            mean = torch.tensor(self.mean, device=values.device).view(shape)
+            std = torch.tensor(self.std, device=values.device).view(shape)
+            values = (values - mean) / std
+        return values.to(dtype)
+
+
 DECODE_CHUNK = 16  # images one decoding worker prepares at a time
 
 

@@ -1,9 +1,10 @@
 """Data-Juicer filter ``fast_image_text_similarity_filter``: CLIP image-text similarity, batched.
 
 A faster drop-in for Data-Juicer's ``image_text_similarity_filter`` with any Hugging Face
-``CLIPModel`` folder: images are decoded and preprocessed by the worker processes of a torch
-DataLoader, image and text embeddings are computed in large batches (bfloat16 on a GPU by default),
-and each distinct image of a batch is encoded once. The score is the built-in's,
+``CLIPModel`` folder: images are decoded, resized and cropped by the worker processes of a torch
+DataLoader (sent as uint8, rescaled and normalised on the device), image and text embeddings are
+computed in large batches (bfloat16 on a GPU by default), and each distinct image of a batch is
+encoded once. The score is the built-in's,
 ``logits_per_text / 100`` (= cosine similarity for a trained CLIP, whose logit scale is 100),
 reduced over the images of a chunk with ``reduce_mode``; it is stored, one value per chunk, under
 the same stats key (``__dj__stats__.image_text_similarity``) that selectors and the built-in read.
@@ -32,7 +33,7 @@ from data_juicer.utils.constant import Fields, StatsKeys
 from data_juicer.utils.mm_utils import SpecialTokens, remove_special_tokens
 from data_juicer.utils.model_utils import get_model
 
-from .batching import check_dtype, one_process_per_gpu, pixel_batches, resolve_model_dir, torch_dtype
+from .batching import PixelScaling, check_dtype, one_process_per_gpu, pixel_batches, resolve_model_dir, torch_dtype
 
 OP_NAME = "fast_image_text_similarity_filter"
 REDUCERS = {"avg": np.mean, "max": np.max, "min": np.min}
@@ -101,12 +102,15 @@ class FastImageTextSimilarityFilter(Filter):
 
     @torch.no_grad()
     def _image_embeddings(self, model, processor, paths: list[str]) -> torch.Tensor:
-        def preprocess(image):
-            return processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+        image_processor = processor.image_processor
+        scaling = PixelScaling(image_processor)
+
+        def preprocess(image):  # resized and cropped in a worker, scaled on the device
+            return image_processor(images=image, return_tensors="pt", **PixelScaling.DEFERRED)["pixel_values"][0]
 
         parts = []
         for pixels in pixel_batches(paths, preprocess, self.gpu_batch_size, self.num_workers, model.device):
-            features = model.get_image_features(pixel_values=pixels.to(model.dtype)).pooler_output
+            features = model.get_image_features(pixel_values=scaling(pixels, model.dtype)).pooler_output
             parts.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(parts)
 

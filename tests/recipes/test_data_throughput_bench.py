@@ -32,3 +32,5 @@ def test_quick_bench_measures_all_four_operators(tmp_path):
     clip = by_op["fast_image_text_similarity_filter"]
     assert clip["rows_out_large"] == clip["large"]  # min_score -1 keeps every pair
     assert set(report["ratios_ours_over_best_builtin"]) == {"clip_pairs_per_s", "captions_per_s", "new_tokens_per_s"}
+    parts = report["clip_parts"]  # our CLIP filter's decoding and forward, each alone
+    assert parts["decode_images_per_s"] > 0 and parts["forward_images_per_s"] > 0 and parts["workers"] == 2

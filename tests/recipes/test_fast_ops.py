@@ -247,3 +247,21 @@ def test_pixel_batches_keep_order_and_batch_sizes(custom_ops, tmp_path, count, b
     assert sizes == [batch_size] * (count // batch_size) + ([count % batch_size] if count % batch_size else [])
     assert torch.cat([batch["red"] for batch in batches]).tolist() == list(range(count))
     assert torch.cat([batch["twice"] for batch in batches]).tolist() == [2 * i for i in range(count)]
+
+
+def test_pixel_scaling_gives_the_processor_values(custom_ops, clip_dir, seed_rows):
+    """Workers send the processor's uint8 resize and crop; scaled on the device, they are its float output."""
+    from transformers import CLIPProcessor
+
+    PixelScaling = custom_ops.batching.PixelScaling
+    image_processor = CLIPProcessor.from_pretrained(clip_dir).image_processor
+    images = [Image.open(row["images"][0]).convert("RGB") for row in seed_rows[:4]]
+    deferred = image_processor(images=images, return_tensors="pt", **PixelScaling.DEFERRED)["pixel_values"]
+    assert deferred.dtype == torch.uint8
+    expected = image_processor(images=images, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(PixelScaling(image_processor)(deferred, torch.float32), expected, rtol=0, atol=1e-6)
+    # a processor with normalisation off only rescales; with both off the pixels pass through as floats
+    image_processor.do_normalize = False
+    torch.testing.assert_close(PixelScaling(image_processor)(deferred, torch.float32), deferred.float() / 255)
+    image_processor.do_rescale = False
+    assert torch.equal(PixelScaling(image_processor)(deferred, torch.float32), deferred.float())
