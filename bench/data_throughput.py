@@ -20,14 +20,16 @@ path, so no operator can reuse a decoded image.
 
 Rates are steady-state: one operator instance per setting processes a small and a large dataset,
 rate = (large - small) / (time large - time small). That removes model loading and worker start-up,
-paid once per pool run rather than per sample (at np > 1 Data-Juicer starts new worker processes,
-each loading the model, for every dataset; at np = 1 an untimed run of the small size comes first).
+paid once per pool run rather than per sample: on a GPU, Data-Juicer runs every map pass of a GPU
+operator (its stats pass and its filter pass) in a fresh worker process that loads the model, np = 1
+included, 15-20 s each and varying by seconds, hence large sizes of a minute of work or more (at
+np = 1 an untimed run of the small size comes first).
 The OPT has no end-of-sequence id, so every caption runs to its maximum length (random weights would
 rarely stop anyway): ours generate exactly --max-new-tokens tokens, the built-in 128. Weights are
 stored in float32 like the real checkpoints (the built-ins load them as stored; ours cast to
 bfloat16 on the GPU).
 
-Where Data-Juicer is not installed (the GPU machine), its wheels travel in .whl-dj/ (see
+Where Data-Juicer is not installed (the GPU machine), its wheels travel with the call (see
 bench/RESULTS.md with the command that ran it).
 """
 
@@ -279,8 +281,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--setup-only", action="store_true", help="write images and models, then stop")
     parser.add_argument("--images", type=int, default=1024, help="JPEGs to draw when the sample is absent")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding processes of our ops")
-    parser.add_argument("--clip-pairs", type=int, nargs=2, default=[1024, 8192], metavar=("SMALL", "LARGE"))
-    parser.add_argument("--captions", type=int, nargs=2, default=[512, 2048], metavar=("SMALL", "LARGE"))
+    # Every Data-Juicer pass of a GPU operator starts a worker process (~15-20 s, varying by seconds):
+    # the large sizes keep the difference to the small ones a minute of work or more.
+    parser.add_argument("--clip-pairs", type=int, nargs=2, default=[1024, 65536], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--captions", type=int, nargs=2, default=[512, 16384], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-clip-pairs", type=int, nargs=2, default=[64, 1024], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-captions", type=int, nargs=2, default=[16, 96], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-np-clip", type=int, nargs="*", default=[1, 2, 4], help="none: skip the built-in")
@@ -308,13 +312,15 @@ def main() -> None:
     print(f"setup (images, models): {time.perf_counter() - start:.0f}s, {len(pool)} distinct JPEGs", flush=True)
     if args.setup_only:
         return
+    # Data-Juicer's GPU workers start by forkserver and import the custom ``ops`` package afresh
+    # (as `bsynth recipe run` arranges for recipes): the path goes in before Data-Juicer is imported,
+    # whose forkserver keeps the environment it started with (set after the import, the workers of a
+    # GPU run could not import ``ops``).
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"),
+                                                             os.environ.get("PYTHONPATH")]))
     from data_juicer.config.config import load_custom_operators
 
     load_custom_operators([str(REPO_ROOT / "solution" / "ops")])
-    # Data-Juicer's GPU workers start by forkserver and import the custom ``ops`` package afresh
-    # (as `bsynth recipe run` arranges for recipes).
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"),
-                                                             os.environ.get("PYTHONPATH")]))
     counter = iter(range(0, 10**9, 10**6))  # each dataset gets fresh sample ids and image paths
 
     def new_rows(count: int) -> list[dict]:
