@@ -312,10 +312,12 @@ def main() -> None:
     print(f"setup (images, models): {time.perf_counter() - start:.0f}s, {len(pool)} distinct JPEGs", flush=True)
     if args.setup_only:
         return
-    # Data-Juicer's GPU workers start by forkserver and import the custom ``ops`` package afresh
-    # (as `bsynth recipe run` arranges for recipes): the path goes in before Data-Juicer is imported,
-    # whose forkserver keeps the environment it started with (set after the import, the workers of a
-    # GPU run could not import ``ops``).
+    # Data-Juicer's GPU workers come from a forkserver and import the custom ``ops`` package afresh
+    # (`bsynth recipe run` runs Data-Juicer in a child process with solution/ on PYTHONPATH). Here
+    # Data-Juicer runs in this process, so solution/ goes both on this process's sys.path and on
+    # PYTHONPATH: with PYTHONPATH alone, set at run time, the workers of a GPU run (Python 3.12)
+    # could not import ``ops``.
+    sys.path.insert(0, str(REPO_ROOT / "solution"))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"),
                                                              os.environ.get("PYTHONPATH")]))
     from data_juicer.config.config import load_custom_operators

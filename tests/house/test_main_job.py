@@ -3,7 +3,8 @@
 One run is killed during pretraining (after its first checkpoint) and started again: the second
 run must resume the stage, finish the whole pipeline and leave every file the organisers and the
 README promise; `bsynth pack` must then build a valid zip. A wrong per-GPU batch must stop the job
-before any data or training step, with the check's message and a non-zero exit.
+before any data or training step, with the check's message and a non-zero exit; a TORCH_COMPILE
+other than True or False stops it before anything.
 
 Outputs and demo assets go to a temporary folder (BSYNTH_OUTPUT, BSYNTH_DEMO_ROOT), so the test
 leaves the checkout untouched. Slow (about 10 minutes on 2 cores); .ci/run runs it.
@@ -43,6 +44,14 @@ def test_wrong_batch_stops_before_any_data_step(tmp_path: Path):
     assert not (tmp_path / "output" / "training_dirs").exists()
     message = result.stdout + result.stderr
     assert "3" in message and "8" in message, message[-2000:]
+
+
+def test_bad_torch_compile_value_stops_before_anything(tmp_path: Path):
+    result = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env=job_env(tmp_path, TORCH_COMPILE="yes please"))
+    assert result.returncode == 2
+    assert "TORCH_COMPILE must be True or False, got 'yes please'" in result.stderr
+    assert result.stdout == "" and not (tmp_path / "demo").exists() and not (tmp_path / "output").exists()
 
 
 def run_until_checkpoint_then_kill(tmp_path: Path) -> str:
