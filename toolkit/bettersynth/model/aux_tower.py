@@ -112,6 +112,7 @@ class ConvNeXtAuxTower(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.stem[0].weight.dtype
+
     def train(self, mode: bool = True) -> ConvNeXtAuxTower:
         """Follows the model's mode only when the drop-path quirk is on; otherwise stays in eval."""
         return super().train(mode and self.drop_path_in_training)

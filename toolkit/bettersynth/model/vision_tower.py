@@ -70,6 +70,7 @@ class CLIPVisionTower(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.model.dtype
+
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] normalised images → [B, num_patches, hidden] in the tower's dtype."""
