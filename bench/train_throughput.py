@@ -7,7 +7,8 @@ under torchrun + DeepSpeed) for a few optimizer steps at the official global bat
 once with our defaults and once with the official settings (ZeRO-2 with the optimizer on the CPU,
 small micro-batches, gradient checkpointing). Prints samples/s and tokens/s (median over the timed
 steps, data loading included), model TFLOP/s and MFU against a bf16 matmul ceiling measured here,
-peak GPU memory and the GPU's kernel-busy share (nvidia-smi), and the ratio ours/official. Our
+peak GPU memory and the GPU's kernel-busy share (nvidia-smi), the share of the time the trainer
+waited for its data loader, and the ratio ours/official. Our
 setting compiles the model's blocks (``--torch_compile``); the "eager" setting is ours without it.
 A per-part profile of one micro-batch of our setting (CLIP tower, ConvNeXt tower, mining +
 projector with its backward, the whole step), eager and compiled, says where a training step's
@@ -261,8 +262,9 @@ def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, 
     timed = [entry for entry in history if "samples_per_second" in entry][warmup:]
     samples_per_s = statistics.median(e["samples_per_second"] for e in timed)
     tokens_per_s = statistics.median(e["tokens_per_second"] for e in timed)
+    data_wait = statistics.median(e["data_wait_share"] for e in timed)
     return {"stage": stage, "setting": name, **setting.__dict__, "samples_per_s": samples_per_s,
-            "tokens_per_s": tokens_per_s, "tokens_per_sample": tokens_per_s / samples_per_s,
+            "tokens_per_s": tokens_per_s, "tokens_per_sample": tokens_per_s / samples_per_s, "data_wait_share": data_wait,
             "timed_steps": len(timed), "peak_gib": monitor.peak_gib, "gpu_busy_median": monitor.busy_median,
             "gpu_busy_series": monitor.busy, "wall_s": time.monotonic() - start}
 
@@ -324,11 +326,12 @@ def main() -> None:
     args.out.write_text(json.dumps({"card": torch.cuda.get_device_name(), "matmul_tflops": ceiling,
                                     "results": results, "profiles": profiles}, indent=1))
     print(f"\n{'stage':9} {'setting':9} {'micro x acc':>11} {'samples/s':>10} {'tokens/s':>10} "
-          f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9} {'GPU busy':>9}")
+          f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9} {'GPU busy':>9} {'data wait':>10}")
     for row in results:
         print(f"{row['stage']:9} {row['setting']:9} {row['micro_batch']:>4} x {row['accumulation']:<4} "
               f"{row['samples_per_s']:>10.1f} {row['tokens_per_s']:>10.0f} {row['tflops']:>8.0f} "
-              f"{row['mfu']:>6.1%} {row['peak_gib']:>9.1f} {row['gpu_busy_median']:>8.0f}%")
+              f"{row['mfu']:>6.1%} {row['peak_gib']:>9.1f} {row['gpu_busy_median']:>8.0f}% "
+              f"{row['data_wait_share']:>10.1%}")
     for stage in ("pretrain", "finetune"):
         rows = {r["setting"]: r for r in results if r["stage"] == stage}
         if {"ours", "official"} <= set(rows):

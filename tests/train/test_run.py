@@ -39,8 +39,9 @@ def test_pretrain_writes_its_outputs(pretrained):
     assert config["stage"] == "pretrain" and config["train_args"]["tune_mm_mlp_adapter"] is True
     state = json.loads((out / "trainer_state.json").read_text())
     assert [entry["step"] for entry in state["log_history"]] == [1, 2]
-    assert all({"loss", "learning_rate", "samples_per_second", "tokens_per_second"} <= set(e)
+    assert all({"loss", "learning_rate", "samples_per_second", "tokens_per_second", "data_wait_share"} <= set(e)
                for e in state["log_history"])
+    assert all(0.0 <= e["data_wait_share"] <= 1.0 for e in state["log_history"])
     assert state["totals"]["samples"] == 8
 
 

@@ -18,6 +18,7 @@ process takes part in the gradient reduction. Called by run.py as ``fit(context)
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -136,13 +137,15 @@ def fit(context: FitContext) -> bool:
             stop = min(state.steps_per_epoch, state.max_steps - epoch * state.steps_per_epoch)
             batches = iter(_loader(context, epoch, start, stop))
             for _ in range(start, stop):
+                waiting_since = time.perf_counter()
                 micro_batches = [next(batches) for _ in range(layout.accumulation)]
+                data_wait = time.perf_counter() - waiting_since
                 result = train_step(context, micro_batches)
                 state.global_step += 1
                 for info in (info for _, info in micro_batches):
                     room = MAX_SKIPPED_IDS - len(state.skipped_ids)
                     state.skipped_ids.extend(sample_id for sample_id, _ in info.skipped[:max(room, 0)])
-                reporter.on_step(result)
+                reporter.on_step(result, data_wait)
                 stopping = args.stop_after_steps is not None and state.global_step >= args.stop_after_steps
                 due = args.save_strategy == "steps" and state.global_step % args.save_steps == 0
                 if state.global_step < state.max_steps and (due or stopping):

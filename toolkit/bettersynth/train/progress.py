@@ -3,11 +3,13 @@ the log history kept in the trainer state.
 
 Every ``--logging_steps`` optimizer steps the main process writes one line::
 
-    step 12/781 | epoch 0.015 | loss 2.3456 | lr 1.00e-03 | 45.2 samples/s | 27,900 tokens/s
+    step 12/781 | epoch 0.015 | loss 2.3456 | lr 1.00e-03 | 45.2 samples/s | 27,900 tokens/s | data wait 1%
 
 (loss: mean of the window's step losses; samples/s and tokens/s over the window's wall time,
-data loading included; tokens are spliced sequence tokens, image tokens included). Other
-processes log warnings and errors only. Used by run.py and the loop.
+data loading included; tokens are spliced sequence tokens, image tokens included; data wait: the
+share of that time the main process spent waiting for the data loader's micro-batches, where
+more loader workers help). Other processes log warnings and errors only. Used by run.py and the
+loop.
 """
 
 from __future__ import annotations
@@ -82,8 +84,10 @@ class ProgressReporter:
         self.window_losses: list[float] = []
         self.window_samples = 0
         self.window_tokens = 0
+        self.window_data_wait = 0.0
 
-    def on_step(self, result: StepResult) -> None:
+    def on_step(self, result: StepResult, data_wait_seconds: float) -> None:
+        """After an optimizer step; ``data_wait_seconds``: how long its micro-batches were waited for."""
         state = self.state
         for key in ("samples", "supervised_tokens", "input_tokens", "skipped_samples", "mismatched_samples",
                     "truncated_samples"):
@@ -91,6 +95,7 @@ class ProgressReporter:
         self.window_losses.append(result.loss)
         self.window_samples += result.samples
         self.window_tokens += result.input_tokens
+        self.window_data_wait += data_wait_seconds
         self.bar.update(1)
         if state.global_step % self.logging_steps and state.global_step != state.max_steps:
             return
@@ -99,12 +104,14 @@ class ProgressReporter:
                  "loss": sum(self.window_losses) / len(self.window_losses),
                  "learning_rate": result.learning_rate,
                  "samples_per_second": self.window_samples / elapsed,
-                 "tokens_per_second": self.window_tokens / elapsed}
+                 "tokens_per_second": self.window_tokens / elapsed,
+                 "data_wait_share": min(self.window_data_wait / elapsed, 1.0)}
         state.log_history.append(entry)
         self.bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{entry['learning_rate']:.2e}", refresh=False)
-        self.log.info("step %d/%d | epoch %.3f | loss %.4f | lr %.2e | %.1f samples/s | %s tokens/s",
-                      state.global_step, state.max_steps, entry["epoch"], entry["loss"], entry["learning_rate"],
-                      entry["samples_per_second"], f"{entry['tokens_per_second']:,.0f}")
+        self.log.info("step %d/%d | epoch %.3f | loss %.4f | lr %.2e | %.1f samples/s | %s tokens/s | "
+                      "data wait %.0f%%", state.global_step, state.max_steps, entry["epoch"], entry["loss"], entry["learning_rate"],
+                      entry["samples_per_second"], f"{entry['tokens_per_second']:,.0f}",
+                      100 * entry["data_wait_share"])
         self._reset_window()
 
     def close(self) -> None:
