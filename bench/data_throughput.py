@@ -200,12 +200,8 @@ def clip_parts(clip_dir: Path, paths: list[str], workers: int, batch: int) -> di
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     image_processor = CLIPProcessor.from_pretrained(clip_dir).image_processor
-
-    def preprocess(image):
-        return image_processor(images=image, return_tensors="pt", **PixelScaling.DEFERRED)["pixel_values"][0]
-
     start, decoded = time.perf_counter(), 0
-    for pixels in pixel_batches(paths, preprocess, batch, workers, device):
+    for pixels in pixel_batches(paths, PixelScaling(image_processor).prepare, batch, workers, device):
         decoded += len(pixels)
     if device == "cuda":
         torch.cuda.synchronize()

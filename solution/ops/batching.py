@@ -71,16 +71,21 @@ class PixelScaling:
     mean and std to a batch there. Same values as the processor's float32 output (to rounding).
 
         scaling = PixelScaling(processor.image_processor)
-        pixels = processor.image_processor(images=image, return_tensors="pt", **PixelScaling.DEFERRED)
-        model_input = scaling(pixels_on_gpu, torch.bfloat16)
+        pixels = scaling.prepare(image)                       # in a decoding worker: uint8 [C, H, W]
+        model_input = scaling(pixels_on_gpu, torch.bfloat16)  # a batch on the device
     """
 
     DEFERRED = {"do_rescale": False, "do_normalize": False}
 
     def __init__(self, image_processor) -> None:
+        self.image_processor = image_processor
         self.factor = float(image_processor.rescale_factor) if image_processor.do_rescale else None
         self.mean = tuple(image_processor.image_mean) if image_processor.do_normalize else None
         self.std = tuple(image_processor.image_std) if image_processor.do_normalize else None
+
+    def prepare(self, image) -> torch.Tensor:
+        """One image resized and cropped by the processor, not yet rescaled or normalised."""
+        return self.image_processor(images=image, return_tensors="pt", **self.DEFERRED)["pixel_values"][0]
 
     def __call__(self, pixels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """[B, C, H, W] pixels (uint8 or float) -> the processor's float values, cast to ``dtype``."""

@@ -102,14 +102,9 @@ class FastImageTextSimilarityFilter(Filter):
 
     @torch.no_grad()
     def _image_embeddings(self, model, processor, paths: list[str]) -> torch.Tensor:
-        image_processor = processor.image_processor
-        scaling = PixelScaling(image_processor)
-
-        def preprocess(image):  # resized and cropped in a worker, scaled on the device
-            return image_processor(images=image, return_tensors="pt", **PixelScaling.DEFERRED)["pixel_values"][0]
-
+        scaling = PixelScaling(processor.image_processor)  # resized and cropped in a worker, scaled on the device
         parts = []
-        for pixels in pixel_batches(paths, preprocess, self.gpu_batch_size, self.num_workers, model.device):
+        for pixels in pixel_batches(paths, scaling.prepare, self.gpu_batch_size, self.num_workers, model.device):
             features = model.get_image_features(pixel_values=scaling(pixels, model.dtype)).pooler_output
             parts.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(parts)

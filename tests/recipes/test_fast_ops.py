@@ -256,7 +256,7 @@ def test_pixel_scaling_gives_the_processor_values(custom_ops, clip_dir, seed_row
     PixelScaling = custom_ops.batching.PixelScaling
     image_processor = CLIPProcessor.from_pretrained(clip_dir).image_processor
     images = [Image.open(row["images"][0]).convert("RGB") for row in seed_rows[:4]]
-    deferred = image_processor(images=images, return_tensors="pt", **PixelScaling.DEFERRED)["pixel_values"]
+    deferred = torch.stack([PixelScaling(image_processor).prepare(image) for image in images])
     assert deferred.dtype == torch.uint8
     expected = image_processor(images=images, return_tensors="pt")["pixel_values"]
     torch.testing.assert_close(PixelScaling(image_processor)(deferred, torch.float32), expected, rtol=0, atol=1e-6)
