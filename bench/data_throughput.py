@@ -254,7 +254,7 @@ def settings(args, folders: dict[str, Path]) -> list[tuple]:
     if "clip" in args.only:
         ours.append((OURS_CLIP, {"fast_image_text_similarity_filter": dict(
             hf_clip=clip, min_score=-1.0, max_score=1.0, gpu_batch_size=args.clip_gpu_batch,
-            num_workers=args.workers, batch_size=4096)}, 1, args.clip_pairs, 0))
+            num_workers=args.workers)}, 1, args.clip_pairs, 0))
         builtins += [(BUILTIN_CLIP, {"image_text_similarity_filter": dict(hf_clip=clip, min_score=-1.0, max_score=1.0)},
                       np_, args.builtin_clip_pairs, 0) for np_ in args.builtin_np_clip if not args.skip_builtin]
     if "blip2" in args.only:

@@ -58,9 +58,11 @@ class Setting:
 
 
 # Global batch 256 (pretrain) and 128 (finetune) on one GPU in every setting. "eager" is ours
-# without torch.compile, to measure what compiling gives on its own.
+# without torch.compile, to measure what compiling gives on its own; "micro32" is ours with twice
+# the micro-batch and half the accumulation (the same global batch).
 SETTINGS = {
     ("pretrain", "ours"): Setting(16, 16, "zero2.json", False, 12, "global_tokens", True),
+    ("pretrain", "micro32"): Setting(32, 8, "zero2.json", False, 12, "global_tokens", True),
     ("pretrain", "eager"): Setting(16, 16, "zero2.json", False, 12, "global_tokens", False),
     ("pretrain", "official"): Setting(4, 64, "zero2_offload.json", True, 4, "micro_batch_mean", False),
     ("finetune", "ours"): Setting(16, 8, "zero2.json", True, 12, "global_tokens", True),
@@ -138,9 +140,8 @@ def trainer_command(stage: str, setting: Setting, folders: dict, data: Path, ima
 
 class GpuMonitor:
     """Polls nvidia-smi while a run is going: the largest memory.used seen (``peak_gib``) and the
-    kernel-busy percentage (utilization.gpu) twice a second. ``busy_median`` is the median over the
-    samples with any kernel running, i.e. while the model computes (loading and compiling leave the
-    GPU idle): well under 100 means the GPU waits for the host between kernels."""
+    kernel-busy percentage (utilization.gpu) twice a second. Well under 100 while the model computes
+    means the GPU waits for the host between kernels."""
 
     def __init__(self) -> None:
         self.peak_mib = 0
@@ -170,10 +171,14 @@ class GpuMonitor:
     def peak_gib(self) -> float:
         return self.peak_mib / 1024
 
-    @property
-    def busy_median(self) -> float:
-        active = [percent for _, percent in self.busy if percent > 0]
-        return statistics.median(active) if active else 0.0
+    def busy_median(self, last_seconds: float) -> float:
+        """Median busy share over the ``last_seconds`` before the GPU's last active sample (the
+        timed steps: compiling and loading, earlier, leave it partly idle)."""
+        active = [(at, percent) for at, percent in self.busy if percent > 0]
+        if not active:
+            return 0.0
+        end = active[-1][0]
+        return statistics.median(percent for at, percent in active if at >= end - last_seconds)
 
 
 def build_on_gpu(stage: str, folders: dict, data: Path, image_root: Path, setting: Setting):
@@ -247,6 +252,21 @@ def profile_parts(model, batch: dict) -> dict[str, float]:
     return parts
 
 
+def kernel_table(work, top: int = 25) -> dict:
+    """GPU time of one call of ``work`` per kernel (torch.profiler), the ``top`` largest, in ms."""
+    from torch.profiler import ProfilerActivity, profile
+
+    work()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as trace:
+        work()
+        torch.cuda.synchronize()
+    kernels = sorted(((event.key, event.self_device_time_total / 1000, event.count) for event in trace.key_averages()
+                      if event.self_device_time_total > 0), key=lambda row: -row[1])
+    return {"total_ms": sum(ms for _, ms, _ in kernels),
+            "top": [{"kernel": name[:160], "ms": round(ms, 3), "calls": calls} for name, ms, calls in kernels[:top]]}
+
+
 def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, work: Path, steps: int,
             warmup: int, log_dir: Path) -> dict:
     setting = SETTINGS[(stage, name)]
@@ -263,9 +283,12 @@ def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, 
     samples_per_s = statistics.median(e["samples_per_second"] for e in timed)
     tokens_per_s = statistics.median(e["tokens_per_second"] for e in timed)
     data_wait = statistics.median(e["data_wait_share"] for e in timed)
+    global_batch = setting.micro_batch * setting.accumulation
+    timed_seconds = sum(global_batch / e["samples_per_second"] for e in timed)
     return {"stage": stage, "setting": name, **setting.__dict__, "samples_per_s": samples_per_s,
             "tokens_per_s": tokens_per_s, "tokens_per_sample": tokens_per_s / samples_per_s, "data_wait_share": data_wait,
-            "timed_steps": len(timed), "peak_gib": monitor.peak_gib, "gpu_busy_median": monitor.busy_median,
+            "timed_steps": len(timed), "peak_gib": monitor.peak_gib,
+            "gpu_busy_median": monitor.busy_median(timed_seconds),
             "gpu_busy_series": monitor.busy, "wall_s": time.monotonic() - start}
 
 
@@ -278,7 +301,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=Path("train_throughput.json"))
     parser.add_argument("--log-dir", type=Path, default=Path("."))
-    parser.add_argument("--no-profile", action="store_true", help="skip the per-part profiles (saves minutes)")
+    parser.add_argument("--profile", choices=["both", "compiled", "none"], default="both",
+                        help="per-part profiles of the eager and the compiled model, of the compiled one only "
+                             "(plus its kernel table), or none (saves minutes)")
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -291,6 +316,11 @@ def main() -> None:
     images = write_images(image_root, args.images)
     tokenizer = AutoTokenizer.from_pretrained(folders["llm"])
     results, profiles = [], {}
+
+    def write_report() -> None:  # after each run, so a run cut off by a time limit keeps the earlier ones
+        args.out.write_text(json.dumps({"card": torch.cuda.get_device_name(), "matmul_tflops": ceiling,
+                                        "results": results, "profiles": profiles}, indent=1))
+
     for stage in dict.fromkeys(run.split(":")[0] for run in args.runs):
         target = 614 if stage == "pretrain" else 700
         words = calibrate_words(args.work, stage, images, tokenizer, target)
@@ -301,16 +331,28 @@ def main() -> None:
         model, _, dataset = build_on_gpu(stage, folders, data, image_root, setting)
         flops = count_flops_per_sample(model, gpu_batch(tokenizer, dataset, 2))
         print(f"{stage}: {flops / 1e12:.2f} TFLOP per sample (forward + backward)", flush=True)
-        if not args.no_profile:
+        if args.profile != "none":
             batch = gpu_batch(tokenizer, dataset, setting.micro_batch)
-            profiles[stage] = {"micro_batch": setting.micro_batch, "ms_eager": profile_parts(model, batch)}
+            profiles[stage] = profile = {"micro_batch": setting.micro_batch}
+            if args.profile == "both":
+                profile["ms_eager"] = profile_parts(model, batch)
             model.compile_blocks()
-            profiles[stage]["ms_compiled"] = profile_parts(model, batch)
+            profile["ms_compiled"] = profile_parts(model, batch)
+            profile["kernels_whole_step_compiled"] = kernel_table(
+                lambda: model(**batch).loss_sum.backward())
+            model.zero_grad(set_to_none=True)
             for variant in ("eager", "compiled"):
-                print(f"{stage}: ms per micro-batch of {setting.micro_batch}, {variant}: "
-                      + ", ".join(f"{name} {ms:.0f}" for name, ms in profiles[stage][f"ms_{variant}"].items()),
-                      flush=True)
+                if f"ms_{variant}" in profile:
+                    print(f"{stage}: ms per micro-batch of {setting.micro_batch}, {variant}: "
+                          + ", ".join(f"{name} {ms:.0f}" for name, ms in profile[f"ms_{variant}"].items()),
+                          flush=True)
+            table = profile["kernels_whole_step_compiled"]
+            print(f"{stage}: kernels of one compiled micro-batch, forward + backward ({table['total_ms']:.0f} ms "
+                  "of GPU time in all):", flush=True)
+            for row in table["top"]:
+                print(f"  {row['ms']:8.2f} ms {row['calls']:6d}x  {row['kernel']}", flush=True)
             del batch
+            write_report()
         del model, dataset
         torch._dynamo.reset()
         torch.cuda.empty_cache()
@@ -323,8 +365,7 @@ def main() -> None:
             row["mfu"] = row["tflops"] / ceiling
             results.append(row)
             print(json.dumps({key: value for key, value in row.items() if key != "gpu_busy_series"}), flush=True)
-    args.out.write_text(json.dumps({"card": torch.cuda.get_device_name(), "matmul_tflops": ceiling,
-                                    "results": results, "profiles": profiles}, indent=1))
+            write_report()
     print(f"\n{'stage':9} {'setting':9} {'micro x acc':>11} {'samples/s':>10} {'tokens/s':>10} "
           f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9} {'GPU busy':>9} {'data wait':>10}")
     for row in results:

@@ -133,27 +133,37 @@ def pixel_batches(paths: Sequence[str], preprocess: Callable, batch_size: int, n
     dicts of tensors, stacked) on ``device``, in the order of ``paths``, decoded by ``num_workers``
     processes.
 
-    Each worker decodes ``DECODE_CHUNK`` images at a time, so all of them work on the next GPU batch
-    at once (a worker per whole GPU batch would leave the others idle and the GPU waiting). On a GPU
-    each chunk is copied from pinned memory without blocking and the batch is assembled there.
+    The worker processes start, and begin decoding, when this is called, so the caller can do other
+    work (encode the texts, say) before taking the first batch. Each worker decodes
+    ``DECODE_CHUNK`` images at a time, so all of them work on the next GPU batch at once (a worker
+    per whole GPU batch would leave the others idle and the GPU waiting). On a GPU each chunk is
+    copied from pinned memory without blocking and the batch is assembled there.
     Data-Juicer's own worker processes (np > 1, e.g. one per GPU) are daemonic and may not start
-    children: there the images are decoded by ``num_workers`` threads instead (Pillow releases the
-    GIL while decoding).
+    children: there the images are decoded by ``num_workers`` threads instead, from the first batch
+    taken (Pillow releases the GIL while decoding).
     """
     device = torch.device(device)
     images = DecodedImages(paths, preprocess)
     if num_workers > 0 and multiprocessing.current_process().daemon:
-        with ThreadPoolExecutor(num_workers) as pool:
-            for start in range(0, len(images), batch_size):
-                indices = range(start, min(start + batch_size, len(images)))
-                yield _to_device(default_collate(list(pool.map(images.__getitem__, indices))), device)
-        return
+        return _thread_decoded_batches(images, batch_size, num_workers, device)
     loader = DataLoader(images, batch_size=min(DECODE_CHUNK, batch_size), shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda",
                         multiprocessing_context="fork" if num_workers > 0 else None,
                         prefetch_factor=4 if num_workers > 0 else None)
+    return _assembled_batches(iter(loader), batch_size, device)
+
+
+def _thread_decoded_batches(images: DecodedImages, batch_size: int, num_workers: int,
+                            device: torch.device) -> Iterator:
+    with ThreadPoolExecutor(num_workers) as pool:
+        for start in range(0, len(images), batch_size):
+            indices = range(start, min(start + batch_size, len(images)))
+            yield _to_device(default_collate(list(pool.map(images.__getitem__, indices))), device)
+
+
+def _assembled_batches(chunks: Iterator, batch_size: int, device: torch.device) -> Iterator:
     pending, count = [], 0
-    for chunk in loader:
+    for chunk in chunks:
         pending.append(_to_device(chunk, device))
         count += _rows(chunk)
         while count >= batch_size:

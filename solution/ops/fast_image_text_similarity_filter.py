@@ -17,7 +17,7 @@ captioner scores exactly the new captions.
       - fast_image_text_similarity_filter:
           hf_clip: openai/clip-vit-base-patch32   # a folder, or a name under DATA_JUICER_EXTERNAL_MODELS_HOME
           min_score: 0.2
-          batch_size: 4096      # samples per Data-Juicer batch
+          batch_size: 16384     # samples per Data-Juicer batch (each starts the decoding workers anew)
           gpu_batch_size: 256   # images per forward pass
           num_workers: 8        # image decoding processes
 """
@@ -25,6 +25,7 @@ captioner scores exactly the new captions.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class FastImageTextSimilarityFilter(Filter):
         :param dtype: 'auto' (bfloat16 on GPU, float32 on CPU), 'bfloat16', 'float16' or 'float32'.
         """
         kwargs.setdefault("memory", "4GB")
-        kwargs.setdefault("batch_size", 4096)
+        kwargs.setdefault("batch_size", 16384)
         super().__init__(*args, **one_process_per_gpu(kwargs))
         if reduce_mode not in REDUCERS:
             raise ValueError(f"reduce_mode must be one of {sorted(REDUCERS)}, got {reduce_mode!r}")
@@ -101,10 +102,9 @@ class FastImageTextSimilarityFilter(Filter):
         return chunks
 
     @torch.no_grad()
-    def _image_embeddings(self, model, processor, paths: list[str]) -> torch.Tensor:
-        scaling = PixelScaling(processor.image_processor)  # resized and cropped in a worker, scaled on the device
+    def _image_embeddings(self, model, scaling: PixelScaling, batches: Iterator) -> torch.Tensor:
         parts = []
-        for pixels in pixel_batches(paths, scaling.prepare, self.gpu_batch_size, self.num_workers, model.device):
+        for pixels in batches:
             features = model.get_image_features(pixel_values=scaling(pixels, model.dtype)).pooler_output
             parts.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(parts)
@@ -129,8 +129,12 @@ class FastImageTextSimilarityFilter(Filter):
             model, processor = get_model(self.model_key, rank, self.use_cuda())
             paths = sorted({path for _, _, chunk_paths in chunks for path in chunk_paths})
             row = {path: i for i, path in enumerate(paths)}
-            image_embeds = self._image_embeddings(model, processor, paths)
+            # Resized and cropped by the decoding workers, which start now; the texts are encoded
+            # while they decode the first images, then the pixels are scaled on the device.
+            scaling = PixelScaling(processor.image_processor)
+            decoded = pixel_batches(paths, scaling.prepare, self.gpu_batch_size, self.num_workers, model.device)
             text_embeds = self._text_embeddings(model, processor, [text for _, text, _ in chunks])
+            image_embeds = self._image_embeddings(model, scaling, decoded)
             scale = model.logit_scale.float().exp().item() / 100.0
             # One (image, chunk) pair per image of every chunk, all scored in one product on the device.
             pair_images = [row[path] for _, _, chunk_paths in chunks for path in chunk_paths]
