@@ -27,15 +27,16 @@ PRETRAIN_DATASET_IMAGE_PATH=${PRETRAIN_DATASET_IMAGE_PATH:-input/pretrain_stage_
 
 # training args
 # pretraining: PRETRAIN_BATCH_SIZE_PER_GPU * PRETRAIN_GRADIENT_ACCUMULATION_STEPS * num_gpus = 256
-# the defaults are for 1 GPU of 80 GB (bench/RESULTS.md: 61.4 samples/s, 31 GiB at 16 per GPU, compiled, no checkpointing)
-PRETRAIN_BATCH_SIZE_PER_GPU=${PRETRAIN_BATCH_SIZE_PER_GPU:-16}
-PRETRAIN_GRADIENT_ACCUMULATION_STEPS=${PRETRAIN_GRADIENT_ACCUMULATION_STEPS:-16}
+# "auto": chosen from the GPUs' memory by `bsynth plan-batch` (the largest micro-batch up to 16 that
+# fits; 16 x 16 on one 80 GB GPU: bench/RESULTS.md, 61.7 samples/s, 35 GiB, compiled, no checkpointing)
+PRETRAIN_BATCH_SIZE_PER_GPU=${PRETRAIN_BATCH_SIZE_PER_GPU:-auto}
+PRETRAIN_GRADIENT_ACCUMULATION_STEPS=${PRETRAIN_GRADIENT_ACCUMULATION_STEPS:-auto}
 PRETRAIN_GRADIENT_CHECKPOINTING=${PRETRAIN_GRADIENT_CHECKPOINTING:-False}
 PRETRAIN_DATALOADER_NUM_WORKERS=${PRETRAIN_DATALOADER_NUM_WORKERS:-8}
 # finetuning: FINETUNE_BATCH_SIZE_PER_GPU * FINETUNE_GRADIENT_ACCUMULATION_STEPS * num_gpus = 128
-# (bench/RESULTS.md: 33.8 samples/s, 65 GiB at 16 per GPU, compiled, with checkpointing; eager at 8 without: 17.7)
-FINETUNE_BATCH_SIZE_PER_GPU=${FINETUNE_BATCH_SIZE_PER_GPU:-16}
-FINETUNE_GRADIENT_ACCUMULATION_STEPS=${FINETUNE_GRADIENT_ACCUMULATION_STEPS:-8}
+# "auto" as above (16 x 8 on one 80 GB GPU: 33.8 samples/s, 65 GiB, compiled, with checkpointing)
+FINETUNE_BATCH_SIZE_PER_GPU=${FINETUNE_BATCH_SIZE_PER_GPU:-auto}
+FINETUNE_GRADIENT_ACCUMULATION_STEPS=${FINETUNE_GRADIENT_ACCUMULATION_STEPS:-auto}
 FINETUNE_GRADIENT_CHECKPOINTING=${FINETUNE_GRADIENT_CHECKPOINTING:-True}
 FINETUNE_DATALOADER_NUM_WORKERS=${FINETUNE_DATALOADER_NUM_WORKERS:-8}
 # torch.compile the LLM layers and the ConvNeXt stages on GPUs (same math; a minute or two of compiling
@@ -106,6 +107,19 @@ PRETRAIN_DIR=$OUTPUT_DIR/training_dirs/$PRETRAIN_NAME
 FINETUNE_DIR=$OUTPUT_DIR/training_dirs/$FINETUNE_NAME
 
 # --- checks first (they cost seconds), then data: recipe, validation, cap, conversion -------
+# "auto" batch values: chosen from the GPUs' memory, then checked like given ones
+if [ "$PRETRAIN_BATCH_SIZE_PER_GPU" = auto ] || [ "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" = auto ]; then
+    plan=$(bsynth plan-batch pretrain "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" \
+        "$PRETRAIN_GLOBAL_BATCH" --torch-compile "$TORCH_COMPILE" \
+        --gradient-checkpointing "$PRETRAIN_GRADIENT_CHECKPOINTING" --deepspeed "$DEEPSPEED_CONFIG")
+    read -r PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS <<< "$plan"
+fi
+if [ "$FINETUNE_BATCH_SIZE_PER_GPU" = auto ] || [ "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" = auto ]; then
+    plan=$(bsynth plan-batch finetune "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" \
+        "$FINETUNE_GLOBAL_BATCH" --torch-compile "$TORCH_COMPILE" \
+        --gradient-checkpointing "$FINETUNE_GRADIENT_CHECKPOINTING" --deepspeed "$DEEPSPEED_CONFIG")
+    read -r FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS <<< "$plan"
+fi
 step "check the pretrain global batch" \
     bsynth check-batch "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" "$PRETRAIN_GLOBAL_BATCH"
 step "check the finetune global batch" \

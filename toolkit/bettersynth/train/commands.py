@@ -1,17 +1,25 @@
-"""``bsynth train``: one MGM-2B training stage with the official kit's flag names.
+"""``bsynth train``: one MGM-2B training stage with the official kit's flag names; ``bsynth
+plan-batch``: micro-batch and accumulation for "auto" values from the card's memory.
 
     bsynth train --deepspeed toolkit/configs/deepspeed/zero2.json --model_name_or_path ... \\
         --tune_mm_mlp_adapter True ... --output_dir output/training_dirs/MGM-2B-Pretrain-x
+    bsynth plan-batch pretrain auto auto 256     # prints "MICRO ACCUM", e.g. "16 16"
 
-Same as ``python -m bettersynth.train ...``; under several GPUs launch the module with torchrun or
-``deepspeed --module bettersynth.train``. Heavy imports happen in the handler only.
+``bsynth train`` is the same as ``python -m bettersynth.train ...``; under several GPUs launch the
+module with torchrun or ``deepspeed --module bettersynth.train``. Heavy imports happen in the
+handlers only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from bettersynth.train.args import STAGES_HELP, args_from_namespace, build_parser
+
+AUTO = "auto"
 
 
 def handle_train(namespace: argparse.Namespace) -> int:
@@ -20,7 +28,75 @@ def handle_train(namespace: argparse.Namespace) -> int:
     return run(args_from_namespace(namespace))
 
 
+def auto_or_positive(value: str) -> int | None:
+    """"auto" (None) or a positive integer."""
+    if value == AUTO:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {value!r}")
+    return int(value)
+
+
+def gpu_memory_gib() -> float | None:
+    """The smallest total memory of the visible GPUs, in GiB; None without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return min(torch.cuda.get_device_properties(index).total_memory
+               for index in range(torch.cuda.device_count())) / 2 ** 30
+
+
+def handle_plan_batch(namespace: argparse.Namespace) -> int:
+    from bettersynth.data.batch_check import count_gpus
+    from bettersynth.train.batch_plan import memory_model, plan_batch
+    from bettersynth.train.ds_config import offloads_optimizer
+
+    offload = False
+    if namespace.deepspeed:
+        try:
+            offload = offloads_optimizer(json.loads(Path(namespace.deepspeed).read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as error:
+            print(f"bsynth plan-batch: cannot read the DeepSpeed config {namespace.deepspeed}: {error}",
+                  file=sys.stderr)
+            return 1
+    gpus = count_gpus(namespace.num_gpus)
+    memory = namespace.gpu_memory_gib if namespace.gpu_memory_gib is not None else gpu_memory_gib()
+    model = memory_model(namespace.stage, namespace.torch_compile, namespace.gradient_checkpointing, offload)
+    try:
+        plan = plan_batch(namespace.per_gpu, namespace.accumulation, namespace.target, gpus.count, memory, model)
+    except ValueError as error:
+        print(f"bsynth plan-batch {namespace.stage}: {error}", file=sys.stderr)
+        return 1
+    card = f"{memory:.0f} GiB GPUs" if memory is not None else "no GPU"
+    predicted = f", predicted peak {plan.predicted_gib:.0f} GiB" if plan.predicted_gib is not None else ""
+    print(f"{namespace.stage}: {plan.micro_batch} per GPU x {plan.accumulation} accumulation x {gpus.count} "
+          f"process(es) [{gpus.source}] on {card}{predicted}", file=sys.stderr)
+    print(plan.micro_batch, plan.accumulation)
+    return 0
+
+
 def register(subparsers) -> None:
+    from bettersynth.data.commands import parse_bool, positive_int
+
+    plan = subparsers.add_parser(
+        "plan-batch", help="micro-batch and accumulation for 'auto' values, from the GPU memory",
+        description="Print 'MICRO ACCUM' for a stage's global batch: values given as 'auto' are chosen "
+                    "(the largest micro-batch of 16, 8, 4, 2, 1 whose predicted peak memory fits 90%% of "
+                    "the card; see bettersynth/train/batch_plan.py for the measured model), given values "
+                    "are kept. Exit 1 when nothing fits or the numbers do not divide.")
+    plan.add_argument("stage", choices=["pretrain", "finetune"])
+    plan.add_argument("per_gpu", type=auto_or_positive, metavar="PER_GPU", help="micro-batch per GPU, or auto")
+    plan.add_argument("accumulation", type=auto_or_positive, metavar="ACCUM", help="accumulation steps, or auto")
+    plan.add_argument("target", type=positive_int, metavar="TARGET", help="the stage's global batch (256 / 128)")
+    plan.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPU count (default: detected)")
+    plan.add_argument("--gpu-memory-gib", type=float, metavar="GIB",
+                      help="memory of one GPU (default: the smallest visible GPU's; none: the largest micro-batch)")
+    plan.add_argument("--torch-compile", type=parse_bool, default=True, metavar="BOOL")
+    plan.add_argument("--gradient-checkpointing", type=parse_bool, default=False, metavar="BOOL")
+    plan.add_argument("--deepspeed", metavar="JSON", help="the DeepSpeed config (optimizer offload needs less)")
+    plan.set_defaults(func=handle_plan_batch)
+
     parser = subparsers.add_parser(
         "train", help="train MGM-2B (pretrain or finetune stage)", description="Train one MGM-2B stage.",
         epilog=STAGES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,0 +1,77 @@
+"""``bettersynth.train.batch_plan`` and ``bsynth plan-batch``: "auto" micro-batch and accumulation
+from the card's memory, checked against predictions worked out by hand from the fitted model.
+
+Run: ``python -m pytest tests/train/test_batch_plan.py -q``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bettersynth.cli import main
+from bettersynth.train.batch_plan import BatchPlan, memory_model, plan_batch
+
+PRETRAIN = memory_model("pretrain", torch_compile=True, gradient_checkpointing=False, optimizer_offload=False)
+FINETUNE = memory_model("finetune", torch_compile=True, gradient_checkpointing=True, optimizer_offload=False)
+FINETUNE_OFFLOAD = memory_model("finetune", torch_compile=True, gradient_checkpointing=True, optimizer_offload=True)
+H100_GIB = 79.6  # 81,559 MiB
+DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "toolkit" / "configs" / "deepspeed"
+
+
+def test_one_80gb_gpu_gets_the_measured_defaults():
+    pretrain = plan_batch(None, None, 256, 1, H100_GIB, PRETRAIN)
+    assert (pretrain.micro_batch, pretrain.accumulation) == (16, 16)
+    assert pretrain.predicted_gib == pytest.approx(5.2 + 16 * 1.86)  # 34.96, measured 34.9
+    finetune = plan_batch(None, None, 128, 1, H100_GIB, FINETUNE)
+    assert (finetune.micro_batch, finetune.accumulation) == (16, 8)
+    assert finetune.predicted_gib == pytest.approx(5.6 + 33.0 + 16 * 1.6)  # 64.2, measured 64.6
+
+
+def test_smaller_cards_get_smaller_micro_batches():
+    # 24 GiB: 90% is 21.6; 16 needs 34.96, 8 needs 5.2 + 8 * 1.86 = 20.08
+    assert plan_batch(None, None, 256, 1, 24.0, PRETRAIN) == BatchPlan(8, 32, pytest.approx(20.08))
+    # eager pretraining keeps more activations: 5.2 + 8 * 2.33 = 23.84 > 21.6, so 4
+    eager = memory_model("pretrain", torch_compile=False, gradient_checkpointing=False, optimizer_offload=False)
+    assert plan_batch(None, None, 256, 1, 24.0, eager).micro_batch == 4
+    # finetune on 40 GiB with the optimizer offloaded: 24.9 + 4 * 1.6 = 31.3 fits 36, 8 (37.7) does not
+    assert plan_batch(None, None, 128, 1, 40.0, FINETUNE_OFFLOAD) == BatchPlan(4, 32, pytest.approx(31.3))
+
+
+def test_more_gpus_share_the_optimizer_state():
+    # 8 x 40 GiB: 5.6 + 33 / 8 + 16 * 1.6 = 35.325 <= 36
+    assert plan_batch(None, None, 128, 8, 40.0, FINETUNE) == BatchPlan(16, 1, pytest.approx(35.325))
+
+
+def test_nothing_fits_names_the_ways_out():
+    with pytest.raises(ValueError, match="no micro-batch fits 40 GiB.*zero2_offload.json"):
+        plan_batch(None, None, 128, 1, 40.0, FINETUNE)  # 1 per GPU already needs 40.2
+
+
+def test_given_values_are_kept_and_one_given_value_sets_the_other():
+    assert plan_batch(None, 4, 256, 2, H100_GIB, PRETRAIN) == BatchPlan(32, 4, None)
+    assert plan_batch(8, None, 256, 4, H100_GIB, PRETRAIN) == BatchPlan(8, 8, None)
+    # both given: returned as they are, even a wrong product (check-batch reports that one)
+    assert plan_batch(8, 8, 256, 1, H100_GIB, PRETRAIN) == BatchPlan(8, 8, None)
+    with pytest.raises(ValueError, match="micro-batch 24 does not divide the 256 samples per GPU"):
+        plan_batch(24, None, 256, 1, H100_GIB, PRETRAIN)
+    with pytest.raises(ValueError, match="does not divide over 3 GPUs"):
+        plan_batch(None, None, 256, 3, H100_GIB, PRETRAIN)
+
+
+def test_without_a_gpu_the_largest_micro_batch_is_taken():
+    assert plan_batch(None, None, 256, 1, None, PRETRAIN).micro_batch == 16
+
+
+def test_plan_batch_command_prints_micro_and_accumulation(capsys):
+    assert main(["plan-batch", "finetune", "auto", "auto", "128", "--num-gpus", "1", "--gpu-memory-gib", "40",
+                 "--gradient-checkpointing", "True", "--deepspeed", str(DEEPSPEED_DIR / "zero2_offload.json")]) == 0
+    out = capsys.readouterr()
+    assert out.out == "4 32\n"
+    assert "predicted peak 31 GiB" in out.err
+    assert main(["plan-batch", "finetune", "auto", "auto", "128", "--num-gpus", "1", "--gpu-memory-gib", "40",
+                 "--gradient-checkpointing", "True", "--deepspeed", str(DEEPSPEED_DIR / "zero2.json")]) == 1
+    assert "no micro-batch fits" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plan-batch", "pretrain", "sixteen", "auto", "256"])
