@@ -49,22 +49,6 @@ def read_openclip_vision_cfg(folder: str | Path) -> dict[str, Any]:
     return vision_cfg
 
 
-class StageFusion(nn.Module):
-    """The stage outputs → one map: each upsampled to the first stage's size (bilinear,
-    align_corners False, computed in float32, stored in the outputs' dtype) and concatenated along
-    the channels. No weights; a module of its own so ``MGMForCausalLM.compile_blocks`` can compile
-    it (eagerly, the float32 upsampling of channels-last maps and the copies around it took 20 of
-    the tower's 61 ms on an H200, bench/RESULTS.md)."""
-
-    def forward(self, stage_outputs: list[torch.Tensor]) -> torch.Tensor:
-        size = stage_outputs[0].shape[-2:]
-        fused = [stage_outputs[0]] + [
-            F.interpolate(out.float(), size=size, mode="bilinear", align_corners=False).to(out.dtype)
-            for out in stage_outputs[1:]
-        ]
-        return torch.cat(fused, dim=1)
-
-
 class ConvNeXtAuxTower(nn.Module):
     """Stem + stages of a timm ConvNeXt; forward returns the fused multi-stage feature map."""
 
@@ -79,7 +63,6 @@ class ConvNeXtAuxTower(nn.Module):
                              "not a timm ConvNeXt")
         self.stem = trunk.stem
         self.stages = trunk.stages
-        self.fusion = StageFusion()
         self.stage_channels = tuple(info["num_chs"] for info in trunk.feature_info)
         self.reduction = trunk.feature_info[0]["reduction"]
         self.drop_path_in_training = drop_path_in_training
@@ -145,4 +128,9 @@ class ConvNeXtAuxTower(nn.Module):
         for stage in self.stages:
             x = stage(x)
             stage_outputs.append(x)
-        return self.fusion(stage_outputs)
+        size = stage_outputs[0].shape[-2:]
+        fused = [stage_outputs[0]] + [
+            F.interpolate(out.float(), size=size, mode="bilinear", align_corners=False).to(out.dtype)
+            for out in stage_outputs[1:]
+        ]
+        return torch.cat(fused, dim=1)

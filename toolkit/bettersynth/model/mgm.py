@@ -84,23 +84,20 @@ class MGMForCausalLM(nn.Module):
         self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def compile_blocks(self) -> None:
-        """``torch.compile`` the LLM's decoder layers, the ConvNeXt stages and the ConvNeXt's stage
-        fusion (compiled on first use).
+        """``torch.compile`` the LLM's decoder layers and the ConvNeXt stages (compiled on first use).
 
         Same math: inductor fuses the elementwise work (norms, activations, rotary embeddings,
         residuals, layer scale) around the same matrix products. The LLM layers share one graph for
         any sequence length (micro-batches are padded to their longest sample). Each ConvNeXt stage
         is one graph: its blocks differ in drop-path rate, which a per-block graph would recompile
         for. The drop path keeps PyTorch's own random draws (``fallback_random``), so a seed drops
-        the same samples as without compiling. The stage fusion becomes a few kernels that write
-        each upsampled map straight into the concatenated output. The CLIP tower stays eager:
-        compiled, it measured slower (bench/RESULTS.md).
+        the same samples as without compiling. The CLIP tower stays eager: compiled, it measured
+        slower (bench/RESULTS.md).
         """
         for layer in self.llm.get_decoder().layers:
             layer.compile(dynamic=True)
         for stage in self.aux_tower.stages:
             stage.compile(dynamic=False, options={"fallback_random": True})
-        self.aux_tower.fusion.compile(dynamic=False)
 
     def encode_images(self, images_aux: torch.Tensor) -> torch.Tensor:
         """[B, 3, A, A] normalised high-res images → [B, N, H] image embeddings (before Gemma's scale)."""
