@@ -11,8 +11,8 @@ peak GPU memory and the GPU's kernel-busy share (nvidia-smi), the share of the t
 waited for its data loader, and the ratio ours/official. Our
 setting compiles the model's blocks (``--torch_compile``); the "eager" setting is ours without it.
 A per-part profile of one micro-batch of our setting (CLIP tower, ConvNeXt tower, mining +
-projector with its backward, the whole step), eager and compiled, says where a training step's
-time goes.
+projector with its backward, the whole step), eager and compiled, and a table of the compiled
+step's GPU time per kernel say where a training step's time goes (``--profile``).
 
     python bench/train_throughput.py --work /tmp/bench --runs pretrain:ours pretrain:official \
         finetune:ours finetune:official --steps 5 --warmup 2 --out results.json
