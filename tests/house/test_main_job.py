@@ -3,8 +3,9 @@
 One run is killed during pretraining (after its first checkpoint) and started again: the second
 run must resume the stage, finish the whole pipeline and leave every file the organisers and the
 README promise; `bsynth pack` must then build a valid zip. A wrong per-GPU batch must stop the job
-before any data or training step, with the check's message and a non-zero exit; a TORCH_COMPILE
-other than True or False stops it before anything.
+before any data or training step, with the check's message and a non-zero exit; "auto" batch
+values are resolved by `bsynth plan-batch` first; a TORCH_COMPILE other than True or False stops it
+before anything.
 
 Outputs and demo assets go to a temporary folder (BSYNTH_OUTPUT, BSYNTH_DEMO_ROOT), so the test
 leaves the checkout untouched. Slow (about 10 minutes on 2 cores); .ci/run runs it.
@@ -44,6 +45,22 @@ def test_wrong_batch_stops_before_any_data_step(tmp_path: Path):
     assert not (tmp_path / "output" / "training_dirs").exists()
     message = result.stdout + result.stderr
     assert "3" in message and "8" in message, message[-2000:]
+
+
+def test_auto_batch_values_are_planned_then_checked(tmp_path: Path):
+    # demo global batches: 8 and 4 on one (CPU) process. Pretrain "auto x auto" becomes 8 x 1 (16
+    # does not divide 8); finetune accumulation "auto" with micro-batch 3 cannot split 4 and stops
+    # the job before any data step, with the plan's message.
+    result = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=job_env(tmp_path, DEMO_PRETRAIN_BATCH_SIZE_PER_GPU="auto",
+                                        DEMO_PRETRAIN_GRADIENT_ACCUMULATION_STEPS="auto",
+                                        DEMO_FINETUNE_BATCH_SIZE_PER_GPU="3",
+                                        DEMO_FINETUNE_GRADIENT_ACCUMULATION_STEPS="auto"))
+    assert result.returncode == 1
+    assert "pretrain: 8 per GPU x 1 accumulation x 1 process(es)" in result.stderr
+    assert "bsynth plan-batch finetune: micro-batch 3 does not divide the 4 samples per GPU" in result.stderr
+    assert "check the pretrain global batch" not in result.stdout
+    assert not (tmp_path / "output" / "training_dirs").exists()
 
 
 def test_bad_torch_compile_value_stops_before_anything(tmp_path: Path):
