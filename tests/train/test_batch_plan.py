@@ -75,3 +75,11 @@ def test_plan_batch_command_prints_micro_and_accumulation(capsys):
     assert "no micro-batch fits" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["plan-batch", "pretrain", "sixteen", "auto", "256"])
+
+
+def test_plan_batch_command_names_bad_inputs(capsys, monkeypatch, tmp_path):
+    assert main(["plan-batch", "pretrain", "auto", "auto", "256", "--deepspeed", str(tmp_path / "missing.json")]) == 1
+    assert f"cannot read the DeepSpeed config {tmp_path / 'missing.json'}" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(["plan-batch", "pretrain", "auto", "auto", "256"]) == 1
+    assert "WORLD_SIZE must be a positive integer, got 'two'" in capsys.readouterr().err

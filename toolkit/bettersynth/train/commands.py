@@ -60,10 +60,10 @@ def handle_plan_batch(namespace: argparse.Namespace) -> int:
             print(f"bsynth plan-batch: cannot read the DeepSpeed config {namespace.deepspeed}: {error}",
                   file=sys.stderr)
             return 1
-    gpus = count_gpus(namespace.num_gpus)
     memory = namespace.gpu_memory_gib if namespace.gpu_memory_gib is not None else gpu_memory_gib()
     model = memory_model(namespace.stage, namespace.torch_compile, namespace.gradient_checkpointing, offload)
     try:
+        gpus = count_gpus(namespace.num_gpus)  # raises on a malformed WORLD_SIZE
         plan = plan_batch(namespace.per_gpu, namespace.accumulation, namespace.target, gpus.count, memory, model)
     except ValueError as error:
         print(f"bsynth plan-batch {namespace.stage}: {error}", file=sys.stderr)
