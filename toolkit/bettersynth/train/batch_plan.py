@@ -16,8 +16,8 @@ peaks measured by bench/train_throughput.py on one H200 (nvidia-smi, the CUDA co
   no-checkpointing one is kept as an upper bound.
 - finetune (LLM, projector and mining train): the bf16 weights (~5.6 GiB) are fixed; ZeRO-2 shards
   the bf16 gradients and the float32 master weights and Adam moments of 2.5B parameters (~33 GiB)
-  over the GPUs; with checkpointing 16 -> 64.6 GiB on one GPU, so 1.6 a sample (compiled or eager);
-  without, 8 -> 69.1 GiB, 3.8 a sample. With the optimizer on the CPU (zero2_offload.json), 4 ->
+  over the GPUs; with checkpointing 16 -> 64.6 GiB on one GPU, so 1.6 a sample (compiled; 64.5 eager
+  on an H100); without, 8 -> 69.1 GiB (eager, on an H100), 3.8 a sample. With the optimizer on the CPU (zero2_offload.json), 4 ->
   31.3 GiB measured (the offload buffers hold the gradients), so 24.9 fixed.
 
 These are estimates from one card; a run that still runs out of memory should set the values by
