@@ -3,7 +3,7 @@ set -euo pipefail
 # Installs the toolkit and its pinned dependency set into the current Python environment.
 #
 #   bash install.sh            # runtime: torch, Data-Juicer, transformers, deepspeed, ... + bsynth
-#   bash install.sh --dev      # + test tools (pytest, hadolint, open_clip for layout tests)
+#   bash install.sh --dev      # + test tools (pytest, hadolint, fire)
 #
 # Use a virtual environment or conda env of your own first if you do not want the packages in the
 # system Python:  python3.11 -m venv .venv && . .venv/bin/activate && bash install.sh
