@@ -83,13 +83,17 @@ skip() { echo "==> [skip] $*"; }
 # run_logged LOG COMMAND...: output to the terminal and appended to LOG; the exit status is the command's
 run_logged() { local log=$1; shift; "$@" 2>&1 | tee -a "$log"; }
 
+NUM_GPUS=$(python -c 'import torch; print(torch.cuda.device_count())')
 eval "$(bsynth layout --which auto --format shell)"
 if [ "$LAYOUT_MODE" = demo ]; then
     echo "Real models/data not found under $SCRIPT_DIR (run download.sh for them): running the embedded demo from $ASSETS_ROOT (tiny random models, synthetic data; scores are meaningless)."
     step "build the demo assets" bsynth demo build
-    # The demo pool is a few hundred samples: global batches are scaled down (stated here) and the
-    # demo towers take 256-px high-resolution input; everything else is the real pipeline.
-    PRETRAIN_GLOBAL_BATCH=8; FINETUNE_GLOBAL_BATCH=4; AUX_SIZE=256
+    # The demo pool is a few hundred samples: global batches are scaled down (stated here) to 8 and 4
+    # per training process (one per GPU, one on CPU), so the demo's per-GPU values below hold on any
+    # number of GPUs; the demo towers take 256-px high-resolution input; everything else is the real
+    # pipeline.
+    processes=$(( NUM_GPUS > 0 ? NUM_GPUS : 1 ))
+    PRETRAIN_GLOBAL_BATCH=$(( 8 * processes )); FINETUNE_GLOBAL_BATCH=$(( 4 * processes )); AUX_SIZE=256
     PRETRAIN_BATCH_SIZE_PER_GPU=${DEMO_PRETRAIN_BATCH_SIZE_PER_GPU:-4}
     PRETRAIN_GRADIENT_ACCUMULATION_STEPS=${DEMO_PRETRAIN_GRADIENT_ACCUMULATION_STEPS:-2}
     FINETUNE_BATCH_SIZE_PER_GPU=${DEMO_FINETUNE_BATCH_SIZE_PER_GPU:-2}
@@ -97,10 +101,9 @@ if [ "$LAYOUT_MODE" = demo ]; then
     PRETRAIN_DATALOADER_NUM_WORKERS=1; FINETUNE_DATALOADER_NUM_WORKERS=1
     CKPT_SAVE_STEPS=${DEMO_CKPT_SAVE_STEPS:-10}; EXP_NAME=${DEMO_EXP_NAME:-demo}
     PRETRAIN_DATASET_IMAGE_PATH=$SEED_DIR
-    echo "Demo settings: pretrain global batch $PRETRAIN_GLOBAL_BATCH ($PRETRAIN_BATCH_SIZE_PER_GPU x $PRETRAIN_GRADIENT_ACCUMULATION_STEPS), finetune global batch $FINETUNE_GLOBAL_BATCH ($FINETUNE_BATCH_SIZE_PER_GPU x $FINETUNE_GRADIENT_ACCUMULATION_STEPS), aux size $AUX_SIZE, EXP_NAME=$EXP_NAME."
+    echo "Demo settings: pretrain global batch $PRETRAIN_GLOBAL_BATCH ($PRETRAIN_BATCH_SIZE_PER_GPU per GPU x $PRETRAIN_GRADIENT_ACCUMULATION_STEPS accumulation x $processes process(es)), finetune global batch $FINETUNE_GLOBAL_BATCH ($FINETUNE_BATCH_SIZE_PER_GPU x $FINETUNE_GRADIENT_ACCUMULATION_STEPS x $processes), aux size $AUX_SIZE, EXP_NAME=$EXP_NAME."
 fi
 
-NUM_GPUS=$(python -c 'import torch; print(torch.cuda.device_count())')
 PRETRAIN_NAME=MGM-2B-Pretrain-$EXP_NAME
 FINETUNE_NAME=MGM-2B-Finetune-$EXP_NAME
 PRETRAIN_DIR=$OUTPUT_DIR/training_dirs/$PRETRAIN_NAME

@@ -40,6 +40,9 @@ def test_wrong_batch_stops_before_any_data_step(tmp_path: Path):
     result = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env=job_env(tmp_path, DEMO_PRETRAIN_BATCH_SIZE_PER_GPU="3"))
     assert result.returncode != 0
+    # demo global batches are 8 and 4 per training process: one process here (no GPU)
+    assert ("Demo settings: pretrain global batch 8 (3 per GPU x 2 accumulation x 1 process(es)), "
+            "finetune global batch 4 (2 x 2 x 1)") in result.stdout
     assert "check the pretrain global batch" in result.stdout
     assert "recipe" not in result.stdout.split("check the pretrain global batch")[1]
     assert not (tmp_path / "output" / "training_dirs").exists()
