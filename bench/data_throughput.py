@@ -62,6 +62,7 @@ BUILTIN_NEW_TOKENS = 128  # image_captioning_mapper's generate(max_new_tokens=12
 BLIP2_IMAGE_TOKEN_ID = 50265
 OURS_CLIP, BUILTIN_CLIP = "ours: fast_image_text_similarity", "built-in: image_text_similarity"
 OURS_BLIP2, BUILTIN_BLIP2 = "ours: fast_image_captioning", "built-in: image_captioning"
+PARTS_IMAGES = 16384  # images decoded and encoded by the parts of our CLIP filter alone
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
 
 
@@ -278,8 +279,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=1024, help="JPEGs to draw when the sample is absent")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding processes of our ops")
     # Every Data-Juicer pass of a GPU operator starts a worker process (~15-20 s, varying by seconds):
-    # the large sizes keep the difference to the small ones a minute of work or more.
-    parser.add_argument("--clip-pairs", type=int, nargs=2, default=[1024, 65536], metavar=("SMALL", "LARGE"))
+    # the large sizes keep the difference to the small ones a minute of work or more. The large CLIP
+    # size spans two of our filter's Data-Juicer batches (65,536 samples), so the rate counts what
+    # each batch starts (the decoding workers) as a whole-pool run does.
+    parser.add_argument("--clip-pairs", type=int, nargs=2, default=[1024, 131072], metavar=("SMALL", "LARGE"))
     parser.add_argument("--captions", type=int, nargs=2, default=[512, 16384], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-clip-pairs", type=int, nargs=2, default=[64, 1024], metavar=("SMALL", "LARGE"))
     parser.add_argument("--builtin-captions", type=int, nargs=2, default=[16, 96], metavar=("SMALL", "LARGE"))
@@ -337,7 +340,7 @@ def main() -> None:
                   torch=torch.__version__, images=images, max_new_tokens=args.max_new_tokens,
                   builtin_new_tokens=BUILTIN_NEW_TOKENS, tiny=args.quick, results=[])
     if "clip" in args.only:
-        paths = [pool[i % len(pool)][0] for i in range(args.clip_pairs[1] // 2)]
+        paths = [pool[i % len(pool)][0] for i in range(min(args.clip_pairs[1], PARTS_IMAGES))]
         report["clip_parts"] = clip_parts(folders["clip"], paths, args.workers, args.clip_gpu_batch)
     for name, op_cfg, np_, sizes, tokens in settings(args, folders):
         report["results"].append(measure(name, op_cfg, np_, tuple(sizes), new_rows, tokens))

@@ -4,7 +4,8 @@ A faster drop-in for Data-Juicer's ``image_text_similarity_filter`` with any Hug
 ``CLIPModel`` folder: images are decoded, resized and cropped by the worker processes of a torch
 DataLoader (sent as uint8, rescaled and normalised on the device), image and text embeddings are
 computed in large batches (bfloat16 on a GPU by default), and each distinct image of a batch is
-encoded once. The score is the built-in's,
+encoded once. The texts are tokenized by a thread while the device encodes the images, and
+encoded after them. The score is the built-in's,
 ``logits_per_text / 100`` (= cosine similarity for a trained CLIP, whose logit scale is 100),
 reduced over the images of a chunk with ``reduce_mode``; it is stored, one value per chunk, under
 the same stats key (``__dj__stats__.image_text_similarity``) that selectors and the built-in read.
@@ -17,7 +18,7 @@ captioner scores exactly the new captions.
       - fast_image_text_similarity_filter:
           hf_clip: openai/clip-vit-base-patch32   # a folder, or a name under DATA_JUICER_EXTERNAL_MODELS_HOME
           min_score: 0.2
-          batch_size: 16384     # samples per Data-Juicer batch (each starts the decoding workers anew)
+          batch_size: 65536     # samples per Data-Juicer batch (each starts the decoding workers anew)
           gpu_batch_size: 256   # images per forward pass
           num_workers: 8        # image decoding processes
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -69,7 +71,7 @@ class FastImageTextSimilarityFilter(Filter):
         :param dtype: 'auto' (bfloat16 on GPU, float32 on CPU), 'bfloat16', 'float16' or 'float32'.
         """
         kwargs.setdefault("memory", "4GB")
-        kwargs.setdefault("batch_size", 16384)
+        kwargs.setdefault("batch_size", 65536)
         super().__init__(*args, **one_process_per_gpu(kwargs))
         if reduce_mode not in REDUCERS:
             raise ValueError(f"reduce_mode must be one of {sorted(REDUCERS)}, got {reduce_mode!r}")
@@ -109,14 +111,17 @@ class FastImageTextSimilarityFilter(Filter):
             parts.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(parts)
 
+    def _tokenized(self, tokenizer, texts: list[str], max_length: int) -> list:
+        """The texts as padded token batches of ``gpu_batch_size``, on the CPU."""
+        return [tokenizer(texts[start:start + self.gpu_batch_size], padding=True, truncation=True,
+                          max_length=max_length, return_tensors="pt")
+                for start in range(0, len(texts), self.gpu_batch_size)]
+
     @torch.no_grad()
-    def _text_embeddings(self, model, processor, texts: list[str]) -> torch.Tensor:
+    def _text_embeddings(self, model, token_batches: list) -> torch.Tensor:
         parts = []
-        max_length = model.config.text_config.max_position_embeddings
-        for start in range(0, len(texts), self.gpu_batch_size):
-            tokens = processor.tokenizer(texts[start:start + self.gpu_batch_size], padding=True, truncation=True,
-                                         max_length=max_length, return_tensors="pt").to(model.device)
-            features = model.get_text_features(**tokens).pooler_output
+        for tokens in token_batches:
+            features = model.get_text_features(**tokens.to(model.device)).pooler_output
             parts.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(parts)
 
@@ -129,12 +134,16 @@ class FastImageTextSimilarityFilter(Filter):
             model, processor = get_model(self.model_key, rank, self.use_cuda())
             paths = sorted({path for _, _, chunk_paths in chunks for path in chunk_paths})
             row = {path: i for i, path in enumerate(paths)}
-            # Resized and cropped by the decoding workers, which start now; the texts are encoded
-            # while they decode the first images, then the pixels are scaled on the device.
+            # Resized and cropped by the decoding workers, which start now, and scaled on the device;
+            # a thread tokenizes the texts meanwhile (the tokenizer's CPU time would otherwise leave
+            # the device idle), and the device encodes them after the images.
             scaling = PixelScaling(processor.image_processor)
             decoded = pixel_batches(paths, scaling.prepare, self.gpu_batch_size, self.num_workers, model.device)
-            text_embeds = self._text_embeddings(model, processor, [text for _, text, _ in chunks])
-            image_embeds = self._image_embeddings(model, scaling, decoded)
+            with ThreadPoolExecutor(1) as tokenizing:
+                token_batches = tokenizing.submit(self._tokenized, processor.tokenizer, [text for _, text, _ in chunks],
+                                                  model.config.text_config.max_position_embeddings)
+                image_embeds = self._image_embeddings(model, scaling, decoded)
+                text_embeds = self._text_embeddings(model, token_batches.result())
             scale = model.logit_scale.float().exp().item() / 100.0
             # One (image, chunk) pair per image of every chunk, all scored in one product on the device.
             pair_images = [row[path] for _, _, chunk_paths in chunks for path in chunk_paths]
