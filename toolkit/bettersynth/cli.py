@@ -2,7 +2,9 @@
 
 Run ``bsynth --help`` for the list and ``bsynth <command> --help`` for each. Every command module
 below exposes ``register(subparsers)``, which adds its parsers with ``set_defaults(func=...)``; a
-handler returns the process exit status. Modules import their heavy dependencies (torch,
+handler returns the process exit status; a command that writes files also sets ``outputs`` (args ->
+the paths it writes), and holds the output tree's lock (bettersynth.lock) while it runs when one of
+them lies in that tree. Modules import their heavy dependencies (torch,
 data_juicer) inside the handlers, so ``bsynth --help`` stays fast.
 """
 
@@ -20,6 +22,8 @@ COMMAND_MODULES = (
     "bettersynth.train.commands",    # train
     "bettersynth.eval.commands",     # eval textvqa / mmbench, score
     "bettersynth.submit",            # pack
+    "bettersynth.steps",             # step (skip a step whose output is made from the same inputs)
+    "bettersynth.lock",              # lock take (the main job's hold on the output tree)
 )
 
 
@@ -37,7 +41,26 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    outputs = getattr(args, "outputs", None)
+    if outputs is None:
+        return int(args.func(args) or 0)
+    return run_holding_lock(args, outputs(args), argv if argv is not None else sys.argv[1:])
+
+
+def run_holding_lock(args, outputs, argv: list[str]) -> int:
+    """Runs the command holding the output tree's lock when it writes there; exit 1 when it is taken."""
+    from bettersynth import paths
+    from bettersynth.lock import OutputLockError, output_lock, writes_under
+
+    tree = paths.output_dir()
+    if not writes_under(tree, outputs):
+        return int(args.func(args) or 0)
+    try:
+        with output_lock(tree, "bsynth " + " ".join(argv)):
+            return int(args.func(args) or 0)
+    except OutputLockError as error:
+        print(f"bsynth: {error}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

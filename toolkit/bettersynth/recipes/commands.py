@@ -1,7 +1,7 @@
 """``bsynth recipe run`` and ``bsynth recipe report``: Data-Juicer recipes over a seed pool.
 
     bsynth recipe run solution/recipes/clip_rank_recaption.yaml [--dataset IN.jsonl] [--export OUT.jsonl]
-        [--image-root DIR] [--np N] [--executor default|ray] [--models-root DIR] [--verbose]
+        [--image-root DIR] [--np N] [--executor default|ray] [--models-root DIR] [--skip-unchanged] [--verbose]
     bsynth recipe report OUT.jsonl
 
 Defaults and output locations: see bettersynth.recipes.config. The export's image paths are
@@ -14,6 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def default_export_path() -> Path:
+    from bettersynth.recipes.config import default_export
+
+    return default_export()
+
+
 def run_handler(args) -> int:
     from bettersynth.recipes.config import RecipeRun
     from bettersynth.recipes.run import run_recipe
@@ -24,7 +30,7 @@ def run_handler(args) -> int:
     except ValueError as error:
         print(f"[recipe] {error}")
         return 2
-    return run_recipe(run, verbose=args.verbose)
+    return run_recipe(run, verbose=args.verbose, skip_unchanged=args.skip_unchanged)
 
 
 def report_handler(args) -> int:
@@ -59,8 +65,11 @@ def register(subparsers) -> None:
                      help="Data-Juicer executor; ray starts a local Ray instance unless RAY_ADDRESS is set")
     run.add_argument("--models-root", type=Path, help="folder of <org>/<name> model folders (default: "
                      "toolkit/training/model_zoo/recipe_models; the demo's for demo data when that is absent)")
+    run.add_argument("--skip-unchanged", action="store_true",
+                     help="reuse the export when its record shows it was made from the same recipe operators, "
+                          "seed pool, operator code and models (the main job does); otherwise say what changed")
     run.add_argument("--verbose", action="store_true", help="print all of Data-Juicer's output")
-    run.set_defaults(func=run_handler)
+    run.set_defaults(func=run_handler, outputs=lambda args: [args.export or default_export_path()])
 
     report = commands.add_parser("report", help="rebuild the report of a finished recipe run")
     report.add_argument("export", type=Path, help="the export of `bsynth recipe run`")

@@ -1,23 +1,32 @@
-"""``bsynth recipe run``: one Data-Juicer recipe over a pool, offline, with a clean failure story.
+"""``bsynth recipe run``: one Data-Juicer recipe over a pool, offline, losing nothing when it fails.
 
     bsynth recipe run solution/recipes/clip_rank_recaption.yaml \
         --dataset input/pretrain_stage_1_10k/mgm_pretrain_stage_1_10k.jsonl \
-        --export output/processed_data/processed_data.jsonl
+        --export output/processed_data/processed_data.jsonl [--skip-unchanged]
 
 Steps: stage the input (absolute image paths, every line checked) -> resolve the recipe (variables,
 operator paths, forced run settings; see bettersynth.recipes.recipe) -> run Data-Juicer in a child
 process (bettersynth.recipes.worker) pointed at the recipe models (DATA_JUICER_EXTERNAL_MODELS_HOME),
 with caches under the toolkit's cache folder, the hub offline and package installs disabled ->
-check nothing was installed -> write the export with image paths relative to the image root to a
-temporary file -> report (bettersynth.recipes.report) -> rename the export into place.
+check nothing was installed -> write the export with image paths relative to the image root ->
+report (bettersynth.recipes.report) -> commit.
 
-A failed or interrupted run leaves no export (a stale one from an earlier run is removed first),
-exits 1 and names the failing operator; run.json in the work folder records what happened.
+Everything of a run is written into an attempt folder beside the export (``NAME_attempt/``); only a
+run that succeeded is committed: its work folder and report replace the earlier ones and its
+export replaces the earlier export by one rename, then the export's record (what it was made
+from: bettersynth.provenance) is written. A failed or interrupted run (Ctrl-C, SIGTERM, SIGHUP)
+leaves the previous export, report and record exactly as they were, exits non-zero (1; 128 +
+the signal number when interrupted) and keeps its attempt folder for the post-mortem (run.json,
+run.log); the next run clears it. Signals are held back during the commit, so an interrupted run
+never leaves a half-committed export.
+
+``--skip-unchanged`` (the main job) reuses an export whose record shows it was made from the same
+recipe operators (after ``${VARIABLE}`` expansion), seed pool, image root, custom operator code,
+recipe models and executor, and says what changed otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,12 +34,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 
 from bettersynth import paths
 from bettersynth.recipes import installs
 from bettersynth.recipes.config import RecipeRun
 from bettersynth.recipes.pool import PoolError, stage_input, write_export
+from bettersynth.provenance import Provenance, file_sha256, fingerprint, judge, value_fingerprint, write_record
 from bettersynth.recipes.recipe import RecipeError, resolve_recipe, write_resolved
 
 ECHOED = ("| WARNING ", "| ERROR ", "| CRITICAL ", "OP [", "bsynth recipe:")
@@ -57,116 +70,209 @@ def worker_environment(run: RecipeRun, config: dict) -> dict[str, str]:
     return env
 
 
-def run_worker(run: RecipeRun, env: dict[str, str], progress: Path, verbose: bool) -> int:
-    """Run Data-Juicer; its whole output goes to run.log, the important lines to the terminal."""
-    command = [sys.executable, "-m", "bettersynth.recipes.worker", str(run.resolved_recipe), str(progress)]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Settings Data-Juicer is given by the run itself, not by the recipe: they do not change what it keeps.
+RUN_ONLY_KEYS = ("dataset_path", "export_path", "work_dir", "executor_type", "skip_op_error", "np", "ray_address",
+                 "custom_operator_paths")
 
+
+class Interrupted(Exception):
+    """A stop signal reached ``bsynth recipe run``."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise Interrupted in this process while the block runs."""
     def stop(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Interrupted(signum)
 
-    # Ctrl-C and SIGTERM reach this process; it stops the Data-Juicer process group
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
-        # its own process group, so that stopping it also stops what it started (decoding workers, ...)
-        with run.log.open("w", encoding="utf-8") as log, subprocess.Popen(
-                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                errors="replace", start_new_session=True) as child:
-            try:
-                for line in child.stdout:
-                    log.write(line)
-                    if verbose or any(marker in line for marker in ECHOED):
-                        print(line, end="", flush=True)
-            except BaseException:
-                os.killpg(child.pid, signal.SIGKILL)
-                raise
-            return child.wait()
+        yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Stop signals wait until the block is done (they are delivered right after it)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def run_worker(run: RecipeRun, env: dict[str, str], progress: Path, verbose: bool) -> int:
+    """Run Data-Juicer; its whole output goes to run.log, the important lines to the terminal. An
+    exception here (a stop signal) kills the Data-Juicer process group before it propagates."""
+    command = [sys.executable, "-m", "bettersynth.recipes.worker", str(run.resolved_recipe), str(progress)]
+    # its own process group, so that stopping it also stops what it started (decoding workers, ...)
+    with run.log.open("w", encoding="utf-8") as log, subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            errors="replace", start_new_session=True) as child:
+        try:
+            for line in child.stdout:
+                log.write(line)
+                if verbose or any(marker in line for marker in ECHOED):
+                    print(line, end="", flush=True)
+            return child.wait()
+        except BaseException:
+            with suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            raise
 
 
 def write_summary(run: RecipeRun, summary: dict) -> None:
     run.summary.write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def prepare_folders(run: RecipeRun) -> None:
-    """Remove the outputs of an earlier run of this export, so nothing stale looks complete."""
-    for stale in (run.export, run.export.with_name(run.export.name + ".partial")):
-        if stale.exists():
-            say(f"removing the earlier export {stale}")
-            stale.unlink()
-    for folder in (run.work_dir, run.report_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
-    run.work_dir.mkdir(parents=True)
+def attempt_of(run: RecipeRun) -> RecipeRun:
+    """The same run writing into ``NAME_attempt/`` beside the export (export, work folder, report)."""
+    folder = run.export.with_name(run.export.stem + "_attempt")
+    return replace(run, export=folder / run.export.name)
 
 
-def run_recipe(run: RecipeRun, verbose: bool = False) -> int:
-    """Run ``run``; 0 when the export and report are written, 1 otherwise (the reason is printed)."""
+def recipe_provenance(run: RecipeRun, config: dict) -> Provenance:
+    """What an export of ``run`` is made from: the recipe as Data-Juicer runs it, data, code, models."""
+    recipe_settings = {key: value for key, value in config.items() if key not in RUN_ONLY_KEYS}
+    inputs = {"seed pool": run.dataset, "image root": run.image_root, "recipe models": run.models_root}
+    for number, folder in enumerate(config["custom_operator_paths"], start=1):
+        inputs[f"custom operators {number}"] = Path(folder)
+    fingerprints = {label: fingerprint(path) for label, path in inputs.items()}
+    # the operators after ${VARIABLE} expansion: BSYNTH_CLIP_MIN=0.3 is another recipe; a comment is not
+    fingerprints["recipe operators"] = value_fingerprint(recipe_settings)
+    return Provenance("recipe", fingerprints, {"executor": run.executor})
+
+
+def unchanged_export(run: RecipeRun) -> tuple[bool, str]:
+    """(True, why) when ``run``'s export is already made from what ``run`` would make it from."""
+    try:
+        config, _ = resolve_recipe(run, os.environ)
+    except RecipeError as error:
+        return False, str(error)
+    verdict = judge(run.export, recipe_provenance(run, config))
+    return verdict.fresh, verdict.reason
+
+
+def clear_attempt(attempt: RecipeRun) -> None:
+    folder = attempt.export.parent
+    if folder.exists():
+        say(f"removing {folder}, left by an earlier run that did not finish")
+        shutil.rmtree(folder)
+    attempt.work_dir.mkdir(parents=True)
+
+
+def commit(attempt: RecipeRun, run: RecipeRun, provenance: Provenance) -> None:
+    """Moves a finished attempt into place: work folder and report, then the export (one rename), then
+    its record. Run with stop signals held."""
+    for new, final in ((attempt.work_dir, run.work_dir), (attempt.report_dir, run.report_dir)):
+        previous = final.with_name(final.name + ".previous")
+        if previous.exists():
+            shutil.rmtree(previous)
+        if final.exists():
+            final.rename(previous)
+        new.rename(final)
+    os.replace(attempt.export, run.export)
+    write_record(run.export, provenance)
+    for final in (run.work_dir, run.report_dir):
+        shutil.rmtree(final.with_name(final.name + ".previous"), ignore_errors=True)
+    shutil.rmtree(attempt.export.parent)
+
+
+def keep_previous_note(run: RecipeRun) -> str:
+    if run.export.exists():
+        return f"the previous export {run.export} and its report are kept as they were"
+    return f"no export was written to {run.export}"
+
+
+def run_recipe(run: RecipeRun, verbose: bool = False, skip_unchanged: bool = False) -> int:
+    """Run ``run``; 0 when the export and report are written (or reused with ``skip_unchanged``), 1 when
+    the run failed, 128 + N when signal N stopped it (the reason is printed)."""
+    if skip_unchanged:
+        fresh, reason = unchanged_export(run)
+        if fresh:
+            say(f"skipped: {reason}")
+            return 0
+        say(f"running: {reason}")
+    attempt = attempt_of(run)
+    try:
+        with stop_signals_raise():
+            status = run_attempt(attempt, run, verbose)
+    except Interrupted as stop:
+        say(f"INTERRUPTED by {stop}: {keep_previous_note(run)}; this run's logs: {attempt.work_dir}")
+        return 128 + stop.signum
+    if status != 0:
+        say(f"{keep_previous_note(run)}; this run's logs: {attempt.work_dir}")
+    return status
+
+
+def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
     from bettersynth.recipes.report import build_report
 
     start = time.time()
     say(f"{run.recipe} on {run.dataset} -> {run.export} (executor {run.executor}, models {run.models_root})")
-    prepare_folders(run)
+    clear_attempt(attempt)
     summary: dict = {"recipe": str(run.recipe), "recipe_sha256": file_sha256(run.recipe),
                      "dataset": str(run.dataset), "image_root": str(run.image_root),
                      "models_root": str(run.models_root), "executor": run.executor, "np": run.np,
                      "export": str(run.export), "status": "failed"}
     try:
-        summary["input_samples"] = stage_input(run.dataset, run.image_root, run.staged_dataset)
-        config, notes = resolve_recipe(run, os.environ)
+        summary["input_samples"] = stage_input(attempt.dataset, attempt.image_root, attempt.staged_dataset)
+        config, notes = resolve_recipe(attempt, os.environ)
     except (PoolError, RecipeError) as error:
         summary["error"] = str(error)
-        write_summary(run, summary)
+        write_summary(attempt, summary)
         say(f"FAILED before Data-Juicer started: {error}")
         return 1
     for note in notes:
         say(note)
-    write_resolved(config, run.resolved_recipe)
-    progress_path = run.work_dir / "progress.json"
+    write_resolved(config, attempt.resolved_recipe)
+    progress_path = attempt.work_dir / "progress.json"
     before = installs.installed_distributions()
-    status = run_worker(run, worker_environment(run, config), progress_path, verbose)
+    status = run_worker(attempt, worker_environment(attempt, config), progress_path, verbose)
     progress = json.loads(progress_path.read_text()) if progress_path.exists() else {}
     summary.update(ops=progress.get("ops", []), loaded_samples=progress.get("loaded_samples"),
                    failed_op=progress.get("failed_op"), error=progress.get("error"))
     problems = installs.distribution_changes(before, installs.installed_distributions())
     problems += [f"Data-Juicer tried to install {package}"
-                 for package in installs.install_attempts(run.log.read_text(errors="replace"))]
+                 for package in installs.install_attempts(attempt.log.read_text(errors="replace"))]
     if problems:
         summary["install_problems"] = problems
-        write_summary(run, summary)
+        write_summary(attempt, summary)
         say("FAILED: packages must not be installed at run time (pin them instead): " + "; ".join(problems))
         return 1
     if status != 0:
         if not progress:
             summary["error"] = f"the Data-Juicer process ended with status {status} before reporting"
-        write_summary(run, summary)
+        write_summary(attempt, summary)
         where = f" in operator {summary['failed_op']}" if summary.get("failed_op") else ""
-        say(f"FAILED{where}: {summary.get('error')} (full log: {run.log})")
+        say(f"FAILED{where}: {summary.get('error')} (full log: {attempt.log})")
         return 1
-    partial = run.export.with_name(run.export.name + ".partial")
     try:
-        summary["output_samples"] = write_export(run.dj_export, run.image_root, partial)
-        if summary["output_samples"] == 0:
-            summary["error"] = "the recipe kept no samples"
-            write_summary(run, summary)
-            say(f"FAILED: the recipe kept none of the {summary['input_samples']} samples (see the per-op counts "
-                f"in {run.summary}); an empty pool cannot be trained on")
-            return 1
-        build_report(partial, summary, run.report_dir)
-        os.replace(partial, run.export)
+        summary["output_samples"] = write_export(attempt.dj_export, attempt.image_root, attempt.export)
     except PoolError as error:
         summary["error"] = str(error)
-        write_summary(run, summary)
+        write_summary(attempt, summary)
         say(f"FAILED reading Data-Juicer's export: {error}")
         return 1
-    finally:
-        partial.unlink(missing_ok=True)
+    if summary["output_samples"] == 0:
+        summary["error"] = "the recipe kept no samples"
+        write_summary(attempt, summary)
+        say(f"FAILED: the recipe kept none of the {summary['input_samples']} samples (see the per-op counts "
+            f"in {attempt.summary}); an empty pool cannot be trained on")
+        return 1
+    build_report(attempt.export, summary, attempt.report_dir)
     summary.update(status="complete", seconds=round(time.time() - start, 3))
-    write_summary(run, summary)
+    write_summary(attempt, summary)
+    provenance = recipe_provenance(run, config)
+    with stop_signals_held():
+        commit(attempt, run, provenance)
     say(f"done in {summary['seconds']:.1f} s: {summary['input_samples']} -> {summary['output_samples']} samples; "
         f"export {run.export}; report {run.report_dir / 'report.html'}")
     return 0

@@ -1,0 +1,81 @@
+"""``bsynth step``: run a command that makes one artefact, unless the artefact is already made from
+the same inputs and settings (bettersynth.provenance); record what made it when the command succeeds.
+
+    bsynth step --name cap --output output/processed_data/processed_data.jsonl-200k.jsonl \
+        --input "curated data=output/processed_data/processed_data.jsonl" --setting "max samples=200000" \
+        -- bsynth sample output/processed_data/processed_data.jsonl output/processed_data/processed_data.jsonl-200k.jsonl 200000
+
+Prints ``[skip] cap: ... was made from the same inputs and settings`` and exits 0 without running the
+command, or says why it runs (``curated data changed (sha 1a2b3c4d… → 5e6f7a8b…) since it was made``)
+and exits with the command's status. The record is written only after the command exited 0 and
+the output exists; the old record is removed before the command starts, so an output the command
+leaves half rewritten is never taken for a finished one. The main job runs its validation, cap,
+conversion, eval and scoring steps through this; the recipe and the training stages keep their own
+records (same module) because they also resume or keep the last good output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+from bettersynth.provenance import Provenance, judge, record_path, write_record
+
+
+def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        label, sep, value = pair.partition("=")
+        if not sep or not label:
+            raise ValueError(f"{what} must look like LABEL=VALUE, got {pair!r}")
+        parsed[label] = value
+    return parsed
+
+
+def run_step(name: str, output: Path, inputs: dict[str, Path], settings: dict[str, str], command: list[str]) -> int:
+    current = Provenance.of(name, inputs, settings)
+    verdict = judge(output, current)
+    if verdict.fresh:
+        print(f"==> [skip] {name}: {verdict.reason}", flush=True)
+        return 0
+    print(f"==> {name}: {verdict.reason}: running it", flush=True)
+    record_path(output).unlink(missing_ok=True)
+    status = subprocess.run(command).returncode
+    if status != 0:
+        print(f"==> {name}: FAILED with exit status {status}", flush=True)
+        return status
+    if not output.exists():
+        print(f"==> {name}: FAILED: the command exited 0 but {output} does not exist", flush=True)
+        return 1
+    write_record(output, current)
+    return 0
+
+
+def handler(args) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("bsynth step: no command given after --")
+        return 2
+    try:
+        inputs = {label: Path(value) for label, value in parse_pairs(args.input, "--input").items()}
+        settings = parse_pairs(args.setting, "--setting")
+    except ValueError as error:
+        print(f"bsynth step: {error}")
+        return 2
+    return run_step(args.name, args.output.resolve(), inputs, settings, command)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("step", help="run a command unless its output is already made from the same "
+                                   "inputs and settings", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="the step's name, recorded and shown (e.g. cap, textvqa)")
+    parser.add_argument("--output", type=Path, required=True, help="the file or folder the command makes")
+    parser.add_argument("--input", action="append", default=[], metavar="LABEL=PATH",
+                        help="a file or folder the output is made from (repeatable)")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting the output depends on (repeatable)")
+    # options first, then "--" and the command (argparse's REMAINDER starts at the first positional)
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    parser.set_defaults(func=handler)
