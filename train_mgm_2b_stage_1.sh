@@ -9,7 +9,10 @@ set -euo pipefail
 # GPUs it sees. Where they are absent it says so and runs the embedded demo (tiny random models,
 # synthetic data, built on first use) on CPU or GPU: same code, same files, meaningless scores.
 # Only the "Editable Part" is meant to be changed (as in the official kit). Every step prints its
-# duration; a re-run skips finished steps and resumes an interrupted training stage.
+# duration. Every artefact records what it was made from (bettersynth.provenance): a re-run skips a
+# step only when its recorded inputs and settings equal the current ones (else it says what changed
+# and redoes it), and resumes an interrupted training stage made from the same inputs. The job holds
+# the output tree's lock: a second job in the same output/ stops at once, naming this one.
 
 ############################################################################
 ########################### Editable Part Begins ###########################
@@ -85,6 +88,11 @@ run_logged() { local log=$1; shift; "$@" 2>&1 | tee -a "$log"; }
 
 NUM_GPUS=$(python -c 'import torch; print(torch.cuda.device_count())')
 eval "$(bsynth layout --which auto --format shell)"
+# one job per output tree: the lock is held by this shell's descriptor 9 until the job ends
+mkdir -p "$OUTPUT_DIR"
+exec 9<>"$OUTPUT_DIR/.bsynth.lock"
+bsynth lock take --fd 9 --pid $$ --holder "bash train_mgm_2b_stage_1.sh, EXP_NAME=$EXP_NAME" --tree "$OUTPUT_DIR"
+export BSYNTH_LOCK_HELD=$OUTPUT_DIR
 if [ "$LAYOUT_MODE" = demo ]; then
     echo "Real models/data not found under $SCRIPT_DIR (run download.sh for them): running the embedded demo from $ASSETS_ROOT (tiny random models, synthetic data; scores are meaningless)."
     step "build the demo assets" bsynth demo build
@@ -128,25 +136,26 @@ step "check the pretrain global batch" \
 step "check the finetune global batch" \
     bsynth check-batch "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" "$FINETUNE_GLOBAL_BATCH"
 if [ -n "$RECIPE" ]; then
-    # the export is reused only when it came from this recipe (same content) and this seed pool
-    provenance="recipe=$(realpath "$RECIPE") sha256=$(sha256sum < "$RECIPE" | cut -d' ' -f1) dataset=$SEED_JSONL"
-    if [ -s "$PRETRAIN_DATASET" ] && [ "$(cat "$PRETRAIN_DATASET.provenance" 2>/dev/null)" = "$provenance" ]; then
-        skip "recipe: $PRETRAIN_DATASET already made by $RECIPE from $SEED_JSONL"
-    else
-        rm -f "$PRETRAIN_DATASET.provenance"
-        step "recipe $RECIPE -> $PRETRAIN_DATASET" \
-            bsynth recipe run "$RECIPE" --dataset "$SEED_JSONL" --export "$PRETRAIN_DATASET" \
-                --models-root "$RECIPE_MODELS_DIR"
-        echo "$provenance" > "$PRETRAIN_DATASET.provenance"
-    fi
+    # reused only when its record shows the same recipe operators, seed pool, operator code and models
+    step "recipe $RECIPE -> $PRETRAIN_DATASET" \
+        bsynth recipe run "$RECIPE" --dataset "$SEED_JSONL" --export "$PRETRAIN_DATASET" \
+            --models-root "$RECIPE_MODELS_DIR" --skip-unchanged
 fi
 step "validate $PRETRAIN_DATASET" \
-    bsynth validate "$PRETRAIN_DATASET" --image-root "$PRETRAIN_DATASET_IMAGE_PATH" --original "$STAGE1_JSON"
+    bsynth step --name validate --output "$PRETRAIN_DATASET.validation.json" \
+        --input "curated data=$PRETRAIN_DATASET" --input "seed records=$STAGE1_JSON" \
+        --input "image root=$PRETRAIN_DATASET_IMAGE_PATH" -- \
+    bsynth validate "$PRETRAIN_DATASET" --image-root "$PRETRAIN_DATASET_IMAGE_PATH" --original "$STAGE1_JSON" \
+        --report "$PRETRAIN_DATASET.validation.json"
 SAMPLED_PRETRAIN_DATASET=$PRETRAIN_DATASET-200k.jsonl
 step "cap at $MAX_SAMPLE_NUM samples" \
+    bsynth step --name cap --output "$SAMPLED_PRETRAIN_DATASET" \
+        --input "curated data=$PRETRAIN_DATASET" --setting "max samples=$MAX_SAMPLE_NUM" -- \
     bsynth sample "$PRETRAIN_DATASET" "$SAMPLED_PRETRAIN_DATASET" "$MAX_SAMPLE_NUM"
 PRETRAIN_DATASET_JSON=$SAMPLED_PRETRAIN_DATASET.json
 step "convert to LLaVA json" \
+    bsynth step --name convert --output "$PRETRAIN_DATASET_JSON" \
+        --input "capped data=$SAMPLED_PRETRAIN_DATASET" --input "seed records=$STAGE1_JSON" -- \
     bsynth dj2llava "$SAMPLED_PRETRAIN_DATASET" "$PRETRAIN_DATASET_JSON" \
         --image_special_token "<__dj__image>" --restore_questions True \
         --original_llava_ds_path "$STAGE1_JSON" --image-root "$PRETRAIN_DATASET_IMAGE_PATH"
@@ -188,18 +197,23 @@ step "finetune -> $FINETUNE_DIR" run_logged "$FINETUNE_DIR/finetuning.log" \
     --dataloader_num_workers "$FINETUNE_DATALOADER_NUM_WORKERS"
 
 # --- evaluation, scores, the script itself ------------------------------------------------------
+# each eval reruns when the finetuned checkpoint (its record changes with every training run) or its
+# questions changed; the eval data come from the layout chosen above, like everything else
 EVAL_DIR=$OUTPUT_DIR/eval_results/$FINETUNE_NAME
-if [ -s "$EVAL_DIR/textvqa/bm1.jsonl" ]; then
-    skip "TextVQA: $EVAL_DIR/textvqa/bm1.jsonl exists"
-else
-    step "TextVQA inference" bash toolkit/eval/textvqa.sh "$FINETUNE_NAME" "$INFER_CUDA_IDX"
-fi
-if [ -s "$EVAL_DIR/mmbench/answers_upload/mmbench_dev_20230712/$FINETUNE_NAME.xlsx" ]; then
-    skip "MMBench: the upload file exists"
-else
-    step "MMBench inference" bash toolkit/eval/mmbench.sh "$FINETUNE_NAME" mmbench_dev_20230712 "$INFER_CUDA_IDX"
-fi
-step "local scores -> $EVAL_DIR/scores.json" bsynth score run "$EVAL_DIR"
+TEXTVQA_ANSWERS=$EVAL_DIR/textvqa/bm1.jsonl
+MMBENCH_UPLOAD=$EVAL_DIR/mmbench/answers_upload/mmbench_dev_20230712/$FINETUNE_NAME.xlsx
+step "TextVQA inference" \
+    bsynth step --name textvqa --output "$TEXTVQA_ANSWERS" \
+        --input "checkpoint=$FINETUNE_DIR" --input "questions=$TEXTVQA_QUESTIONS" -- \
+    bash toolkit/eval/textvqa.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" "$INFER_CUDA_IDX"
+step "MMBench inference" \
+    bsynth step --name mmbench --output "$MMBENCH_UPLOAD" \
+        --input "checkpoint=$FINETUNE_DIR" --input "questions=$MMBENCH_TSV" -- \
+    bash toolkit/eval/mmbench.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" mmbench_dev_20230712 "$INFER_CUDA_IDX"
+step "local scores -> $EVAL_DIR/scores.json" \
+    bsynth step --name scores --output "$EVAL_DIR/scores.json" \
+        --input "textvqa answers=$TEXTVQA_ANSWERS" --input "mmbench answers=$MMBENCH_UPLOAD" -- \
+    bsynth score run "$EVAL_DIR" --data-root "$ASSETS_ROOT"
 cp "$SCRIPT_DIR/train_mgm_2b_stage_1.sh" "$OUTPUT_DIR/train.sh"
 
 echo "Training and inference done."

@@ -88,10 +88,17 @@ def run_until_checkpoint_then_kill(tmp_path: Path) -> str:
             if any(pretrain.glob("checkpoint-*")):
                 checkpoint_seen = True
                 break
+        # a second job in the same output tree stops at once, naming the running one
+        second = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=job_env(tmp_path), capture_output=True,
+                                text=True, timeout=300)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
     output = log_path.read_text()
     assert checkpoint_seen, "pretraining never saved a checkpoint:\n" + output[-3000:]
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
+    assert (f"{(tmp_path / 'output').resolve()} is in use by PID {job.pid} (bash train_mgm_2b_stage_1.sh, "
+            "EXP_NAME=demo, started") in second.stdout
+    assert "training_dirs" not in second.stdout
     return output
 
 
@@ -101,7 +108,8 @@ def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
                             text=True, timeout=2400)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert "resuming automatically from" in result.stdout
-    assert "skip] recipe" in result.stdout, "the finished recipe step must not run again"
+    assert "[recipe] skipped: " in result.stdout, "the finished recipe step must not run again"
+    assert "[skip] validate: " in result.stdout and "[skip] cap: " in result.stdout
 
     output = tmp_path / "output"
     pretrain = output / "training_dirs" / "MGM-2B-Pretrain-demo"
@@ -136,6 +144,30 @@ def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
                            text=True, timeout=1200)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert rerun.stdout.count("already holds a finished") == 2, "a finished stage must not be trained again"
+    for name in ("textvqa", "mmbench", "scores"):
+        assert f"[skip] {name}: " in rerun.stdout
+
+    # another recipe: its export, the cap, the conversion and pretraining are made again, saying why
+    # (the job is stopped once pretraining has said it; the rest follows from the same records)
+    recipe_output = rerun_with_another_recipe_until_pretrain_restarts(tmp_path)
+    assert "[recipe] running: recipe operators changed (sha" in recipe_output
+    assert "==> cap: curated data changed (sha" in recipe_output
+    assert "==> convert: capped data changed (sha" in recipe_output
+    assert "pretrain: training data changed (sha" in recipe_output and "training again" in recipe_output
+
+
+def rerun_with_another_recipe_until_pretrain_restarts(tmp_path: Path) -> str:
+    log_path = tmp_path / "another_recipe.log"
+    with open(log_path, "w") as log:
+        job = subprocess.Popen(["bash", str(SCRIPT)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                               env=job_env(tmp_path, RECIPE="solution/recipes/cpu_prefilter.yaml"),
+                               start_new_session=True)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and job.poll() is None and "training again" not in log_path.read_text():
+            time.sleep(1)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    return log_path.read_text()
 
 
 pytestmark = pytest.mark.slow

@@ -11,6 +11,8 @@ the deepspeed launcher). See ``bsynth train --help`` for resume and re-run behav
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -20,18 +22,21 @@ import torch
 from torch import nn
 from transformers import set_seed
 
+from bettersynth import paths
+from bettersynth.lock import OutputLockError, output_lock, writes_under
 from bettersynth.model.config import MGMOptions
 from bettersynth.model.io import build_mgm, load_projector
 from bettersynth.model.stages import set_trainable
 from bettersynth.train.args import TrainArgs
 from bettersynth.train.backend import make_backend
-from bettersynth.train.checkpoint import (FINAL_MARKER, TrainerState, discard_previous_run, latest_checkpoint,
-                                          resume)
+from bettersynth.train.checkpoint import TrainerState, latest_checkpoint, resume
 from bettersynth.train.collate import Collator
 from bettersynth.train.dataset import BadSampleError, DataOptions, LazySupervisedDataset
+from bettersynth.train.disk import DiskSpaceError, check_stage_space
 from bettersynth.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from bettersynth.train.ds_config import deepspeed_config
 from bettersynth.train.loop import FitContext, fit
+from bettersynth.train.made_from import judge_stage, prepare_stage_dir, stage_provenance
 from bettersynth.train.outputs import write_final_outputs
 from bettersynth.train.progress import setup_logging
 from bettersynth.train.sampler import BatchLayout, grouped_order, random_order
@@ -113,13 +118,14 @@ class StageOutcome:
 def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     """One stage in this process (after init_distributed and setup_logging)."""
     output_dir = Path(args.output_dir)
-    if (output_dir / FINAL_MARKER).is_file():
-        if not args.overwrite_output_dir:
-            log.info("%s already holds a finished %s stage (%s); nothing to do. Pass --overwrite_output_dir True "
-                     "to train it again.", output_dir, args.stage, FINAL_MARKER)
-            return StageOutcome("already_finished")
-    if args.overwrite_output_dir and dist.is_main:
-        discard_previous_run(output_dir)
+    made_from = stage_provenance(args, BatchLayout(dist.world_size, args.gradient_accumulation_steps,
+                                                   args.per_device_train_batch_size).global_batch)
+    decision = judge_stage(output_dir, made_from, args.overwrite_output_dir)
+    if decision == "reuse":
+        return StageOutcome("already_finished")
+    barrier()  # every process has judged the folder before the main one changes it
+    if dist.is_main:
+        prepare_stage_dir(output_dir, made_from, decision)
     barrier()
     configure_precision(args, dist)
     model, tokenizer, preprocessor, dataset = build(args)
@@ -136,6 +142,7 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     if checkpoint is not None:
         state = resume(checkpoint, backend, dist, state)
         log.info("resuming automatically from %s (step %d of %d)", checkpoint, state.global_step, max_steps)
+    check_stage_space(output_dir, backend.model, args, state)
     log.info("%s: %d samples, global batch %d (%d processes x %d accumulation x %d per device), %d steps per "
              "epoch, %d steps, loss normalisation %s", args.stage, len(dataset), layout.global_batch,
              layout.world_size, layout.accumulation, layout.per_device, steps_per_epoch, max_steps,
@@ -157,13 +164,26 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
              if dist.device.type == "cuda" else "")
     summarise(state, args.data_path, dataset)
     if dist.is_main:
-        write_final_outputs(backend.model, tokenizer, preprocessor, args, state, output_dir)
+        write_final_outputs(backend.model, tokenizer, preprocessor, args, state, output_dir, made_from)
     barrier()
     return StageOutcome("finished", backend.model, state)
 
 
 def run(args: TrainArgs) -> int:
-    """Runs one stage; returns the exit status (1 on bad data, with the sample named, or a missing input)."""
+    """Runs one stage; returns the exit status (1 on bad data, with the sample named, a missing input, or
+    an output tree another job holds). The first process holds the output tree's lock (bettersynth.lock)
+    while it trains into it; a launcher stops the other processes when it exits."""
+    if int(os.environ.get("RANK", "0")) != 0 or not writes_under(paths.output_dir(), [Path(args.output_dir)]):
+        return run_unlocked(args)
+    try:
+        with output_lock(paths.output_dir(), f"bsynth train ({args.stage} -> {args.output_dir})"):
+            return run_unlocked(args)
+    except OutputLockError as error:
+        print(f"bsynth train: {error}", file=sys.stderr, flush=True)
+        return 1
+
+
+def run_unlocked(args: TrainArgs) -> int:
     dist = init_distributed(args.local_rank, single_process_group=bool(args.deepspeed) and torch.cuda.is_available())
     setup_logging(dist.is_main, Path(args.output_dir) / "train.log")
     try:
@@ -174,6 +194,9 @@ def run(args: TrainArgs) -> int:
         return 1
     except FileNotFoundError as error:
         log.error("missing input: %s", error)
+        return 1
+    except DiskSpaceError as error:
+        log.error("%s", error)
         return 1
     finally:
         shutdown()
