@@ -34,7 +34,8 @@ def tiny_options(**changes) -> MGMOptions:
     return MGMOptions(image_size_aux=TINY_AUX_SIZE, model_max_length=64, **changes)
 
 
-def write_tiny_llm(folder: Path) -> None:
+def write_tiny_llm(folder: Path, hidden_size: int = 32) -> None:
+    """``hidden_size`` other than 32 changes only the width (the input-scale test uses 2048)."""
     vocab = {token: index for index, token in enumerate(SPECIALS + WORDS)}
     vocab.update({f"w{index}": len(vocab) for index in range(64 - len(vocab))})
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -46,7 +47,7 @@ def write_tiny_llm(folder: Path) -> None:
                                         additional_special_tokens=["<start_of_turn>", "<end_of_turn>"])
     tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
-    config = GemmaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = GemmaConfig(vocab_size=64, hidden_size=hidden_size, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=1, head_dim=8, hidden_act="gelu",
                          initializer_range=0.2, max_position_embeddings=256)
     llm = GemmaForCausalLM(config)

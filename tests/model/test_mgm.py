@@ -44,7 +44,7 @@ def reference_loss(model, batch) -> tuple[torch.Tensor, int, torch.Tensor]:
     multiplied by sqrt(hidden), truncated, right-padded; full logits; mean cross-entropy."""
     llm = model.llm
     table = llm.get_input_embeddings().weight
-    normalizer = torch.tensor(llm.config.hidden_size ** 0.5, dtype=table.dtype)
+    normalizer = llm.config.hidden_size ** 0.5  # a Python float, as in 4.38
     images = model.encode_images(batch["images_aux"])
     max_len = model.options.model_max_length
     rows, row_labels = [], []

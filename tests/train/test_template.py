@@ -111,3 +111,52 @@ def test_generation_prompt_is_the_training_prefix(tiny_tokenizer):
     assert enc.input_ids[:len(prompt)] == prompt
     assert all(label == X for label in enc.labels[:len(prompt)])
     assert all(label != X for label in enc.labels[len(prompt):])
+
+
+# --- the length check's limit (official: only while the counted length < model_max_length) ---------
+
+# Round 2's human message holds "<eos>", so the per-round count stops after round 1 (14 ids with
+# BOS) while the sample has 31: the rounds do not add up.
+BROKEN_ROUND_2 = [human("hello"), gpt("world"), human("what <eos> is this"), gpt("a cat")]
+BROKEN_IDS = [BOS, SOT, USER, NL, HELLO, EOT, NL, SOT, MODEL, NL, WORLD, EOT, NL, EOS,
+              SOT, USER, NL, WHAT, EOS, IS, THIS, EOT, NL, SOT, MODEL, NL, A, CAT, EOT, NL, EOS]
+BROKEN_COUNTED = [X, X, X, X, X, X, X, X, X, X, WORLD, EOT, NL, EOS,
+                  X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X]
+
+
+def test_counted_length_at_the_limit_keeps_the_counted_labels(tiny_tokenizer):
+    # Counted 14 = model_max_length: the official code skips the check, so the over-long sample
+    # (31 ids) keeps its labels even though the rounds do not add up.
+    enc = encode_conversation(BROKEN_ROUND_2, tiny_tokenizer, False, model_max_length=14)
+    assert enc.input_ids == BROKEN_IDS
+    assert enc.labels == BROKEN_COUNTED
+    assert not enc.mismatch
+
+
+@pytest.mark.parametrize("model_max_length", [15, 31, 2048, None])  # None: the tokenizer's 2048
+def test_counted_length_below_the_limit_masks_a_mismatched_sample(tiny_tokenizer, model_max_length):
+    enc = encode_conversation(BROKEN_ROUND_2, tiny_tokenizer, False, model_max_length=model_max_length)
+    assert enc.input_ids == BROKEN_IDS
+    assert enc.labels == [X] * len(BROKEN_IDS)
+    assert enc.mismatch
+
+
+def test_the_limit_counts_the_image_placeholder_as_one_token(tiny_tokenizer):
+    # Counted 16 with the placeholder as one id (the spliced length would be far longer): the
+    # official check compares the former.
+    conv = [human("<image>\nhello"), gpt("world"), human("what <eos> is this"), gpt("a cat")]
+    ids = [BOS, SOT, USER, NL, IMG, NL, HELLO, EOT, NL, SOT, MODEL, NL, WORLD, EOT, NL, EOS,
+           SOT, USER, NL, WHAT, EOS, IS, THIS, EOT, NL, SOT, MODEL, NL, A, CAT, EOT, NL, EOS]
+    kept = encode_conversation(conv, tiny_tokenizer, True, model_max_length=16)
+    assert kept.input_ids == ids and not kept.mismatch
+    assert kept.labels == [X, X, X, X, X, X, X, X, X, X, X, X, WORLD, EOT, NL, EOS] + [X] * 17
+    masked = encode_conversation(conv, tiny_tokenizer, True, model_max_length=17)
+    assert masked.input_ids == ids and masked.mismatch
+    assert masked.labels == [X] * len(ids)
+
+
+def test_a_sample_that_adds_up_is_labelled_the_same_at_any_limit(tiny_tokenizer):
+    conv = [human("hello"), gpt("world"), human("what is this"), gpt("a cat and a dog")]
+    full = encode_conversation(conv, tiny_tokenizer, False)
+    for limit in (2, 14, len(full.input_ids), len(full.input_ids) + 1):
+        assert encode_conversation(conv, tiny_tokenizer, False, model_max_length=limit) == full

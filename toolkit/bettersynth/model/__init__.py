@@ -8,6 +8,7 @@ One file per part, composed by injection (nothing here reads CLI arguments):
 - mining.py        PatchInfoMining: each CLIP patch attends to the high-res cells under it
 - projector.py     projector registry (mlp2x_gelu, linear)
 - splice.py        image embeddings spliced at the image placeholder, truncation, padding
+- input_scale.py   Gemma's sqrt(hidden) input scale with the official (transformers 4.38) numerics
 - mgm.py           MGMForCausalLM: forward → (loss_sum, num_tokens); greedy batched generate
 - stages.py        set_trainable(model, "pretrain" | "finetune")
 - assemble.py      the model from component configs (random weights; meta/cuda/cpu)

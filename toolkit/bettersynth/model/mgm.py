@@ -10,10 +10,12 @@ features; ConvNeXt fused map of ``images_aux``; patch info mining; projector →
 embeddings, spliced at the image placeholder (``splice.py``).
 
 Gemma scales its input embeddings by sqrt(hidden). transformers 4.38 (official) applied that
-factor inside the model to every input embedding, image ones included; transformers 5 applies it in
-the token embedding module only, so embeddings passed as ``inputs_embeds`` arrive unscaled. The
-model therefore multiplies the image embeddings by the embedding module's own factor (in the
-embedding dtype), which gives the official numbers.
+factor inside the model to every input embedding, image ones included, with float32 math on the
+Python float; transformers 5 applies it in the token embedding module only (with the factor rounded
+to the weight dtype), so embeddings passed as ``inputs_embeds`` arrive unscaled. The constructor
+therefore gives the LLM a token embedding with the official scale, and ``embed`` scales the image
+embeddings the same way (``input_scale.py``): the decoder's input equals the official one in bf16
+too.
 
 Training runs the LLM without a padding mask (right padding under the causal mask makes it
 unnecessary; see ``forward``). The loss runs the LM head only at supervised positions (labels shifted by one != IGNORE_INDEX) and
@@ -28,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationConfig, PreTrainedModel
-from transformers.models.gemma.modeling_gemma import GemmaTextScaledWordEmbedding
 
 from bettersynth.constants import IGNORE_INDEX
 from bettersynth.model.aux_tower import ConvNeXtAuxTower
 from bettersynth.model.config import MGMOptions
+from bettersynth.model.input_scale import official_input_scale, use_official_input_scale
 from bettersynth.model.mining import PatchInfoMining
 from bettersynth.model.projector import projector_dims
 from bettersynth.model.splice import SplicedBatch, splice_image_embeddings
@@ -59,6 +61,7 @@ class MGMForCausalLM(nn.Module):
             raise ValueError(f"projector maps {projector_dims(projector)}, need "
                              f"({mining.clip_dim}, {llm.config.hidden_size})")
         PatchInfoMining.patch_grid(vision_tower.num_patches, options.image_size_aux // aux_tower.reduction)
+        use_official_input_scale(llm)
         self.llm = llm
         self.vision_tower = vision_tower
         self.aux_tower = aux_tower
@@ -113,11 +116,11 @@ class MGMForCausalLM(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images_aux: torch.Tensor,
               has_image: torch.Tensor, padding_side: str, labels: torch.Tensor | None = None) -> SplicedBatch:
-        """Runs the image path and splices the (Gemma-scaled) image embeddings into the tokens."""
+        """Runs the image path and splices the image embeddings into the token embeddings, both with
+        Gemma's input scale (the official numerics)."""
         embedding = self.llm.get_input_embeddings()
-        image_embeds = self.encode_images(images_aux).to(embedding.weight.dtype)
-        if isinstance(embedding, GemmaTextScaledWordEmbedding):
-            image_embeds = image_embeds * embedding.embed_scale.to(embedding.weight.dtype)
+        image_embeds = official_input_scale(self.encode_images(images_aux).to(embedding.weight.dtype),
+                                            self.llm.config.hidden_size)
         return splice_image_embeddings(input_ids, attention_mask, has_image, image_embeds, embedding,
                                        self.options.model_max_length, padding_side, labels=labels)
 

@@ -17,7 +17,10 @@ Labels follow the official counting rule: BOS is masked; for every round (the te
 ``<end_of_turn>``, ``\\n`` and ``<eos>`` are supervised. Round lengths are counted by tokenising each
 round on its own; when their sum differs from the length of the whole tokenised conversation
 (tokens merging across a boundary, an ``<eos>`` written inside a message, ...) the whole sample is
-masked and ``mismatch`` is set, as the official kit does; the caller warns and counts.
+masked and ``mismatch`` is set, as the official kit does; the caller warns and counts. The official
+code makes that check only while the counted length is below ``model_max_length`` (counted in
+these ids, the image placeholder as one token): from there on the labels are kept as counted even
+where the rounds do not add up, and so they are here.
 
 Use::
 
@@ -125,8 +128,10 @@ def tokenize_with_image(text: str, tokenizer) -> list[int]:
     return ids
 
 
-def _counted_labels(text: str, ids: list[int], tokenizer, has_image: bool) -> tuple[list[int], bool]:
-    """Labels by the official per-round counting rule, and whether the count disagreed with ``ids``."""
+def _counted_labels(text: str, ids: list[int], tokenizer, has_image: bool,
+                    model_max_length: int) -> tuple[list[int], bool]:
+    """Labels by the official per-round counting rule, and whether the count disagreed with ``ids``
+    (checked only for a counted length below ``model_max_length``, as the official code does)."""
 
     def length(piece: str) -> int:
         return len(tokenize_with_image(piece, tokenizer) if has_image else tokenizer(piece).input_ids)
@@ -147,18 +152,29 @@ def _counted_labels(text: str, ids: list[int], tokenizer, has_image: bool) -> tu
         labels[cursor:cursor + instruction_len] = [IGNORE_INDEX] * len(labels[cursor:cursor + instruction_len])
         cursor += round_len
     labels[cursor:] = [IGNORE_INDEX] * len(labels[cursor:])
-    if cursor != len(ids):
+    # The official ``if cur_len < tokenizer.model_max_length`` guard. Its total is the length of the
+    # ids after the text-only tokenisation's truncation to model_max_length; below the limit a
+    # count differs from that total exactly when it differs from the untruncated length, so
+    # ``len(ids)`` serves for both kinds of sample.
+    if cursor < model_max_length and cursor != len(ids):
         return [IGNORE_INDEX] * len(ids), True
     return labels, False
 
 
-def encode_conversation(conversations: Sequence[dict[str, Any]], tokenizer, has_image: bool) -> EncodedConversation:
-    """Ids and labels of one training sample. An image sample must hold exactly one ``<image>``."""
+def encode_conversation(conversations: Sequence[dict[str, Any]], tokenizer, has_image: bool,
+                        model_max_length: int | None = None) -> EncodedConversation:
+    """Ids and labels of one training sample. An image sample must hold exactly one ``<image>``.
+
+    ``model_max_length`` bounds the length check (see the module doc); None takes the tokenizer's
+    ``model_max_length``, where the official code reads it. The ids are not truncated here: the
+    model truncates the spliced sequence, which keeps these labels' first positions.
+    """
     text = format_conversation(conversations, has_image)
     ids = tokenize_with_image(text, tokenizer) if has_image else list(tokenizer(text).input_ids)
     if not ids or ids[0] != tokenizer.bos_token_id:
         raise ConversationError("the tokenizer did not add BOS; the gemma template needs it")
-    labels, mismatch = _counted_labels(text, ids, tokenizer, has_image)
+    limit = tokenizer.model_max_length if model_max_length is None else model_max_length
+    labels, mismatch = _counted_labels(text, ids, tokenizer, has_image, limit)
     return EncodedConversation(input_ids=ids, labels=labels, mismatch=mismatch)
 
 
