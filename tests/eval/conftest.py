@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 from pathlib import Path
 
 import pytest
-from eval_helpers import DEMO_CHECKPOINT
+from eval_helpers import DEMO_CHECKPOINT, write_textvqa
 from PIL import Image
 
 from bettersynth.paths import AssetLayout
@@ -45,20 +44,6 @@ def _png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) ->
     return buffer.getvalue()
 
 
-def write_textvqa(layout: AssetLayout, questions=TEXTVQA) -> None:
-    layout.textvqa_images.mkdir(parents=True, exist_ok=True)
-    lines, annotations = [], []
-    for number, (image_id, question, answers) in enumerate(questions):
-        image = layout.textvqa_images / f"{image_id}.jpg"
-        if not image.exists():
-            Image.new("RGB", (48 + 8 * number, 32), (30 * number, 90, 160)).save(image)
-        text = f"{question.capitalize()}\nReference OCR token: A, B\nAnswer the question using a single word or phrase."
-        lines.append(json.dumps({"question_id": image_id, "image": f"{image_id}.jpg", "text": text}))
-        annotations.append({"image_id": image_id, "question": question, "answers": answers})
-    layout.textvqa_questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    layout.textvqa_annotations.write_text(json.dumps({"data": annotations}), encoding="utf-8")
-
-
 def write_mmbench(layout: AssetLayout, rows=MMBENCH) -> None:
     import pandas as pd
 
@@ -77,7 +62,7 @@ def write_mmbench(layout: AssetLayout, rows=MMBENCH) -> None:
 def eval_data(tmp_path) -> AssetLayout:
     """A temporary asset root holding the fixture's TextVQA and MMBench files."""
     layout = AssetLayout(tmp_path / "assets")
-    write_textvqa(layout)
+    write_textvqa(layout, TEXTVQA)
     write_mmbench(layout)
     return layout
 

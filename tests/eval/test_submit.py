@@ -9,11 +9,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bettersynth.eval.mmbench import write_upload
 from bettersynth.paths import MMBENCH_SPLIT
-from bettersynth.submit import find_experiment, log_problem, plan, write_zip, zip_problems
+from bettersynth.submit import MAX_SOLUTION_FILE_BYTES, find_experiment, log_problem, plan, write_zip, zip_problems
 
 from eval_helpers import write_run
 
@@ -51,25 +52,31 @@ def tree(tmp_path, eval_data):
     return root
 
 
-def _plan(tree, eval_data, round_name="online"):
-    return plan(round_name, "demo", MMBENCH_SPLIT, str(eval_data.root), tree / "solution", tree / "output")
+def _plan(tree, eval_data, round_name="online", include=()):
+    return plan(round_name, "demo", MMBENCH_SPLIT, str(eval_data.root), tree / "solution", tree / "output", include)
+
+
+def _zip_names(tree, eval_data, tmp_path, include=()) -> list[str]:
+    result = _plan(tree, eval_data, include=include)
+    assert result.problems == []
+    write_zip(result.entries, tmp_path / "submit.zip", "online")
+    return sorted(zipfile.ZipFile(tmp_path / "submit.zip").namelist())
+
+
+ONLINE_NAMES = sorted([
+    "solution/readme.md", "solution/requirements.txt", "solution/recipes/r.yaml",
+    "output/train.sh",
+    f"output/training_dirs/{P}/pretrain.log",
+    f"output/training_dirs/{F}/finetune.log",
+    f"output/eval_results/{F}/textvqa/bm1.jsonl",
+    f"output/eval_results/{F}/mmbench/answers/{MMBENCH_SPLIT}/{F}.jsonl",
+    f"output/eval_results/{F}/mmbench/answers_upload/{MMBENCH_SPLIT}/{F}.xlsx",
+])
 
 
 def test_online_zip_layout(tree, eval_data, tmp_path):
-    entries, problems = _plan(tree, eval_data)
-    assert problems == []
+    assert _zip_names(tree, eval_data, tmp_path) == ONLINE_NAMES
     out = tmp_path / "submit.zip"
-    write_zip(entries, out, "online")
-    names = sorted(zipfile.ZipFile(out).namelist())
-    assert names == sorted([
-        "solution/readme.md", "solution/requirements.txt", "solution/recipes/r.yaml",
-        "output/train.sh",
-        f"output/training_dirs/{P}/pretrain.log",
-        f"output/training_dirs/{F}/finetune.log",
-        f"output/eval_results/{F}/textvqa/bm1.jsonl",
-        f"output/eval_results/{F}/mmbench/answers/{MMBENCH_SPLIT}/{F}.jsonl",
-        f"output/eval_results/{F}/mmbench/answers_upload/{MMBENCH_SPLIT}/{F}.xlsx",
-    ])
     log = zipfile.ZipFile(out).read(f"output/training_dirs/{F}/finetune.log").decode()
     assert log == FINISHED_LOG
     assert zip_problems(out, "online") == []
@@ -77,12 +84,12 @@ def test_online_zip_layout(tree, eval_data, tmp_path):
 
 
 def test_offline_zip_adds_data_and_weights(tree, eval_data, tmp_path):
-    entries, problems = _plan(tree, eval_data, "offline")
-    assert problems == []
-    names = {entry.arcname for entry in entries}
+    result = _plan(tree, eval_data, "offline")
+    assert result.problems == []
+    names = {entry.arcname for entry in result.entries}
     assert {"output/processed_data/processed_data.jsonl", "output/processed_data/synthetic_images/s1.jpg",
             f"output/training_dirs/{P}/mm_projector.bin", f"output/training_dirs/{F}/model.safetensors"} <= names
-    write_zip(entries, tmp_path / "offline.zip", "offline")
+    write_zip(result.entries, tmp_path / "offline.zip", "offline")
     assert zip_problems(tmp_path / "offline.zip", "offline") == []
 
 
@@ -90,8 +97,7 @@ def test_missing_and_empty_files_are_listed(tree, eval_data):
     (tree / "output" / "train.sh").unlink()
     (tree / "output" / "training_dirs" / P / "pretrain.log").write_text("")
     (tree / "output" / "training_dirs" / F / "model.safetensors").unlink()
-    _, problems = _plan(tree, eval_data, "offline")
-    text = "\n".join(problems)
+    text = "\n".join(_plan(tree, eval_data, "offline").problems)
     assert "train.sh: missing" in text
     assert "pretrain.log: empty" in text
     assert "no model*.safetensors" in text
@@ -110,23 +116,117 @@ def test_incomplete_logs(tree, eval_data):
     log.write_text("step 100/100\n{'train_runtime': 3600.1, 'train_loss': 1.2}\n")
     assert log_problem(log) is None  # an official-kit (Hugging Face trainer) log
     log.write_text("step 1/100 loss 2.0\n")
-    _, problems = _plan(tree, eval_data)
-    assert any("finetuning.log: incomplete log" in p for p in problems)
+    assert any("finetuning.log: incomplete log" in p for p in _plan(tree, eval_data).problems)
 
 
 def test_answer_counts_must_match_questions(tree, eval_data):
     bm1 = tree / "output" / "eval_results" / F / "textvqa" / "bm1.jsonl"
-    bm1.write_text("\n".join(bm1.read_text().splitlines()[:-1]) + "\n")
-    _, problems = _plan(tree, eval_data)
-    assert any("bm1.jsonl: 4 answers for 5 questions" in p for p in problems)
+    lines = bm1.read_text().splitlines()
+    bm1.write_text("\n".join(lines[:-1]) + "\n")
+    assert _plan(tree, eval_data).problems == [f"{bm1}: 1 of 5 questions missing (img3)"]
+    bm1.write_text("\n".join([lines[1], lines[0]] + lines[2:]) + "\n")
+    assert _plan(tree, eval_data).problems == [
+        f"{bm1}: the questions of {eval_data.textvqa_questions}, not in their order (first difference at answer 0)"]
 
 
 def test_symlinks_are_refused(tree, eval_data, tmp_path):
-    outside = tmp_path / "secret.txt"
+    outside = tmp_path / "outside.txt"
     outside.write_text("not part of the submission")
-    (tree / "solution" / "link.txt").symlink_to(outside)
-    _, problems = _plan(tree, eval_data)
-    assert any("link.txt: symlinks are not packed" in p for p in problems)
+    (tree / "solution" / "recipes" / "link.txt").symlink_to(outside)
+    assert _plan(tree, eval_data).problems == [f"{tree}/solution/recipes/link.txt: symlinks are not packed"]
+
+
+def test_only_the_allow_list_is_packed(tree, eval_data, tmp_path):
+    solution = tree / "solution"
+    (solution / "notes.txt").write_text("drafts")
+    (solution / ".env").write_text("HF_TOKEN=hf_abc\n")  # the old pack shipped it without a word
+    (solution / "data").mkdir()
+    (solution / "data" / "pool.jsonl").write_text('{"id": "1"}\n')
+    (solution / "ops").mkdir()
+    (solution / "ops" / "tokenizer_filter.py").write_text("x = 1\n")
+    assert _plan(tree, eval_data).left_out == ["solution/.env (not on the allow-list)",
+                                               "solution/data/pool.jsonl (not on the allow-list)",
+                                               "solution/notes.txt (not on the allow-list)"]
+    assert _zip_names(tree, eval_data, tmp_path) == sorted(ONLINE_NAMES + ["solution/ops/tokenizer_filter.py"])
+    assert _zip_names(tree, eval_data, tmp_path, include=[solution / "notes.txt"]) == \
+        sorted(ONLINE_NAMES + ["solution/notes.txt", "solution/ops/tokenizer_filter.py"])
+
+
+def test_secret_looking_files_are_refused(tree, eval_data, tmp_path):
+    recipes = tree / "solution" / "recipes"
+    for name in (".env", "deploy.pem", "id_rsa", "hf_token.txt"):
+        (recipes / name).write_text("secret\n")
+    secret_file = "looks like a secret (key, certificate or .env file); never packed, not even with --include"
+    assert _plan(tree, eval_data).problems == [
+        f"{recipes}/.env: {secret_file}", f"{recipes}/deploy.pem: {secret_file}",
+        f"{recipes}/hf_token.txt: named like a secret; rename it, or name it with --include if it holds none",
+        f"{recipes}/id_rsa: {secret_file}"]
+    for name in (".env", "deploy.pem", "id_rsa"):
+        (recipes / name).unlink()
+    # a name like a secret's is packed when the user names it; a .env never is
+    assert _zip_names(tree, eval_data, tmp_path, include=[recipes / "hf_token.txt"]) == \
+        sorted(ONLINE_NAMES + ["solution/recipes/hf_token.txt"])
+    (tree / "solution" / ".env").write_text("secret\n")
+    assert _plan(tree, eval_data, include=[tree / "solution" / ".env"]).problems == [
+        f"{tree}/solution/.env: {secret_file}", f"{recipes}/hf_token.txt: named like a secret; rename it, "
+        "or name it with --include if it holds none"]
+
+
+def test_large_solution_files_need_include(tree, eval_data, tmp_path):
+    big = tree / "solution" / "recipes" / "model.bin"
+    with big.open("wb") as f:
+        f.truncate(MAX_SOLUTION_FILE_BYTES + 1)
+    assert _plan(tree, eval_data).problems == [
+        f"{big}: 10,000,001 bytes, over the 10,000,000-byte limit for solution/ files; name it with --include to pack it"]
+    assert _zip_names(tree, eval_data, tmp_path, include=[big]) == sorted(ONLINE_NAMES + ["solution/recipes/model.bin"])
+
+
+def test_zips_are_never_packed(tree, eval_data, tmp_path):
+    earlier = tree / "solution" / "recipes" / "submit.zip"
+    write_zip(_plan(tree, eval_data).entries, earlier, "online")  # an earlier pack written into the tree
+    result = _plan(tree, eval_data)
+    assert result.problems == [] and result.left_out == ["solution/recipes/submit.zip (zip archives are never packed)"]
+    assert _zip_names(tree, eval_data, tmp_path) == ONLINE_NAMES
+    assert _plan(tree, eval_data, include=[earlier]).problems == [f"{earlier}: zip archives are never packed"]
+
+
+def test_include_names_files_of_the_tree(tree, eval_data, tmp_path):
+    shard = tree / "output" / "eval_results" / F / "textvqa" / "1_0.jsonl"
+    shard.write_text('{"question_id": "img0"}\n')
+    assert _zip_names(tree, eval_data, tmp_path, include=[shard]) == \
+        sorted(ONLINE_NAMES + [f"output/eval_results/{F}/textvqa/1_0.jsonl"])
+    elsewhere = tmp_path / "notes.txt"
+    elsewhere.write_text("x")
+    assert _plan(tree, eval_data, include=[elsewhere, tree / "solution" / "recipes"]).problems == [
+        f"{elsewhere}: --include names files under {tree / 'solution'} or {tree / 'output'} only",
+        f"{tree / 'solution' / 'recipes'}: a folder; --include names files"]
+
+
+def test_packed_jsonl_files_must_parse(tree, eval_data):
+    pool = tree / "solution" / "recipes" / "pool.jsonl"
+    pool.write_text('{"id": "1"}\n{"id": \n')
+    processed = tree / "output" / "processed_data" / "processed_data.jsonl"
+    processed.write_text('{"id": "1"}\n{"text": "no id"}\n{"id": ""}\n')
+    problems = _plan(tree, eval_data, "offline").problems
+    assert len(problems) == 2 and problems[0].startswith(f"{pool}:2: invalid JSON")
+    assert problems[1] == f"{processed}: 2 samples without a string id (line 2, 3)"
+
+
+def test_upload_is_opened_and_checked(tree, eval_data):
+    eval_dir = tree / "output" / "eval_results" / F
+    upload = eval_dir / "mmbench" / "answers_upload" / MMBENCH_SPLIT / f"{F}.xlsx"
+    answers = eval_dir / "mmbench" / "answers" / MMBENCH_SPLIT / f"{F}.jsonl"
+    good = upload.read_bytes()
+    upload.write_bytes(good[:-100])  # the old pack shipped a corrupt upload file
+    assert _plan(tree, eval_data).problems == [
+        f"{upload}: not a readable .xlsx workbook (BadZipFile: File is not a zip file)"]
+    upload.write_bytes(good)
+    write_run(eval_dir, eval_data, ["a", "b", "c", "d", "e"], {**MMBENCH, 0: "B", 2: "B"})  # answers newer than the upload
+    assert _plan(tree, eval_data).problems == [f"{upload}: prediction differs from {answers} in 2 rows (index 0, 2)"]
+    write_upload(eval_data.mmbench_tsv, answers, upload)
+    sheet = pd.read_excel(upload, engine="openpyxl", na_filter=False)
+    sheet.iloc[:-1].to_excel(upload, index=False, engine="openpyxl")
+    assert _plan(tree, eval_data).problems == [f"{upload}: 1 of 6 TSV rows missing (1000001)"]
 
 
 def test_zip_check_refusals(tmp_path):
@@ -139,7 +239,11 @@ def test_zip_check_refusals(tmp_path):
         link = zipfile.ZipInfo("solution/link")
         link.external_attr = (0o120777 << 16)
         archive.writestr(link, "/etc/passwd")
+        archive.writestr("solution/.env", "HF_TOKEN=x")
+        archive.writestr("solution/recipes/old.zip", "x")
     text = "\n".join(zip_problems(bad, "online"))
+    assert "entry 'solution/.env' is a secret-looking file or a zip" in text
+    assert "entry 'solution/recipes/old.zip' is a secret-looking file or a zip" in text
     assert "top level must be exactly ['output', 'solution']" in text
     assert "unsafe entry name 'output/../../evil.sh'" in text
     assert "symlink entry 'solution/link'" in text
@@ -156,10 +260,15 @@ def test_find_experiment(tree):
 def test_pack_command(tree, eval_data):
     env = {**os.environ, "BSYNTH_ROOT": str(tree), "BSYNTH_OUTPUT": str(tree / "output"),
            "PYTHONPATH": str(TOOLKIT), "BSYNTH_EVAL_DATA_ROOT": str(eval_data.root)}
-    done = subprocess.run([sys.executable, "-m", "bettersynth", "pack"], env=env, capture_output=True, text=True)
+    (tree / "solution" / ".env").write_text("HF_TOKEN=x\n")
+    (tree / "solution" / "notes.txt").write_text("how the pool was made\n")
+    done = subprocess.run([sys.executable, "-m", "bettersynth", "pack", "--include", "solution/notes.txt"],
+                          env=env, cwd=tree, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"output/training_dirs/{F}/finetune.log" in done.stdout and "-> " in done.stdout
-    assert (tree / "submit.zip").is_file()
+    assert ("not packed (the zip takes solution/'s readme*, requirements.txt, recipes/ and ops/, and files named "
+            "with --include):\n  - solution/.env (not on the allow-list)\n") in done.stderr
+    assert sorted(zipfile.ZipFile(tree / "submit.zip").namelist()) == sorted(ONLINE_NAMES + ["solution/notes.txt"])
     (tree / "output" / "train.sh").unlink()
     failed = subprocess.run([sys.executable, "-m", "bettersynth", "pack", "--out", str(tree / "again.zip")],
                             env=env, capture_output=True, text=True)

@@ -54,8 +54,53 @@ def test_score_file(eval_data, tmp_path):
     assert result.accuracy == pytest.approx(sum(expected) / 5)
 
 
+def _answer_lines(path, pairs) -> None:
+    """An answers file of (question, prediction) pairs."""
+    path.write_text("".join(json.dumps({"question_id": q.question_id, "prompt": q.text, "text": p}) + "\n"
+                            for q, p in pairs))
+
+
 def test_unknown_question_is_an_error(eval_data, tmp_path):
     answers = tmp_path / "bm1.jsonl"
-    answers.write_text(json.dumps({"question_id": "nope", "prompt": "What?\nAnswer.", "text": "x"}) + "\n")
-    with pytest.raises(EvalDataError, match="no annotation"):
+    questions = read_questions(eval_data.textvqa_questions)
+    _answer_lines(answers, [(q, "x") for q in questions])
+    with answers.open("a") as f:
+        f.write(json.dumps({"question_id": "nope", "prompt": "What?\nAnswer.", "text": "x"}) + "\n")
+    with pytest.raises(EvalDataError) as raised:
         score_answers(answers, eval_data.textvqa_annotations)
+    assert str(raised.value) == f"{answers}: 1 answer to unknown questions (nope 'what?')"
+
+
+def test_missing_and_duplicate_questions_are_refused(eval_data, tmp_path):
+    # right answers to two questions, repeated: every line has an annotation, 5 lines for 5 questions
+    questions = read_questions(eval_data.textvqa_questions)
+    answers = tmp_path / "bm1.jsonl"
+    _answer_lines(answers, [(questions[0], "dakota")] * 3 + [(questions[3], "author")] * 2)
+    with pytest.raises(EvalDataError) as raised:
+        score_answers(answers, eval_data.textvqa_annotations)
+    assert str(raised.value) == (
+        f"{answers}: 3 of 5 questions missing (img1 'what number is on the shirt?', "
+        f"img1 'what color is the sign?', img3 'what does it say?'); "
+        f"3 duplicate answers (img0 'what brand is this camera?', img2 'who wrote this?')")
+
+
+def test_questions_of_one_image_are_told_apart(eval_data, tmp_path):
+    # img1 has two questions: both answered once is complete; one of them twice is not
+    questions = read_questions(eval_data.textvqa_questions)
+    assert [q.question_id for q in questions].count("img1") == 2
+    answers = tmp_path / "bm1.jsonl"
+    _answer_lines(answers, [(q, "x") for q in questions])
+    assert score_answers(answers, eval_data.textvqa_annotations).num_questions == 5
+    _answer_lines(answers, [(q, "x") for q in questions[:2] + questions[1:2] + questions[3:]])
+    with pytest.raises(EvalDataError) as raised:
+        score_answers(answers, eval_data.textvqa_annotations)
+    assert str(raised.value) == (f"{answers}: 1 of 5 questions missing (img1 'what color is the sign?'); "
+                                 f"1 duplicate answer (img1 'what number is on the shirt?')")
+
+
+def test_answer_line_lacking_a_field(eval_data, tmp_path):
+    answers = tmp_path / "bm1.jsonl"
+    answers.write_text(json.dumps({"question_id": "img0", "text": "x"}) + "\n")
+    with pytest.raises(EvalDataError) as raised:
+        score_answers(answers, eval_data.textvqa_annotations)
+    assert str(raised.value) == f"{answers}:1: answer lacks prompt"

@@ -1,11 +1,12 @@
 """``bsynth pack``: build and check ``submit.zip`` in the organisers' layout (baseline.md, "Submission").
 
-    bsynth pack [--round online|offline] [--out submit.zip] [--exp NAME] [--data-root DIR]
+    bsynth pack [--round online|offline] [--out submit.zip] [--exp NAME] [--data-root DIR] [--include PATH ...]
     bsynth pack --check submit.zip [--round offline]
 
 The zip holds exactly two top-level folders::
 
-    solution/                                        the repository's solution/ (readme, requirements.txt, recipes)
+    solution/readme*, solution/requirements.txt      the write-up and the recipe's requirements
+    solution/recipes/, solution/ops/                 the recipes and the operators' code
     output/train.sh
     output/training_dirs/MGM-2B-Pretrain-<EXP>/pretrain.log
     output/training_dirs/MGM-2B-Finetune-<EXP>/finetune.log        (the job writes finetuning.log)
@@ -17,26 +18,38 @@ The zip holds exactly two top-level folders::
     output/processed_data/processed_data.jsonl (+ output/processed_data/synthetic_images/ when present)
     output/training_dirs/MGM-2B-Pretrain-<EXP>/mm_projector.bin
     output/training_dirs/MGM-2B-Finetune-<EXP>/model*.safetensors (+ model.safetensors.index.json)
+  plus each file named with ``--include`` (under solution/ or the output folder; repeatable).
 
-Checks before anything is written: every required file exists, is a regular file and is not empty;
-the answer files hold exactly the questions of the eval data (same ids, same order); both training
-logs are complete; no symlink and no path leaving its folder. A log is complete when one of its
-last 50 lines carries a completion line (``LOG_DONE_MARKERS``: our trainer's "<stage> finished:
-outputs in ...", its "already holds a finished ..." on a re-run, or the Hugging Face trainer's
-``train_runtime`` summary) and no ``Traceback`` follows that line (the job appends to its logs on
-resume, so an earlier crash followed by a finished run passes). Problems are listed and the exit
-status is 1. The zip is written beside ``--out``, re-read and checked (top level exactly solution/
-and output/, no symlink entries, no absolute or ``..`` names, required files non-empty), then
-renamed into place. ``--check`` runs that last check on an existing zip.
+Everything else under solution/ is left out and listed as such. Refused (a problem, nothing written):
+a file that looks like a secret (``.env``, ``*.pem``, ``*.key``, ``id_rsa*`` and the like, even with
+``--include``; a name with the word token, credentials, secret, password or api_key unless named with
+``--include``); a solution/ file over ``MAX_SOLUTION_FILE_BYTES`` (10 MB) unless named with
+``--include``. Zip archives are never packed (so neither is an earlier submit.zip written into the tree).
+
+Checks before anything is written: every file to pack exists, is a regular file and is not empty;
+the answer files hold exactly the questions of the eval data (same ids, same order); the upload
+.xlsx opens, has the upload columns, one row per TSV row and, in each, the answers jsonl's
+prediction; every other jsonl packed parses, and each sample of processed_data.jsonl has an id;
+both training logs are complete; no symlink and no path leaving its folder. A log is complete when
+one of its last 50 lines carries a completion line (``LOG_DONE_MARKERS``: our trainer's "<stage>
+finished: outputs in ...", its "already holds a finished ..." on a re-run, or the Hugging Face
+trainer's ``train_runtime`` summary) and no ``Traceback`` follows that line (the job appends to its
+logs on resume, so an earlier crash followed by a finished run passes). Problems are listed and the
+exit status is 1. The zip is written beside ``--out``, re-read and checked (top level exactly
+solution/ and output/, no symlink, secret-looking or zip entries, no absolute or ``..`` names,
+required files non-empty), then renamed into place. ``--check`` runs that last check on an existing zip.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import stat
 import sys
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bettersynth import paths
@@ -51,6 +64,16 @@ LOG_TAIL_LINES = 50
 LOG_DONE_MARKERS = (" finished: outputs in ", "already holds a finished", "train_runtime")
 STORED_SUFFIXES = frozenset({".safetensors", ".bin", ".jpg", ".jpeg", ".png", ".webp", ".xlsx", ".zip"})
 TREE_FOLD = 20
+SOLUTION_FOLDERS = ("recipes", "ops")   # packed whole, beside solution/'s readme* and requirements.txt
+ALLOW_LIST = "solution/'s readme*, requirements.txt, recipes/ and ops/, and files named with --include"
+# Recipes, operators and a write-up are text: a bigger file under solution/ is usually data or a
+# model left there, so it is packed only when named with --include.
+MAX_SOLUTION_FILE_BYTES = 10_000_000
+# Never packed: environment files, private keys and certificates, login files.
+SECRET_FILE = re.compile(r"\.env(\..*)?|\.netrc|\.git-credentials|id_(rsa|dsa|ecdsa|ed25519)(\..*)?|.*\.(pem|key|p12|pfx)",
+                         re.IGNORECASE)
+# Packed only when named with --include (an operator may well be called token_num_filter.py).
+SECRET_WORD = re.compile(r"(^|[^a-z])(tokens?|credentials?|secrets?|passwords?|api[_-]?keys?)([^a-z]|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -92,42 +115,165 @@ def _file_problem(entry: Entry) -> str | None:
     return None
 
 
-def _tree_entries(folder: Path, arc_folder: str, root: Path, problems: list[str]) -> list[Entry]:
-    """Every file under ``folder`` (``__pycache__`` skipped); symlinks are reported as problems."""
-    entries = []
+def refusal(path: Path, strict: bool) -> str | None:
+    """Why a file must not be packed, or None. Always refused: secret-looking files and zips.
+    ``strict`` (solution/ files the user did not name with --include): also names like a secret's
+    and files over MAX_SOLUTION_FILE_BYTES."""
+    if SECRET_FILE.fullmatch(path.name):
+        return f"{path}: looks like a secret (key, certificate or .env file); never packed, not even with --include"
+    if path.suffix.lower() == ".zip":
+        return f"{path}: zip archives are never packed"
+    if not strict:
+        return None
+    if SECRET_WORD.search(path.name):
+        return f"{path}: named like a secret; rename it, or name it with --include if it holds none"
+    size = path.stat().st_size
+    if size > MAX_SOLUTION_FILE_BYTES:
+        return (f"{path}: {size:,} bytes, over the {MAX_SOLUTION_FILE_BYTES:,}-byte limit for solution/ files; "
+                f"name it with --include to pack it")
+    return None
+
+
+def solution_allowed(relative: PurePosixPath) -> bool:
+    """The allow-list of solution/: readme* and requirements.txt at its top, everything under SOLUTION_FOLDERS."""
+    if len(relative.parts) == 1:
+        name = relative.name.lower()
+        return name.startswith("readme") or name == "requirements.txt"
+    return relative.parts[0] in SOLUTION_FOLDERS
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Files and symlinks under ``folder`` in name order, ``__pycache__`` skipped."""
     for path in sorted(folder.rglob("*")):
-        if "__pycache__" in path.relative_to(folder).parts:
-            continue
-        if path.is_symlink():
-            problems.append(f"{path}: symlinks are not packed")
-        elif path.is_file():
-            entries.append(Entry(f"{arc_folder}/{path.relative_to(folder).as_posix()}", path, root))
-    return entries
+        if "__pycache__" not in path.relative_to(folder).parts and (path.is_symlink() or path.is_file()):
+            yield path
 
 
-def _answer_problems(eval_dir: Path, name: str, split: str, data_root: str | None) -> list[str]:
-    from bettersynth.eval.assets import eval_layout
+@dataclass
+class Plan:
+    """What goes into the zip, every problem found, and the files left out (each with why)."""
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+
+    def add_tree(self, folder: Path, arc_folder: str, root: Path, allowed: Callable[[PurePosixPath], bool],
+                 strict: bool, named: frozenset[Path]) -> None:
+        """The files under ``folder`` that ``allowed`` keeps and ``refusal`` passes: symlinks are
+        problems, zips and files not allowed are left out, files in ``named`` come from add_named."""
+        for path in _walk(folder):
+            relative = PurePosixPath(path.relative_to(folder).as_posix())
+            arcname = f"{arc_folder}/{relative}"
+            if path in named:
+                continue
+            if not allowed(relative):
+                self.left_out.append(f"{arcname} (not on the allow-list)")
+            elif path.suffix.lower() == ".zip":
+                self.left_out.append(f"{arcname} (zip archives are never packed)")
+            elif path.is_symlink():
+                self.problems.append(f"{path}: symlinks are not packed")
+            else:
+                self._add_screened(Entry(arcname, path, root), strict)
+
+    def add_named(self, given: Path, path: Path, solution: Path, output: Path) -> None:
+        """A file named with --include (``given``, absolute ``path``), packed at its place under
+        solution/ or the output folder."""
+        for folder, top, root in ((solution, "solution", solution.parent), (output, "output", output)):
+            if path.is_relative_to(folder):
+                entry = Entry(f"{top}/{path.relative_to(folder).as_posix()}", path, root)
+                break
+        else:
+            self.problems.append(f"{given}: --include names files under {solution} or {output} only")
+            return
+        if path.is_dir():
+            self.problems.append(f"{given}: a folder; --include names files")
+        elif path.is_file() and not path.is_symlink():
+            self._add_screened(entry, strict=False)
+        else:
+            self.entries.append(entry)  # _file_problem reports it missing or a symlink
+
+    def _add_screened(self, entry: Entry, strict: bool) -> None:
+        problem = refusal(entry.source, strict)
+        if problem:
+            self.problems.append(problem)
+        else:
+            self.entries.append(entry)
+
+
+def _order_problem(answers: Path, got: list, want: list, source: Path, unit: str) -> str | None:
+    """Why the answer ids are not exactly the ids of ``source``'s questions in their order, or None."""
+    from bettersynth.eval.files import coverage_problem
+
+    if got == want:
+        return None
+    problem = coverage_problem(answers, want, got, unit)
+    if problem:
+        return problem
+    first = next(n for n, (a, b) in enumerate(zip(got, want)) if a != b)  # same ids, so same length
+    return f"{answers}: the questions of {source}, not in their order (first difference at answer {first})"
+
+
+def _answers_problem(answers: Path, expected: dict[str, Path], unit: str) -> str | None:
+    """An answer file against its questions (None when it holds them, in order, or is missing:
+    the file checks report that)."""
     from bettersynth.eval.files import EvalDataError, read_jsonl
     from bettersynth.eval.inference import expected_question_ids
+
+    if not answers.is_file():
+        return None
+    try:
+        want = expected_question_ids(**expected)
+        got = [record.get("question_id") for record in read_jsonl(answers)]
+    except EvalDataError as error:
+        return str(error)
+    return _order_problem(answers, got, want, next(iter(expected.values())), unit)
+
+
+def _answer_problems(eval_dir: Path, split: str, data_root: str | None) -> list[str]:
+    """Both answer files against the eval data, then the upload .xlsx against the MMBench answers."""
+    from bettersynth.eval.assets import eval_layout
+    from bettersynth.eval.files import EvalDataError
+    from bettersynth.eval.mmbench import check_upload
     from bettersynth.eval.results import ResultFiles
 
     data = eval_layout(data_root)
     print(data.describe(), file=sys.stderr)
     files = ResultFiles(eval_dir)
-    problems = []
-    for answers, expected in ((files.textvqa_answers, {"textvqa_questions": data.layout.textvqa_questions}),
-                              (files.mmbench_answers(split), {"mmbench_tsv": data.mmbench_tsv(split)})):
-        if not answers.is_file():
-            continue  # reported as missing by the file checks
+    answers, upload, tsv = files.mmbench_answers(split), files.mmbench_upload(split), data.mmbench_tsv(split)
+    problems = [p for p in [_answers_problem(files.textvqa_answers, {"textvqa_questions": data.layout.textvqa_questions},
+                                             "questions")] if p]
+    mmbench_problem = _answers_problem(answers, {"mmbench_tsv": tsv}, "TSV rows")
+    if mmbench_problem:
+        return problems + [mmbench_problem]
+    if upload.is_file() and answers.is_file():
         try:
-            want = expected_question_ids(**expected)
-            got = [record.get("question_id") for record in read_jsonl(answers)]
+            check_upload(upload, answers, tsv)
         except EvalDataError as error:
             problems.append(str(error))
-            continue
-        if got != want:
-            problems.append(f"{answers}: {len(got)} answers for {len(want)} questions of "
-                            f"{next(iter(expected.values()))} (or not in question order)")
+    return problems
+
+
+def _jsonl_problem(path: Path, needs_id: bool) -> str | None:
+    """Why a packed jsonl is unusable (a line that is not a JSON object; with ``needs_id``, samples
+    without a string id), or None."""
+    from bettersynth.data.jsonl import InputError, JsonLinesError, iter_json_objects
+    from bettersynth.eval.files import counted, listed
+
+    try:
+        lacking = [number for number, record in iter_json_objects(path)
+                   if needs_id and not (isinstance(record.get("id"), str) and record["id"])]
+    except (InputError, JsonLinesError) as error:
+        return str(error)
+    if lacking:
+        return f"{path}: {counted(len(lacking), 'sample')} without a string id (line {listed(lacking)})"
+    return None
+
+
+def _other_jsonl_problems(entries: Sequence[Entry], answer_files: Sequence[Path], processed_data: Path) -> list[str]:
+    """Every regular .jsonl among ``entries`` but the answer files (checked against their questions)."""
+    problems = []
+    for source in (entry.source for entry in entries):
+        if source.suffix == ".jsonl" and source not in answer_files and source.is_file() and not source.is_symlink():
+            problems += [p for p in [_jsonl_problem(source, needs_id=source == processed_data)] if p]
     return problems
 
 
@@ -139,19 +285,12 @@ def find_experiment(output: Path) -> str:
     return found[0]
 
 
-def plan(round_name: str, exp: str, split: str, data_root: str | None, solution: Path,
-         output: Path) -> tuple[list[Entry], list[str]]:
-    """The zip's entries and every problem found (empty when the submission is complete)."""
+def _required(round_name: str, exp: str, split: str, output: Path, result: Plan) -> list[tuple[str, Path]]:
+    """(name in the zip, file) of what the organisers require; an offline run without weights is a problem."""
     pretrain, finetune = f"{PRETRAIN_PREFIX}{exp}", f"{FINETUNE_PREFIX}{exp}"
     pre_dir, fin_dir = output / "training_dirs" / pretrain, output / "training_dirs" / finetune
-    eval_dir = output / "eval_results" / finetune
-    problems: list[str] = []
-    entries = _tree_entries(solution, "solution", solution.parent, problems)
-    names = {PurePosixPath(e.arcname).name.lower() for e in entries if e.arcname.count("/") == 1}
-    if not any(name.startswith("readme") for name in names) or "requirements.txt" not in names:
-        problems.append(f"{solution}: needs a readme and requirements.txt")
+    eval_dir, arc_eval = output / "eval_results" / finetune, f"output/eval_results/{finetune}"
     finetune_log = fin_dir / "finetuning.log" if (fin_dir / "finetuning.log").exists() else fin_dir / "finetune.log"
-    arc_eval = f"output/eval_results/{finetune}"
     required = [("output/train.sh", output / "train.sh"),
                 (f"output/training_dirs/{pretrain}/pretrain.log", pre_dir / "pretrain.log"),
                 (f"output/training_dirs/{finetune}/finetune.log", finetune_log),
@@ -166,18 +305,40 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
                      (f"output/training_dirs/{pretrain}/mm_projector.bin", pre_dir / "mm_projector.bin")]
         weights = sorted(fin_dir.glob("model*.safetensors")) + sorted(fin_dir.glob("model.safetensors.index.json"))
         if not any(w.suffix == ".safetensors" for w in weights):
-            problems.append(f"{fin_dir}: no model*.safetensors (the offline round needs the finetuned weights)")
+            result.problems.append(f"{fin_dir}: no model*.safetensors (the offline round needs the finetuned weights)")
         required += [(f"output/training_dirs/{finetune}/{w.name}", w) for w in weights]
-        images = output / "processed_data" / "synthetic_images"
-        if images.is_dir():
-            entries += _tree_entries(images, "output/processed_data/synthetic_images", output, problems)
-    entries += [Entry(arcname, source, output) for arcname, source in required]
-    problems += [p for p in map(_file_problem, entries) if p]
-    for log in (pre_dir / "pretrain.log", finetune_log):
+    return required
+
+
+def plan(round_name: str, exp: str, split: str, data_root: str | None, solution: Path,
+         output: Path, include: Sequence[Path] = ()) -> Plan:
+    """The zip's entries, every problem found (none when the submission is complete) and what was left out."""
+    solution, output = Path(os.path.abspath(solution)), Path(os.path.abspath(output))
+    result = Plan()
+    named = {Path(os.path.abspath(given)): Path(given) for given in include}
+    for path, given in named.items():
+        result.add_named(given, path, solution, output)
+    result.add_tree(solution, "solution", solution.parent, solution_allowed, strict=True, named=frozenset(named))
+    names = {PurePosixPath(e.arcname).name.lower() for e in result.entries if e.arcname.count("/") == 1}
+    if not any(name.startswith("readme") for name in names) or "requirements.txt" not in names:
+        result.problems.append(f"{solution}: needs a readme and requirements.txt")
+    required = _required(round_name, exp, split, output, result)
+    images = output / "processed_data" / "synthetic_images"
+    if round_name == "offline" and images.is_dir():
+        result.add_tree(images, "output/processed_data/synthetic_images", output, lambda _: True, strict=False,
+                        named=frozenset(named))
+    packed = {entry.arcname for entry in result.entries}
+    result.entries += [Entry(arcname, source, output) for arcname, source in required if arcname not in packed]
+    result.problems += [p for p in map(_file_problem, result.entries) if p]
+    for log in (source for arcname, source in required if arcname.endswith(".log")):
         if log.is_file() and not log.is_symlink():
-            problems += [p for p in [log_problem(log)] if p]
-    problems += _answer_problems(eval_dir, finetune, split, data_root)
-    return entries, problems
+            result.problems += [p for p in [log_problem(log)] if p]
+    eval_dir = output / "eval_results" / f"{FINETUNE_PREFIX}{exp}"
+    result.problems += _answer_problems(eval_dir, split, data_root)
+    answer_files = [source for arcname, source in required if arcname.endswith(".jsonl") and "/eval_results/" in arcname]
+    result.problems += _other_jsonl_problems(result.entries, answer_files,
+                                             output / "processed_data" / "processed_data.jsonl")
+    return result
 
 
 def zip_problems(zip_path: Path, round_name: str) -> list[str]:
@@ -195,6 +356,8 @@ def zip_problems(zip_path: Path, round_name: str) -> list[str]:
             problems.append(f"{zip_path}: unsafe entry name {info.filename!r}")
         if stat.S_ISLNK(info.external_attr >> 16):
             problems.append(f"{zip_path}: symlink entry {info.filename!r}")
+        if SECRET_FILE.fullmatch(path.name) or path.suffix.lower() == ".zip":
+            problems.append(f"{zip_path}: entry {info.filename!r} is a secret-looking file or a zip")
     sizes = {info.filename: info.file_size for info in infos}
     finetunes = sorted({PurePosixPath(n).parts[2] for n in names
                         if n.startswith("output/training_dirs/") and n.count("/") >= 3 and PurePosixPath(n).parts[2].startswith(FINETUNE_PREFIX)})
@@ -254,22 +417,28 @@ def run(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    entries, problems = plan(args.round, exp, args.split, args.data_root, paths.REPO_ROOT / "solution",
-                             paths.output_dir())
-    if problems:
+    result = plan(args.round, exp, args.split, args.data_root, paths.REPO_ROOT / "solution", paths.output_dir(),
+                  args.include)
+    if result.left_out:
+        print(f"not packed (the zip takes {ALLOW_LIST}):", file=sys.stderr)
+        for line in result.left_out[:TREE_FOLD]:
+            print(f"  - {line}", file=sys.stderr)
+        if len(result.left_out) > TREE_FOLD:
+            print(f"  ... and {len(result.left_out) - TREE_FOLD} more", file=sys.stderr)
+    if result.problems:
         print(f"error: the {args.round} submission of {exp} is not complete:", file=sys.stderr)
-        for problem in problems:
+        for problem in result.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
     out = Path(args.out).resolve() if args.out else paths.REPO_ROOT / "submit.zip"
     try:
-        write_zip(entries, out, args.round)
+        write_zip(result.entries, out, args.round)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print("\n".join(tree_lines(entries)))
-    total = sum(e.source.stat().st_size for e in entries)
-    print(f"{len(entries)} files, {total:,} bytes -> {out} ({out.stat().st_size:,} bytes, {args.round} round)")
+    print("\n".join(tree_lines(result.entries)))
+    total = sum(e.source.stat().st_size for e in result.entries)
+    print(f"{len(result.entries)} files, {total:,} bytes -> {out} ({out.stat().st_size:,} bytes, {args.round} round)")
     return 0
 
 
@@ -281,4 +450,7 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default=paths.MMBENCH_SPLIT)
     parser.add_argument("--data-root", default=None, help="asset layout root with the eval questions (answer counts)")
     parser.add_argument("--check", type=Path, default=None, help="only check the layout of an existing zip")
+    parser.add_argument("--include", type=Path, action="append", default=[], metavar="PATH",
+                        help="also pack this file (under solution/ or the output folder; repeatable); "
+                             "lifts the size limit and the secret-like-name refusal for it")
     parser.set_defaults(func=run)

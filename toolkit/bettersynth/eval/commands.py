@@ -7,10 +7,12 @@
     bsynth eval mmbench-upload --tsv T.tsv --answers A.jsonl --out U.xlsx
     bsynth eval locate CKPT --field checkpoint --field results ... [--data-root DIR] [--split S]
     bsynth score textvqa --answers bm1.jsonl --annotations TextVQA_0.5.1_val.json
-    bsynth score mmbench --answers A.jsonl --tsv T.tsv
+    bsynth score mmbench --answers A.jsonl|U.xlsx --tsv T.tsv
     bsynth score run output/eval_results/CKPT [--reference output/eval_results/BASE] [--data-root DIR]
 
-Every handler returns 0 on success and 1 with an ``error:`` line naming the file on bad input.
+Every handler returns 0 on success and 1 with an ``error:`` line naming the file on bad input. The
+scorers refuse an answers file that misses a question, answers one twice or answers an unknown one
+(the line gives the counts and the first ids).
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=score_textvqa)
 
     parser = scorers.add_parser("mmbench", help="MMBench circular accuracy (strict, letter-extracted, per category)")
-    parser.add_argument("--answers", type=Path, required=True)
+    parser.add_argument("--answers", type=Path, required=True, help="answers jsonl, or the upload .xlsx")
     parser.add_argument("--tsv", type=Path, required=True)
     parser.set_defaults(func=score_mmbench)
 

@@ -1,18 +1,24 @@
-"""Reading the eval's files (jsonl with line-numbered errors) and splitting them into shards.
+"""Reading the eval's files (jsonl with line-numbered errors), checking that an answer file covers
+its questions exactly, and splitting them into shards.
 
 Outputs are written with ``bettersynth.files`` (atomic writes).
 
-    from bettersynth.eval.files import read_jsonl, shard_range
+    from bettersynth.eval.files import coverage_problem, read_jsonl, shard_range
     records = read_jsonl(path)              # EvalDataError "path:12: ..." on a bad line
+    coverage_problem(path, expected_ids, answered_ids, "questions")   # None, or "path: 3 of 5 questions missing (...)"
     shard_range(5000, num_chunks=4, chunk_idx=1)   # range(1250, 2500)
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bettersynth.data.jsonl import JsonLinesError, iter_json_objects
+
+MAX_LISTED = 5  # ids quoted in a message
 
 
 class EvalDataError(ValueError):
@@ -28,6 +34,40 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [record for _, record in iter_json_objects(path)]
     except JsonLinesError as error:
         raise EvalDataError(str(error)) from error
+
+
+def listed(items: Sequence[Any]) -> str:
+    """Up to MAX_LISTED items for a message: "3, 4" or, when there are more, "first: 3, 4, 7, 8, 9 ..."."""
+    shown = ", ".join(str(item) for item in items[:MAX_LISTED])
+    return f"first: {shown} ..." if len(items) > MAX_LISTED else shown
+
+
+def counted(count: int, noun: str) -> str:
+    """"1 answer", "3 answers"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def coverage_problem(source: Path, expected: Sequence[Hashable], answered: Sequence[Hashable], unit: str,
+                     label: Callable[[Hashable], str] = str) -> str | None:
+    """Why ``answered`` does not hold every expected id exactly as often as ``expected`` does (an id
+    may be expected more than once), or None when it does. The message gives the number of missing
+    ids (in question order), of extra answers to ids already answered and of answers to unknown ids
+    (in answer order), each with its first few ids."""
+    want, got = Counter(expected), Counter(answered)
+    missing = [key for key in want if got[key] < want[key]]
+    repeated = [key for key in got if want[key] and got[key] > want[key]]
+    unknown = [key for key in got if not want[key]]
+    parts = []
+    if missing:
+        count = sum(want[key] - got[key] for key in missing)
+        parts.append(f"{count} of {len(expected)} {unit} missing ({listed([label(key) for key in missing])})")
+    if repeated:
+        count = sum(got[key] - want[key] for key in repeated)
+        parts.append(f"{counted(count, 'duplicate answer')} ({listed([label(key) for key in repeated])})")
+    if unknown:
+        count = sum(got[key] for key in unknown)
+        parts.append(f"{counted(count, 'answer')} to unknown {unit} ({listed([label(key) for key in unknown])})")
+    return f"{source}: " + "; ".join(parts) if parts else None
 
 
 def shard_range(total: int, num_chunks: int, chunk_idx: int) -> range:

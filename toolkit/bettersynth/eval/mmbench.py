@@ -5,10 +5,16 @@ comment, image``) is read with pandas' defaults, as the official kit does (so a 
 or "NA" is a missing option). Rows with ``index >= 1e6`` are circular copies of question
 ``index % 1e6`` with rotated options. See eval-spec.md for the prompt and file formats.
 
-    from bettersynth.eval.mmbench import read_items, score_answers, write_upload
+Answers are read from the answers jsonl or from the upload .xlsx (by its suffix); either must hold
+each TSV row's ``index`` exactly once (missing, duplicate and unknown ones are an error). An empty
+prediction is scored as wrong, with a warning. ``check_upload`` (run by ``bsynth pack``) also
+requires the upload's predictions to equal the answers jsonl's.
+
+    from bettersynth.eval.mmbench import check_upload, read_items, score_answers, write_upload
     items = read_items(tsv_path)                 # one MMBenchItem per row, TSV order
-    result = score_answers(answers_path, tsv_path)
+    result = score_answers(answers_path, tsv_path)          # answers: .jsonl or the upload .xlsx
     result.strict_circular_accuracy, result.extracted_circular_accuracy, result.per_category
+    check_upload(upload_xlsx, answers_jsonl, tsv_path)      # EvalDataError naming what differs
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import IMAGE_TOKEN
-from bettersynth.eval.files import EvalDataError, read_jsonl
+from bettersynth.eval.files import EvalDataError, counted, coverage_problem, listed, read_jsonl
 from bettersynth.files import atomic_path
 
 OPTION_CHARS = ("A", "B", "C", "D")
@@ -34,6 +40,7 @@ REQUIRED_COLUMNS = ("index", "question", "hint", *OPTION_CHARS, "image")
 DROPPED_FOR_UPLOAD = ("hint", "category", "source", "image", "comment", "l2-category")
 UPLOAD_COLUMNS = ("index", "question", "A", "B", "C", "D", "prediction", "answer", "split")
 LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?![A-Za-z0-9])")
+XML_NON_CHARACTERS = re.compile("[\ufffe\uffff\ud800-\udfff]")  # not allowed in XML 1.0 text
 
 
 def is_missing(value: Any) -> bool:
@@ -103,41 +110,102 @@ def answer_record(item: MMBenchItem, answer: str, model_id: str) -> dict[str, An
             "answer_id": uuid.uuid4().hex, "model_id": model_id, "metadata": {}}
 
 
-def _answers_by_index(answers_path: Path, indices: list[int]) -> dict[int, str]:
-    """question_id -> text; every TSV row must be answered exactly once, and nothing else."""
-    answers: dict[int, str] = {}
-    for number, record in enumerate(read_jsonl(answers_path), start=1):
+def _jsonl_predictions(path: Path) -> list[tuple[int, str]]:
+    """(question_id, text) of every line of an answers jsonl, in file order."""
+    pairs = []
+    for number, record in enumerate(read_jsonl(path), start=1):
         try:
-            key, text = int(record["question_id"]), record["text"]
+            pairs.append((int(record["question_id"]), record["text"]))
         except (KeyError, TypeError, ValueError) as error:
-            raise EvalDataError(f"{answers_path}:{number}: answer lacks a usable question_id/text ({error})") from error
-        if key in answers:
-            raise EvalDataError(f"{answers_path}:{number}: question {key} answered twice")
-        answers[key] = text
-    unknown = sorted(set(answers) - set(indices))
-    missing = sorted(set(indices) - set(answers))
-    if unknown or missing:
-        raise EvalDataError(f"{answers_path}: {len(missing)} TSV rows unanswered (first {missing[:5]}), "
-                            f"{len(unknown)} answers for unknown rows (first {unknown[:5]})")
-    return answers
+            raise EvalDataError(f"{path}:{number}: answer lacks a usable question_id/text ({error})") from error
+    return pairs
+
+
+def read_upload(path: Path):
+    """The upload .xlsx as a DataFrame with empty cells as "" (not NaN: a prediction "None" stays
+    text), its columns checked; a file that is not a readable workbook is an error naming it."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvalDataError(f"{path}: file not found")
+    try:
+        frame = pd.read_excel(path, engine="openpyxl", na_filter=False)
+    except Exception as error:  # a damaged workbook raises BadZipFile, KeyError, an XML ParseError, ...
+        raise EvalDataError(f"{path}: not a readable .xlsx workbook ({type(error).__name__}: {error})") from error
+    missing = [column for column in UPLOAD_COLUMNS if column not in frame.columns]
+    if missing:
+        raise EvalDataError(f"{path}: missing columns {missing} (an upload file has {list(UPLOAD_COLUMNS)})")
+    return frame
+
+
+def _upload_predictions(path: Path) -> list[tuple[int, str]]:
+    """(index, prediction) of every row of an upload .xlsx, in sheet order."""
+    pairs = []
+    frame = read_upload(path)
+    for row, (index, prediction) in enumerate(zip(frame["index"], frame["prediction"]), start=2):
+        try:
+            pairs.append((int(index), str(prediction)))
+        except ValueError as error:
+            raise EvalDataError(f"{path}: row {row}: index {index!r} is not an integer") from error
+    return pairs
+
+
+def read_predictions(path: Path, indices: list[int]) -> dict[int, str]:
+    """index -> prediction of an answers jsonl or (by its suffix) an upload .xlsx, which must hold
+    every TSV row (``indices``) exactly once and nothing else."""
+    pairs = _upload_predictions(path) if Path(path).suffix.lower() == ".xlsx" else _jsonl_predictions(path)
+    problem = coverage_problem(path, indices, [index for index, _ in pairs], "TSV rows")
+    if problem:
+        raise EvalDataError(problem)
+    return dict(pairs)
+
+
+def worksheet_text(prediction: str) -> str:
+    """A prediction without the characters a worksheet cannot hold: control characters (openpyxl
+    refuses them) and the XML non-characters (openpyxl writes them, and the workbook cannot be read)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("", XML_NON_CHARACTERS.sub("", str(prediction)))
+
+
+def upload_text(prediction: str) -> str:
+    """A prediction as the upload .xlsx reads back: worksheet text with line ends as "\\n" (XML reads
+    them so); empty when it starts with "=" (openpyxl writes such text as a formula, which has no value)."""
+    text = worksheet_text(prediction).replace("\r\n", "\n").replace("\r", "\n")
+    return "" if len(text) > 1 and text.startswith("=") else text
+
+
+def check_upload(upload_path: Path, answers_path: Path, tsv_path: Path) -> None:
+    """The upload .xlsx holds every TSV row once, each with the answers jsonl's prediction."""
+    indices = [int(index) for index in read_tsv(tsv_path)["index"]]
+    upload = read_predictions(upload_path, indices)
+    answers = read_predictions(answers_path, indices)
+    blank = [index for index in indices if upload[index] == "" and upload_text(answers[index]) != ""]
+    differ = [index for index in indices if upload[index] != "" and upload[index] != upload_text(answers[index])]
+    parts = []
+    if blank:
+        parts.append(f"{len(blank)} of {len(indices)} rows without a prediction (index {listed(blank)})")
+    if differ:
+        parts.append(f"prediction differs from {answers_path} in {counted(len(differ), 'row')} (index {listed(differ)})")
+    if parts:
+        raise EvalDataError(f"{upload_path}: " + "; ".join(parts))
 
 
 def write_upload(tsv_path: Path, answers_path: Path, out_path: Path) -> int:
     """The upload .xlsx: the TSV minus hint/category/source/image/comment/l2-category, with the raw
     answer text as ``prediction`` in column 6. Returns the number of rows.
 
-    Control characters that a worksheet cannot hold (openpyxl refuses them; the official converter
-    crashes) are removed from predictions, with a warning; the answers jsonl keeps the raw text."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
+    Characters that a worksheet cannot hold (``worksheet_text``; the official converter crashes on
+    control characters) are removed from predictions, with a warning; the answers jsonl keeps the raw text."""
     frame = read_tsv(tsv_path)
-    answers = _answers_by_index(answers_path, [int(index) for index in frame["index"]])
+    answers = read_predictions(answers_path, [int(index) for index in frame["index"]])
     upload = frame.drop(columns=[column for column in DROPPED_FOR_UPLOAD if column in frame.columns])
     predictions = [answers[int(index)] for index in frame["index"]]
-    cleaned = [ILLEGAL_CHARACTERS_RE.sub("", text) for text in predictions]
+    cleaned = [worksheet_text(text) for text in predictions]
     changed = sum(a != b for a, b in zip(predictions, cleaned))
     if changed:
-        print(f"warning: removed worksheet-illegal control characters from {changed} prediction(s) in {out_path}",
+        print(f"warning: removed characters a worksheet cannot hold from {changed} prediction(s) in {out_path}",
               file=sys.stderr)
     upload.insert(6, "prediction", cleaned)
     if tuple(upload.columns) != UPLOAD_COLUMNS:
@@ -177,7 +245,11 @@ def score_answers(answers_path: Path, tsv_path: Path) -> MMBenchScore:
         if column not in frame.columns:
             raise EvalDataError(f"{tsv_path}: no '{column}' column; local scoring needs the dev split")
     rows = frame.to_dict("records")
-    answers = _answers_by_index(answers_path, [int(row["index"]) for row in rows])
+    answers = read_predictions(answers_path, [int(row["index"]) for row in rows])
+    empty = [index for index, prediction in answers.items() if str(prediction) == ""]
+    if empty:
+        print(f"warning: {answers_path}: {counted(len(empty), 'empty prediction')}, scored as wrong (index {listed(empty)})",
+              file=sys.stderr)
     strict: dict[int, bool] = defaultdict(lambda: True)
     extracted: dict[int, bool] = defaultdict(lambda: True)
     category: dict[int, str] = {}

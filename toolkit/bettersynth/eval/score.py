@@ -6,6 +6,8 @@ official exact-match scorer); TextVQA uses the VQA soft accuracy.
 
     bsynth score run output/eval_results/MGM-2B-Finetune-mine --reference output/eval_results/MGM-2B-Finetune-base
 
+Both answer files must answer every question exactly once (``textvqa.score_answers``,
+``mmbench.read_predictions``); a missing, duplicate or unknown question id is an error.
 A reference folder is scored from its answer files when they are there; otherwise its
 ``scores.json`` is read (so a reference can also be a hand-written ``scores.json`` holding the
 published baseline numbers: ``{"textvqa": {"accuracy": ...}, "mmbench": {"strict_circular_accuracy": ...}}``).

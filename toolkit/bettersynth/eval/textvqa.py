@@ -3,7 +3,9 @@
 Questions come one JSON object a line (``question_id``, ``image``, ``text``); the prompt is
 ``<image>\\n`` + ``text``. Answer lines are ``{"question_id", "prompt", "text", "answer_id",
 "model_id", "metadata"}``. Scoring matches each answer to its annotation by (image id, lower-cased
-question) and averages the VQA soft score of the normalised prediction.
+question) and averages the VQA soft score of the normalised prediction. The question id is the image
+id, so an image's questions share it: a question is identified by that pair, and the answers must
+hold every annotated question exactly once (missing, duplicate and unknown ones are an error).
 
     from bettersynth.eval.textvqa import read_questions, score_answers
     questions = read_questions(layout.textvqa_questions)
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import IMAGE_TOKEN
-from bettersynth.eval.files import EvalDataError, read_jsonl
+from bettersynth.eval.files import EvalDataError, coverage_problem, read_jsonl
 from bettersynth.eval.normalize import normalize_answer
 
 OCR_LINE_PREFIX = "Reference OCR token:"
@@ -82,8 +84,11 @@ def soft_score(prediction: str, ground_truths: list[str]) -> float:
     return total / len(truths)
 
 
-def load_annotations(path: Path) -> dict[tuple[str, str], list[str]]:
-    """(image id, lower-cased question) -> the ten answers, from ``{"data": [...]}``."""
+QuestionKey = tuple[str, str]  # (image id, lower-cased question)
+
+
+def read_annotations(path: Path) -> list[tuple[QuestionKey, list[str]]]:
+    """(image id, lower-cased question) and the ten answers of each entry of ``{"data": [...]}``, in file order."""
     path = Path(path)
     if not path.is_file():
         raise EvalDataError(f"{path}: TextVQA annotation file not found")
@@ -91,13 +96,31 @@ def load_annotations(path: Path) -> dict[tuple[str, str], list[str]]:
         data = json.loads(path.read_text(encoding="utf-8"))["data"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise EvalDataError(f"{path}: not a TextVQA annotation file with a 'data' list ({error})") from error
-    table = {}
+    if not data:
+        raise EvalDataError(f"{path}: no annotated questions")
+    entries = []
     for position, entry in enumerate(data):
         try:
-            table[(str(entry["image_id"]), str(entry["question"]).lower())] = list(entry["answers"])
+            entries.append(((str(entry["image_id"]), str(entry["question"]).lower()), list(entry["answers"])))
         except (KeyError, TypeError) as error:
             raise EvalDataError(f"{path}: data[{position}] lacks image_id/question/answers") from error
-    return table
+    return entries
+
+
+def read_answer(path: Path, number: int, record: dict[str, Any]) -> tuple[QuestionKey, str]:
+    """(question key, prediction) of answer line ``number``."""
+    missing = [field for field in ("question_id", "prompt", "text") if field not in record]
+    if missing:
+        raise EvalDataError(f"{path}:{number}: answer lacks {', '.join(missing)}")
+    try:
+        question = question_of_prompt(str(record["prompt"]))
+    except EvalDataError as error:
+        raise EvalDataError(f"{path}:{number}: {error}") from error
+    return (str(record["question_id"]), question), str(record["text"])
+
+
+def key_label(key: QuestionKey) -> str:
+    return f"{key[0]} {key[1]!r}"
 
 
 @dataclass(frozen=True)
@@ -110,20 +133,17 @@ class TextVQAScore:
 
 
 def score_answers(answers_path: Path, annotations_path: Path) -> TextVQAScore:
-    """Mean soft score of every answer line; an answer without an annotation is an error."""
-    annotations = load_annotations(annotations_path)
-    answers = read_jsonl(answers_path)
-    if not answers:
-        raise EvalDataError(f"{answers_path}: no answers")
+    """Mean soft score of the answers, which must answer every annotated question exactly once."""
+    entries = read_annotations(annotations_path)
+    answers = [read_answer(answers_path, number, record)
+               for number, record in enumerate(read_jsonl(answers_path), start=1)]
+    problem = coverage_problem(answers_path, [key for key, _ in entries], [key for key, _ in answers],
+                               "questions", key_label)
+    if problem:
+        raise EvalDataError(problem)
+    annotations = dict(entries)
     scores = []
-    for number, answer in enumerate(answers, start=1):
-        try:
-            key = (str(answer["question_id"]), question_of_prompt(answer["prompt"]))
-            prediction = answer["text"]
-        except KeyError as error:
-            raise EvalDataError(f"{answers_path}:{number}: answer lacks {error}") from error
-        if key not in annotations:
-            raise EvalDataError(f"{answers_path}:{number}: no annotation for image {key[0]!r}, question {key[1]!r}")
+    for key, prediction in answers:
         try:
             scores.append(soft_score(prediction, annotations[key]))
         except EvalDataError as error:
