@@ -453,4 +453,5 @@ def register(subparsers) -> None:
     parser.add_argument("--include", type=Path, action="append", default=[], metavar="PATH",
                         help="also pack this file (under solution/ or the output folder; repeatable); "
                              "lifts the size limit and the secret-like-name refusal for it")
-    parser.set_defaults(func=run)
+    # it reads the output tree: holding its lock, so it never packs a run that is still writing
+    parser.set_defaults(func=run, outputs=lambda args: [paths.output_dir()])

@@ -206,13 +206,13 @@ def register(subparsers) -> None:
     source.add_argument("--textvqa-questions", type=Path)
     source.add_argument("--mmbench-tsv", type=Path)
     parser.add_argument("shards", type=Path, nargs="+")
-    parser.set_defaults(func=run_merge)
+    parser.set_defaults(func=run_merge, outputs=lambda args: [args.out])
 
     parser = commands.add_parser("mmbench-upload", help="MMBench answers -> the upload .xlsx")
     parser.add_argument("--tsv", type=Path, required=True)
     parser.add_argument("--answers", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.set_defaults(func=run_upload)
+    parser.set_defaults(func=run_upload, outputs=lambda args: [args.out])
 
     parser = commands.add_parser("locate", help="print eval paths of a checkpoint name (for scripts)")
     parser.add_argument("name", help="checkpoint (finetune run) name, e.g. MGM-2B-Finetune-default")
@@ -239,4 +239,4 @@ def register(subparsers) -> None:
     parser.add_argument("--reference", type=Path, default=None, help="reference run folder (or one with scores.json)")
     parser.add_argument("--data-root", default=None, help="asset layout root holding the eval data")
     parser.add_argument("--split", default=MMBENCH_SPLIT)
-    parser.set_defaults(func=score_run_command)
+    parser.set_defaults(func=score_run_command, outputs=lambda args: [args.run_dir])
