@@ -2,7 +2,8 @@
 
 The corrupted copy is built in tmp_path from a few real samples: a truncated line, a missing
 image, a truncated JPEG, a file of garbage bytes named .jpg, and an unknown id. Generated cases
-cover token placement, absolute paths, duplicates and the empty file.
+cover token placement, absolute paths, duplicates, the empty file and images that decode but that
+training cannot use (a 16-bit PNG, a 20000x20 JPEG).
 
     HF_HUB_OFFLINE=1 python -m pytest tests/data/test_validate_data.py -q
 """
@@ -13,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from data_helpers import write_jpeg, write_json, write_jsonl
@@ -168,3 +170,26 @@ def test_truncated_images_fail_even_after_data_juicer_is_imported(tmp_path):
         image.load()  # in this process the truncated file "decodes"
     for workers in (1, 2):
         assert check_images([str(jpeg)], workers)[str(jpeg)].kind == "image_undecodable"
+
+
+def test_images_training_cannot_use_are_errors(tmp_path, capsys):
+    """A 16-bit PNG (convert('RGB') turns it white) and a 20000x20 JPEG (gigabytes to preprocess)
+    decode fine, yet training cannot use them: validate refuses them with the loader's reasons."""
+    root = tmp_path / "root"
+    write_jpeg(root / "ok.jpg")
+    Image.fromarray(np.full((4, 6), 40000, dtype=np.uint16)).save(root / "grey16.png")
+    Image.new("RGB", (20000, 20)).save(root / "wide.jpg")
+    names = ["ok.jpg", "grey16.png", "wide.jpg"]
+    dj = write_jsonl(tmp_path / "d.jsonl", [{"id": str(n), "text": f"{IMG}\na caption {EOC}", "images": [name]}
+                                            for n, name in enumerate(names, start=1)])
+    report = validate(dj, ValidateOptions(image_root=root, workers=1))
+    assert [(p.line, p.sample_id, p.kind, p.message) for p in report.errors] == [
+        (2, "2", "image_mode", f"{root / 'grey16.png'}: mode I;16 (16/32-bit greyscale or float): convert('RGB') "
+                               "clips it to 0..255 (a 16-bit image turns white); save it as 8-bit first"),
+        (3, "3", "image_size", f"{root / 'wide.jpg'}: 20000x20 pixels: the long side 20000 is over 6144 px and "
+                               "the aspect ratio 1000.0 is over 20, over the limits that keep preprocessing one "
+                               "image under a gigabyte; resize it or filter it out (Data-Juicer's "
+                               "image_shape_filter, image_aspect_ratio_filter)")]
+    assert bsynth(["validate", str(dj), "--image-root", str(root), "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert f"{dj}:line 2 (id '2') image_mode" in out and f"{dj}:line 3 (id '3') image_size" in out

@@ -126,3 +126,24 @@ def test_truncated_file_fails_even_when_pil_is_set_to_tolerate_it(tmp_path):
         assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is left as it was
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def test_16_bit_greyscale_is_refused_instead_of_turning_white(tmp_path):
+    """convert('RGB') clips 16-bit values to 255: the official loader would train on a white image."""
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.full((20, 30), 40000, dtype=np.uint16)).save(path)
+    with pytest.raises(ImageLoadError) as caught:
+        ImagePreprocessor.load(path)
+    assert str(caught.value) == (f"{path}: mode I;16 (16/32-bit greyscale or float): convert('RGB') clips it to "
+                                 "0..255 (a 16-bit image turns white); save it as 8-bit first")
+
+
+def test_extreme_aspect_ratio_is_refused_before_preprocessing(tmp_path):
+    """A 20000x20 JPEG took 5.6 GB and 30 s to preprocess at 768: it stops at the header check."""
+    path = tmp_path / "wide.jpg"
+    Image.new("RGB", (20000, 20), (200, 30, 60)).save(path)
+    with pytest.raises(ImageLoadError) as caught:
+        ImagePreprocessor.load(path)
+    assert caught.value.kind == "image_size"
+    assert caught.value.reason.startswith("20000x20 pixels: the long side 20000 is over 6144 px and the aspect "
+                                          "ratio 1000.0 is over 20, over the limits")

@@ -1,5 +1,6 @@
 """The lazy data set and the collator on the demo tokenizer and images: encoding, lazy image
-loading, the bad-data policy (stop naming the sample / skip and count / truncate), padding.
+loading, the bad-data policy (stop naming the sample / skip and count / truncate; images that
+``bsynth validate`` refuses stop with its reason), padding.
 
 Run with ``HF_HUB_OFFLINE=1 python -m pytest tests/train/test_dataset.py -q`` (seconds).
 """
@@ -9,10 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from bettersynth.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from bettersynth.data.image_check import check_images
 from bettersynth.train.collate import Collator
 from bettersynth.train.dataset import BadSampleError, DataOptions, Example, LazySupervisedDataset, SkippedSample
 from bettersynth.train.template import encode_conversation
@@ -131,6 +135,34 @@ def test_undecodable_image_is_found_on_use(tmp_path, image_dir, demo_text_tools)
     assert [sample_id for sample_id, _ in info.skipped] == ["img-1"]
     assert Collator(0, TEST_IMAGE_SIZE_AUX)([skipped]) [0] is None
 
+
+
+@pytest.mark.parametrize("name, write, kind, reason_start", [
+    ("wide.jpg", lambda path: Image.new("RGB", (20000, 20)).save(path), "image_size",
+     "20000x20 pixels: the long side 20000 is over 6144 px and the aspect ratio 1000.0 is over 20"),
+    ("grey16.png", lambda path: Image.fromarray(np.full((20, 30), 40000, dtype=np.uint16)).save(path),
+     "image_mode", "mode I;16 (16/32-bit greyscale or float): convert('RGB') clips it to 0..255"),
+])
+def test_images_validate_refuses_stop_training_with_the_same_reason(tmp_path, image_dir, demo_text_tools,
+                                                                      name, write, kind, reason_start):
+    """A 20000x20 JPEG (gigabytes to preprocess) and a 16-bit PNG (white through convert('RGB'))
+    decode, but stop the run naming the sample, with the reason ``bsynth validate`` gives."""
+    write(image_dir / name)
+    data = records()
+    data[0]["image"] = name
+    path = str(image_dir / name)
+    failure = check_images([path])[path]
+    assert failure.kind == kind and failure.message.startswith(f"{path}: {reason_start}")
+    reason = failure.message.removeprefix(f"{path}: ")
+    dataset = make_dataset(tmp_path, image_dir, demo_text_tools, data)
+    with pytest.raises(BadSampleError) as caught:
+        dataset[0]
+    assert str(caught.value) == (f"sample id 'img-1' (record 0 of {tmp_path / 'data.json'}; file {path}): image "
+                                 f"cannot be loaded: {reason}. Pass --skip_bad_samples True to leave such "
+                                 "samples out.")
+    skipped = make_dataset(tmp_path, image_dir, demo_text_tools, data, skip_bad_samples=True)[0]
+    assert isinstance(skipped, SkippedSample)
+    assert (skipped.sample_id, skipped.reason) == ("img-1", f"image cannot be loaded: {reason}")
 
 def test_over_long_samples_stop_skip_or_truncate(tmp_path, image_dir, demo_text_tools):
     tokenizer, _ = demo_text_tools

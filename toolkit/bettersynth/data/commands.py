@@ -1,8 +1,9 @@
 """``bsynth`` data subcommands: dj2llava, llava2dj, sample, check-batch, validate (thin wrappers).
 
 Each parses its arguments and calls one library function of ``bettersynth.data``; run
-``bsynth <command> --help`` for the details. Exit status: 0 success, 1 bad data or a failed check
-(every problem is printed, the output file is not written), 2 bad arguments.
+``bsynth <command> --help`` for the details. Exit status: 0 success, 1 bad data, a failed check
+(every problem is printed, the output file is not written) or an output path that is a folder or
+one of the inputs (``bettersynth.data.output_path``), 2 bad arguments.
 
     bsynth validate in.jsonl --image-root DIR --original stage_1.json
     bsynth check-batch 8 4 256
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN, IMAGE_TOKEN, MAX_PRETRAIN_SAMPLES, SEED
+from bettersynth.data.image_check import MAX_ASPECT_RATIO, MAX_IMAGE_SIDE
 
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 _LITERAL = ("Values are taken literally: in bash write a newline separator as $'\\n'.")
@@ -71,11 +73,12 @@ def _guarded(command: str, run: Callable[[argparse.Namespace], int]) -> Callable
     """Turn the library's input errors into a message on stderr and exit status 1 (2 for usage)."""
     def handler(args: argparse.Namespace) -> int:
         from bettersynth.data.jsonl import InputError
+        from bettersynth.data.output_path import OutputPathError
         from bettersynth.data.problems import DataError
 
         try:
             return run(args)
-        except (DataError, InputError) as exc:
+        except (DataError, InputError, OutputPathError) as exc:
             print(f"bsynth {command}: {exc}", file=sys.stderr)
             return 1
         except ValueError as exc:
@@ -123,7 +126,8 @@ def _register_dj2llava(subparsers) -> None:
             "      --image-root input/pretrain_stage_1_10k",
             _LITERAL))
     p.add_argument("dj_ds_path", type=Path, help="input Data-Juicer jsonl")
-    p.add_argument("target_llava_ds_path", type=Path, help="output LLaVA json (must end in .json)")
+    p.add_argument("target_llava_ds_path", type=Path,
+                   help="output LLaVA json (must end in .json; not an input, not a folder)")
     _flag(p, "keep_only_first_image", True, "drop image tokens from every turn after the first")
     _option(p, "eoc_special_token", DJ_EOC_TOKEN, "end-of-chunk token removed from the end")
     _option(p, "image_special_token", IMAGE_TOKEN, "image token of the input text; the challenge "
@@ -175,7 +179,8 @@ def _register_llava2dj(subparsers) -> None:
             "must start or end with --image_special_token.",
             _LITERAL))
     p.add_argument("llava_ds_path", type=Path, help="input LLaVA json (array)")
-    p.add_argument("target_ds_path", type=Path, help="output Data-Juicer jsonl (must end in .jsonl)")
+    p.add_argument("target_ds_path", type=Path,
+                   help="output Data-Juicer jsonl (must end in .jsonl; not the input, not a folder)")
     _flag(p, "str_id", True, "write ids as strings")
     _flag(p, "split_chunk", False, "one chunk (ended by the end-of-chunk token) per round")
     _flag(p, "image_broadcast", False, "add the image token to every round's question (needs "
@@ -219,7 +224,8 @@ def _register_sample(subparsers) -> None:
             "UTF-8 kept, whitespace normalised). Every line must be a JSON object; all bad lines "
             "are reported and nothing is written then."))
     p.add_argument("input", type=Path, help="input jsonl")
-    p.add_argument("output", type=Path, help="output jsonl (written only when complete)")
+    p.add_argument("output", type=Path,
+                   help="output jsonl (written only when complete; not the input, not a folder)")
     p.add_argument("n", type=non_negative_int, nargs="?", default=MAX_PRETRAIN_SAMPLES, metavar="N",
                    help=f"the cap (default: {MAX_PRETRAIN_SAMPLES}, the challenge's limit)")
     p.set_defaults(func=_guarded("sample", _run_sample))
@@ -279,7 +285,10 @@ def _register_validate(subparsers) -> None:
             "    only at the end (missing: a warning); a non-empty caption once dj2llava strips them;\n"
             "  * with --original, every id is in that file (dj2llava --restore_questions needs it);\n"
             "  * every image is relative to --image-root (or absolute under it: a warning), exists\n"
-            "    and decodes fully with PIL (each distinct image once, in --workers processes);\n"
+            "    and passes the training loader's own image check (each distinct image once, in\n"
+            f"    --workers processes): long side <= {MAX_IMAGE_SIDE} px and aspect ratio <= {MAX_ASPECT_RATIO}\n"
+            "    (from the header, before decoding), a mode that convert('RGB') converts correctly\n"
+            "    (16-bit greyscale is refused: it turns white), and a complete decode;\n"
             "  * repeated ids and images are counted (allowed: synthetic samples reuse seed ids);\n"
             "  * an empty file is an error (a recipe whose ops all failed exports one, exit 0).",
             "Prints a summary table and the first errors as file:line (id); --report writes all of "

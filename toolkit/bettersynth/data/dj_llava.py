@@ -10,6 +10,7 @@ What differs, on purpose:
   kind + first examples with line and id) instead of the first one raising;
 * the input is streamed and the output written as it goes, to a temporary file renamed into place
   only when the whole input converted (nothing is written under the target name on failure);
+  a target that is a folder, the input or the original LLaVA file is refused before any work;
 * with ``image_root``, absolute image paths under it (Data-Juicer exports absolute paths) are
   made relative to it; absolute paths outside it are errors;
 * empty special tokens or separators are rejected (the tool would silently empty every caption).
@@ -29,6 +30,7 @@ from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, IMAGE_TOKEN
 from bettersynth.data.jsonl import JsonLine, iter_json_lines, load_json
+from bettersynth.data.output_path import check_output
 from bettersynth.files import atomic_output
 from bettersynth.data.problems import DataError, Problem
 
@@ -197,11 +199,14 @@ def dj_to_llava(dj_path: Path, target_path: Path, options: DjToLlavaOptions) -> 
     """Convert ``dj_path`` (Data-Juicer jsonl) into ``target_path`` (LLaVA json array).
 
     Raises :class:`DataError` with every problem found (nothing is written then), ``InputError``
-    for a missing input, ``ValueError`` when the target does not end in ``.json``.
+    for a missing input, ``ValueError`` when the target does not end in ``.json``,
+    ``OutputPathError`` when it is a folder, the input or the original LLaVA file.
     """
     dj_path, target_path = Path(dj_path), Path(target_path)
     if not str(target_path).endswith(".json"):
         raise ValueError(f'only a ".json" target is supported for LLaVA, got {target_path}')
+    check_output(target_path, {"input": dj_path,
+                               "original LLaVA file (--original_llava_ds_path)": options.original_llava_ds_path})
     converter = _Converter(options)
     count = 0
     with atomic_output(target_path) as out:

@@ -8,7 +8,8 @@ source_format_to_data_juicer_format/llava_to_dj.py`` of py-data-juicer 1.6.1 (js
 What differs, on purpose:
 
 * every bad record is reported at once (count per kind + first examples), nothing is written
-  then, and the output appears under its name only when complete;
+  then, and the output appears under its name only when complete; a target that is a folder or
+  the input itself is refused before any work;
 * ``image_broadcast_pos: random`` draws from ``random.Random(seed)`` (default 1024) instead of the
   unseeded global generator, so a run is reproducible (the same draws as ``random.seed(seed)``);
 * empty special tokens or separators are rejected.
@@ -27,6 +28,7 @@ from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, IMAGE_TOKEN, SEED
 from bettersynth.data.jsonl import load_json
+from bettersynth.data.output_path import check_output
 from bettersynth.files import atomic_output
 from bettersynth.data.problems import DataError, Problem
 
@@ -144,11 +146,13 @@ def llava_to_dj(llava_path: Path, target_path: Path, options: LlavaToDjOptions) 
     """Convert ``llava_path`` (LLaVA json array) into ``target_path`` (Data-Juicer jsonl).
 
     Raises :class:`DataError` with every problem found (nothing is written then), ``InputError``
-    for a missing or invalid input, ``ValueError`` when the target does not end in ``.jsonl``.
+    for a missing or invalid input, ``ValueError`` when the target does not end in ``.jsonl``,
+    ``OutputPathError`` when it is a folder or the input itself.
     """
     llava_path, target_path = Path(llava_path), Path(target_path)
     if not str(target_path).endswith(".jsonl"):
         raise ValueError(f'only a ".jsonl" target is supported for Data-Juicer, got {target_path}')
+    check_output(target_path, {"input": llava_path})
     records = load_json(llava_path)
     if not isinstance(records, list):
         raise DataError(llava_path, [Problem("not_a_list", "a LLaVA file must hold a JSON array")])

@@ -11,7 +11,8 @@ Here the generator is a fresh ``random.Random(1024)``: the same sequence as the 
 one, without touching global state. ``random.sample`` picks positions from the length alone, so
 sampling positions and then writing those lines gives the very samples the script writes, while
 holding only the (re-serialised) lines in memory. Every line is checked first; all bad lines are
-reported at once, and the output appears only when complete.
+reported at once, and the output appears only when complete. An output that is the input
+(``bsynth sample X X``, a link to it) or a folder is refused before anything is read.
 
     bsynth sample processed.jsonl processed-200k.jsonl 200000
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from bettersynth.constants import SEED
 from bettersynth.data.jsonl import iter_json_lines
+from bettersynth.data.output_path import check_output
 from bettersynth.files import atomic_output
 from bettersynth.data.problems import DataError, Problem
 
@@ -48,7 +50,9 @@ def sample_positions(count: int, n: int, seed: int = SEED) -> list[int]:
 
 def sample_cap(in_path: Path, out_path: Path, n: int, seed: int = SEED,
                max_examples: int = 10) -> SampleResult:
-    """Write the official sample cap of ``in_path`` to ``out_path``; DataError on bad lines."""
+    """Write the official sample cap of ``in_path`` to ``out_path``; DataError on bad lines,
+    OutputPathError when ``out_path`` is a folder or the input itself."""
+    check_output(Path(out_path), {"input": Path(in_path)})
     lines: list[str] = []
     problems: list[Problem] = []
     for line in iter_json_lines(Path(in_path)):

@@ -9,8 +9,10 @@ Per line (errors unless noted):
   * with ``--original``, the id is one of that LLaVA file's ids (dj2llava --restore_questions
     needs it);
   * the image is relative to the image root, or absolute under it (a warning: dj2llava
-    --image-root makes it relative), not absolute elsewhere; it exists and decodes fully with PIL
-    (each distinct image once, in ``workers`` processes).
+    --image-root makes it relative), not absolute elsewhere; training can use it: it passes
+    ``image_check.load_rgb``, the very function the training loader reads images with (it exists,
+    its header's size is within the side and aspect-ratio limits and its mode converts correctly
+    to RGB, and it decodes fully), each distinct image once, in ``workers`` processes.
 Repeated ids and repeated images are counted (allowed: synthetic samples reuse seed ids).
 
     bsynth validate processed.jsonl --image-root input/pretrain_stage_1_10k \\

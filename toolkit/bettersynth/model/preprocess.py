@@ -1,6 +1,9 @@
 """Image preprocessing shared by training and evaluation: one image file → ``image_aux`` [3, A, A].
 
-1. decode and ``convert("RGB")``;
+1. decode and ``convert("RGB")`` through ``bettersynth.data.image_check.load_rgb``, the rule that
+   ``bsynth validate`` applies too: a missing, undecodable, too large or too elongated file, or
+   one whose mode ``convert("RGB")`` gets wrong (16-bit greyscale turns white), raises
+   ``ImageLoadError`` naming the path and the reason, checked on the header before decoding;
 2. aspect "pad" (finetune, eval): paste centred on a square canvas of the CLIP mean colour as
    integers (122, 116, 104); aspect "square" (pretrain): no padding;
 3. the CLIP image processor (PIL backend, as in the official kit) with resize target and crop both
@@ -18,14 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageFile
+from PIL import Image
 from transformers import CLIPImageProcessorPil
 
+# ImageLoadError is part of this module's interface: training and evaluation catch it from here.
+from bettersynth.data.image_check import ImageLoadError, load_rgb  # noqa: F401
+
 ASPECTS = ("square", "pad")
-
-
-class ImageLoadError(Exception):
-    """A missing or undecodable image file; the message names the path."""
 
 
 class ImagePreprocessor:
@@ -56,19 +58,8 @@ class ImagePreprocessor:
 
     @staticmethod
     def load(path: str | Path) -> Image.Image:
-        """Decodes an image file fully and converts it to RGB; raises ImageLoadError naming the path."""
-        # `import data_juicer` turns PIL's LOAD_TRUNCATED_IMAGES on for the whole process, which
-        # would fill a truncated file with grey silently: decode strictly whatever the flag says.
-        tolerant = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        try:
-            with Image.open(path) as image:
-                image.load()
-                return image.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise ImageLoadError(f"cannot load image {path}: {err}") from err
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+        """The decoded RGB image; ImageLoadError ("path: reason") when training cannot use the file."""
+        return load_rgb(path)
 
     def pad_to_square(self, image: Image.Image) -> Image.Image:
         width, height = image.size

@@ -8,10 +8,12 @@ the loader asks for it (``__getitem__``).
 Bad data never turns into another sample. By default the first bad record stops the run with a
 ``BadSampleError`` naming the sample id, record number, file and reason. With ``skip_bad_samples``
 the records failing the up-front check are left out (and counted), and a sample found bad on use
-(undecodable image, over-long after tokenisation) comes back as a ``SkippedSample`` that the
-collator drops and counts. Over-long means longer than ``model_max_length`` once the image
-placeholder is expanded to its ``num_image_tokens`` embeddings; ``truncate_long_samples`` instead
-lets the model truncate it (the official behaviour) and counts it. Used by the training loop.
+(an image that ``bettersynth.data.image_check`` refuses, as ``bsynth validate`` does:
+undecodable, too large or too elongated, a mode that converts wrongly; or over-long after
+tokenisation) comes back as a ``SkippedSample`` that the collator drops and counts. Over-long
+means longer than ``model_max_length`` once the image placeholder is expanded to its
+``num_image_tokens`` embeddings; ``truncate_long_samples`` instead lets the model truncate it
+(the official behaviour) and counts it. Used by the training loop.
 """
 
 from __future__ import annotations
@@ -162,7 +164,8 @@ class LazySupervisedDataset(Dataset):
         sample_id = self._sample_id(record, index)
         has_image = record.get("image") is not None
         path = str(self.options.image_folder / record["image"]) if has_image else None
-        encoded = encode_conversation(record["conversations"], self.tokenizer, has_image)
+        encoded = encode_conversation(record["conversations"], self.tokenizer, has_image,
+                                      model_max_length=self.options.model_max_length)
         if encoded.mismatch:
             log.warning("tokenization mismatch in sample id %r (record %d of %s): the whole sample is masked, "
                         "as the official kit does", sample_id, index, self.options.data_path)
@@ -177,7 +180,7 @@ class LazySupervisedDataset(Dataset):
             try:
                 image = self.preprocessor(self.preprocessor.load(path), aspect=self.options.aspect)
             except ImageLoadError as error:
-                return self._bad(position, path, f"image cannot be loaded: {error}")
+                return self._bad(position, path, f"image cannot be loaded: {error.reason}")
         return Example(
             position=position, sample_id=sample_id,
             input_ids=torch.tensor(encoded.input_ids, dtype=torch.long),
