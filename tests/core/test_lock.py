@@ -68,3 +68,28 @@ def test_a_shell_holds_the_lock_through_a_descriptor_and_its_children_write(tmp_
     time.sleep(0.2)
     with output_lock(tree, "after the main job"):
         pass
+
+
+def test_writer_commands_stop_while_another_job_holds_the_tree(tmp_path):
+    tree = tmp_path / "output"
+    source = tmp_path / "pool.jsonl"
+    source.write_text('{"id": "a", "text": "x", "images": []}\n')
+    env = dict(os.environ, BSYNTH_OUTPUT=str(tree))
+    env.pop("BSYNTH_LOCK_HELD", None)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from bettersynth.lock import output_lock\n"
+        f"with output_lock({str(tree)!r}, 'bash train_mgm_2b_stage_1.sh'):\n"
+        "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        inside = subprocess.run(["bsynth", "sample", str(source), str(tree / "capped.jsonl"), "5"],
+                                capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert inside.returncode == 1
+        assert f"is in use by PID {holder.pid} (bash train_mgm_2b_stage_1.sh" in inside.stderr
+        assert not (tree / "capped.jsonl").exists()
+        outside = subprocess.run(["bsynth", "sample", str(source), str(tmp_path / "capped.jsonl"), "5"],
+                                 capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert outside.returncode == 0, outside.stderr  # writing elsewhere needs no lock
+    finally:
+        holder.kill()
+        holder.wait()

@@ -141,7 +141,7 @@ def _register_dj2llava(subparsers) -> None:
                    "outside DIR are errors (default: keep paths as they are, as the tool does)")
     p.add_argument("--max-examples", type=positive_int, default=10, metavar="N",
                    help="examples printed per kind of problem (default: 10)")
-    p.set_defaults(func=_guarded("dj2llava", _run_dj2llava))
+    p.set_defaults(func=_guarded("dj2llava", _run_dj2llava), outputs=lambda args: [args.target_llava_ds_path])
 
 
 # --- llava2dj ---------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def _register_llava2dj(subparsers) -> None:
                    help=f"seed of --image_broadcast_pos random (default: {SEED}; the tool is unseeded)")
     p.add_argument("--max-examples", type=positive_int, default=10, metavar="N",
                    help="examples printed per kind of problem (default: 10)")
-    p.set_defaults(func=_guarded("llava2dj", _run_llava2dj))
+    p.set_defaults(func=_guarded("llava2dj", _run_llava2dj), outputs=lambda args: [args.target_ds_path])
 
 
 # --- sample -----------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def _register_sample(subparsers) -> None:
                    help="output jsonl (written only when complete; not the input, not a folder)")
     p.add_argument("n", type=non_negative_int, nargs="?", default=MAX_PRETRAIN_SAMPLES, metavar="N",
                    help=f"the cap (default: {MAX_PRETRAIN_SAMPLES}, the challenge's limit)")
-    p.set_defaults(func=_guarded("sample", _run_sample))
+    p.set_defaults(func=_guarded("sample", _run_sample), outputs=lambda args: [args.output])
 
 
 # --- check-batch ------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ def _register_validate(subparsers) -> None:
                    help="errors printed (default: 20; the report holds all)")
     p.add_argument("--image-token", default=DJ_IMAGE_TOKEN, help="image token (default: %(default)s)")
     p.add_argument("--eoc-token", default=DJ_EOC_TOKEN, help="end-of-chunk token (default: %(default)s)")
-    p.set_defaults(func=_guarded("validate", _run_validate))
+    p.set_defaults(func=_guarded("validate", _run_validate), outputs=lambda args: [args.report])
 
 
 def register(subparsers) -> None:
