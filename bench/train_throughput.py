@@ -102,7 +102,7 @@ def stage_data(work: Path, stage: str, samples: int, images: list[str], words: i
 
 
 def mean_tokens(data_path: Path, tokenizer, image_tokens: int) -> float:
-    from bettersynth.train.template import encode_conversation
+    from bettersynth.template import encode_conversation
 
     records = json.loads(data_path.read_text())[:64]
     lengths = [len(encode_conversation(r["conversations"], tokenizer, has_image=True).input_ids) - 1 + image_tokens

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bettersynth.eval.files import EvalDataError
-from bettersynth.eval.mmbench import (INSTRUCTION, UPLOAD_COLUMNS, answer_record, check_upload, extract_letter,
+from bettersynth.eval.mmbench import (UPLOAD_COLUMNS, answer_record, check_upload, extract_letter,
                                       is_missing, read_items, score_answers, write_upload)
 
 
@@ -22,7 +22,8 @@ def test_prompts(eval_data):
     assert items[0].prompt == "What colour is the ball?\nA. red\nB. blue\nC. green"
     assert items[0].option_chars == ("A", "B", "C")
     assert items[1].prompt == "Look at the picture.\nWhich animal is shown?\nA. cat\nB. dog\nC. cow\nD. hen"
-    assert items[2].user_message == f"<image>\nIs it day?\nA. yes\nB. no\n{INSTRUCTION}"
+    assert items[2].user_message == ("<image>\nIs it day?\nA. yes\nB. no\n"
+                                     "Answer with the option's letter from the given choices directly.")
     record = answer_record(items[2], "A", "MGM-2B-Finetune-x")
     assert record["question_id"] == 2 and record["round_id"] == 0 and record["options"] == ["yes", "no"]
     assert record["option_char"] == ["A", "B"] and record["prompt"] == items[2].prompt

@@ -14,7 +14,8 @@ import pytest
 
 from bettersynth.eval.mmbench import write_upload
 from bettersynth.paths import MMBENCH_SPLIT
-from bettersynth.submit import MAX_SOLUTION_FILE_BYTES, find_experiment, log_problem, plan, write_zip, zip_problems
+from bettersynth.provenance import Provenance, write_record
+from bettersynth.submit import MAX_SOLUTION_FILE_BYTES, find_experiment, plan, write_zip, zip_problems
 
 from eval_helpers import write_run
 
@@ -44,6 +45,10 @@ def tree(tmp_path, eval_data):
     (output / "training_dirs" / F / "finetuning.log").write_text(FINISHED_LOG)
     (output / "training_dirs" / P / "mm_projector.bin").write_bytes(b"projector")
     (output / "training_dirs" / F / "model.safetensors").write_bytes(b"weights")
+    for stage in (P, F):
+        (output / "training_dirs" / stage / "training_complete.json").write_text('{"stage": "done"}\n')
+    write_record(output / "training_dirs" / F, Provenance.of(
+        "finetune", {"projector": output / "training_dirs" / P / "mm_projector.bin"}, {}), finished="now")
     (output / "processed_data" / "synthetic_images").mkdir(parents=True)
     (output / "processed_data" / "processed_data.jsonl").write_text('{"id": "1"}\n')
     (output / "processed_data" / "synthetic_images" / "s1.jpg").write_bytes(b"jpeg")
@@ -103,20 +108,24 @@ def test_missing_and_empty_files_are_listed(tree, eval_data):
     assert "no model*.safetensors" in text
 
 
-def test_incomplete_logs(tree, eval_data):
-    log = tree / "output" / "training_dirs" / F / "finetuning.log"
-    log.write_text("step 1/100 loss 2.0\n")
-    assert "incomplete log" in log_problem(log)
-    log.write_text(FINISHED_LOG + "Traceback (most recent call last):\n  boom\n")
-    assert "Traceback follows" in log_problem(log)
-    log.write_text("Traceback (most recent call last):\n  crash\nresuming\n" + FINISHED_LOG)
-    assert log_problem(log) is None  # a crash, then a resumed run that finished
-    log.write_text(FINISHED_LOG + "INFO /x already holds a finished finetune stage (done); nothing to do.\n")
-    assert log_problem(log) is None  # the job re-run on a finished stage appends this
-    log.write_text("step 100/100\n{'train_runtime': 3600.1, 'train_loss': 1.2}\n")
-    assert log_problem(log) is None  # an official-kit (Hugging Face trainer) log
-    log.write_text("step 1/100 loss 2.0\n")
-    assert any("finetuning.log: incomplete log" in p for p in _plan(tree, eval_data).problems)
+def test_unfinished_stages_and_mismatched_parts_are_refused(tree, eval_data):
+    pretrain, finetune = tree / "output" / "training_dirs" / P, tree / "output" / "training_dirs" / F
+    (pretrain / "training_complete.json").unlink()
+    problems = _plan(tree, eval_data).problems
+    assert f"{pretrain}: the pretrain stage has not finished (no training_complete.json; rerun the main job to " \
+           "resume it)" in problems
+    (pretrain / "training_complete.json").write_text("{}\n")
+    bm1 = tree / "output" / "eval_results" / F / "textvqa" / "bm1.jsonl"
+    write_record(bm1, Provenance.of("textvqa", {"checkpoint": finetune}, {}))
+    assert _plan(tree, eval_data).problems == []
+    # pretraining ran again (new data): the finetune and the answers no longer belong to it
+    (pretrain / "mm_projector.bin").write_bytes(b"another projector")
+    problems = _plan(tree, eval_data).problems
+    assert any(p.startswith(f"{finetune}: was finetuned from another projector (sha ") for p in problems), problems
+    write_record(finetune, Provenance.of("finetune", {"projector": pretrain / "mm_projector.bin"}, {}), finished="later")
+    problems = _plan(tree, eval_data).problems
+    assert problems == [f"{bm1}: holds the answers of another checkpoint" + problems[0].split("checkpoint", 1)[1]]
+    assert "rerun the main job so that they match" in problems[0]
 
 
 def test_answer_counts_must_match_questions(tree, eval_data):

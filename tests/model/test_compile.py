@@ -18,7 +18,7 @@ import torch
 from bettersynth.constants import IGNORE_INDEX as X
 from bettersynth.constants import IMAGE_TOKEN_INDEX as IMG
 from bettersynth.model.io import build_mgm
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import set_trainable
 
 from model_helpers import tiny_options
 from test_mgm import make_batch, training_batch

@@ -15,7 +15,7 @@ from bettersynth.constants import IGNORE_INDEX as X
 from bettersynth.constants import IMAGE_TOKEN_INDEX as IMG
 from bettersynth.model.io import build_mgm
 from bettersynth.model.splice import pad_sequences
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import set_trainable
 
 from model_helpers import TINY_AUX_SIZE, tiny_options
 

@@ -16,7 +16,7 @@ from bettersynth.model.config import MGMOptions
 from bettersynth.model.io import build_mgm
 from bettersynth.model.mining import PatchInfoMining
 from bettersynth.model.splice import pad_sequences
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import set_trainable
 from bettersynth.paths import AssetLayout
 
 DEMO_MODELS = ("llm", "vision_tower", "vision_tower_aux")

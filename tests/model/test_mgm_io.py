@@ -17,7 +17,7 @@ from bettersynth.constants import IGNORE_INDEX as X
 from bettersynth.constants import IMAGE_TOKEN_INDEX as IMG
 from bettersynth.model.io import build_mgm, load_checkpoint, load_projector, save_checkpoint, save_projector
 from bettersynth.model.splice import pad_sequences
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import set_trainable
 
 OFFICIAL_PROJECTOR_KEYS = {
     "model.mm_projector.0.weight", "model.mm_projector.0.bias", "model.mm_projector.2.weight",

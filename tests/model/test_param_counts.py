@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bettersynth.model.real_size import build_real_size_mgm
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import set_trainable
 
 
 def count(module) -> int:

@@ -16,7 +16,7 @@ import torch
 from bettersynth.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from bettersynth.model.real_size import build_real_size_mgm
 from bettersynth.model.splice import pad_sequences
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import set_trainable
 
 pytestmark = pytest.mark.gpu
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import set_trainable
 
 IMAGE_PATH = {
     "projector.0.weight", "projector.0.bias", "projector.2.weight", "projector.2.bias",
@@ -27,7 +27,7 @@ LLM = ({"llm.model.embed_tokens.weight", "llm.model.norm.weight"}
 
 def test_pretrain_trains_projector_and_mining_only(tiny_mgm, caplog):
     model, _, _ = tiny_mgm
-    with caplog.at_level(logging.INFO, logger="bettersynth.model.stages"):
+    with caplog.at_level(logging.INFO, logger="bettersynth.train.stages"):
         names = set_trainable(model, "pretrain")
     assert set(names) == IMAGE_PATH
     assert "stage pretrain: training mining+projector: 16 tensors" in caplog.text

@@ -1,4 +1,4 @@
-"""``bettersynth.train.batch_plan`` and ``bsynth plan-batch``: "auto" micro-batch and accumulation
+"""``bettersynth.train.batch`` and ``bsynth plan-batch``: "auto" micro-batch and accumulation
 from the card's memory, checked against predictions worked out by hand from the fitted model.
 
 Run: ``python -m pytest tests/train/test_batch_plan.py -q``
@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from bettersynth.cli import main
-from bettersynth.train.batch_plan import BatchPlan, memory_model, plan_batch
+from bettersynth.train.batch import BatchPlan, plan_batch
+from bettersynth.train.stages import STAGES
 
-PRETRAIN = memory_model("pretrain", torch_compile=True, gradient_checkpointing=False, optimizer_offload=False)
-FINETUNE = memory_model("finetune", torch_compile=True, gradient_checkpointing=True, optimizer_offload=False)
-FINETUNE_OFFLOAD = memory_model("finetune", torch_compile=True, gradient_checkpointing=True, optimizer_offload=True)
+PRETRAIN = STAGES["pretrain"].memory_model(torch_compile=True, gradient_checkpointing=False, optimizer_offload=False)
+FINETUNE = STAGES["finetune"].memory_model(torch_compile=True, gradient_checkpointing=True, optimizer_offload=False)
+FINETUNE_OFFLOAD = STAGES["finetune"].memory_model(torch_compile=True, gradient_checkpointing=True, optimizer_offload=True)
 H100_GIB = 79.6  # 81,559 MiB
 DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "toolkit" / "configs" / "deepspeed"
 
@@ -33,7 +34,7 @@ def test_smaller_cards_get_smaller_micro_batches():
     # 24 GiB: 90% is 21.6; 16 needs 34.96, 8 needs 5.2 + 8 * 1.86 = 20.08
     assert plan_batch(None, None, 256, 1, 24.0, PRETRAIN) == BatchPlan(8, 32, pytest.approx(20.08))
     # eager pretraining keeps more activations: 5.2 + 8 * 2.33 = 23.84 > 21.6, so 4
-    eager = memory_model("pretrain", torch_compile=False, gradient_checkpointing=False, optimizer_offload=False)
+    eager = STAGES["pretrain"].memory_model(torch_compile=False, gradient_checkpointing=False, optimizer_offload=False)
     assert plan_batch(None, None, 256, 1, 24.0, eager).micro_batch == 4
     # finetune on 40 GiB with the optimizer offloaded: 24.9 + 4 * 1.6 = 31.3 fits 36, 8 (37.7) does not
     assert plan_batch(None, None, 128, 1, 40.0, FINETUNE_OFFLOAD) == BatchPlan(4, 32, pytest.approx(31.3))

@@ -19,7 +19,7 @@ from bettersynth.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from bettersynth.data.image_check import check_images
 from bettersynth.train.collate import Collator
 from bettersynth.train.dataset import BadSampleError, DataOptions, Example, LazySupervisedDataset, SkippedSample
-from bettersynth.train.template import encode_conversation
+from bettersynth.template import encode_conversation
 
 from train_helpers import TEST_IMAGE_SIZE_AUX
 

@@ -45,7 +45,7 @@ def process_group():
 def build(layout):
     from bettersynth.model.config import MGMOptions
     from bettersynth.model.io import build_mgm
-    from bettersynth.model.stages import set_trainable
+    from bettersynth.train.stages import set_trainable
 
     torch.manual_seed(1024)
     model, tokenizer, preprocessor = build_mgm(

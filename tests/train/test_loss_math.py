@@ -44,7 +44,7 @@ class GradientRecorder(PlainBackend):
 def setup(demo_layout_for_tests, finetune_records, tmp_path_factory):
     from bettersynth.model.config import MGMOptions
     from bettersynth.model.io import build_mgm
-    from bettersynth.model.stages import set_trainable
+    from bettersynth.train.stages import set_trainable
 
     layout = demo_layout_for_tests
     torch.manual_seed(1024)

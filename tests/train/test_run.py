@@ -65,7 +65,7 @@ def test_finetune_checkpoint_reloads_to_identical_logits(pretrained, demo_layout
                                                          tmp_path):
     from bettersynth.model.io import load_checkpoint
     from bettersynth.train.collate import Collator
-    from bettersynth.train.template import encode_conversation
+    from bettersynth.template import encode_conversation
 
     adapter = str(pretrained[0] / "mm_projector.bin")
     data = write_subset(finetune_records[:8], tmp_path / "finetune.json")

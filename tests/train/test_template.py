@@ -11,7 +11,7 @@ import pytest
 
 from bettersynth.constants import IGNORE_INDEX as X
 from bettersynth.constants import IMAGE_TOKEN_INDEX as IMG
-from bettersynth.train.template import (ConversationError, encode_conversation, format_conversation,
+from bettersynth.template import (ConversationError, encode_conversation, format_conversation,
                                         generation_prompt_ids)
 
 BOS, EOS, SOT, EOT, NL, USER, MODEL = 2, 1, 4, 5, 6, 7, 8

@@ -30,12 +30,10 @@ Checks before anything is written: every file to pack exists, is a regular file 
 the answer files hold exactly the questions of the eval data (same ids, same order); the upload
 .xlsx opens, has the upload columns, one row per TSV row and, in each, the answers jsonl's
 prediction; every other jsonl packed parses, and each sample of processed_data.jsonl has an id;
-both training logs are complete; no symlink and no path leaving its folder. A log is complete when
-one of its last 50 lines carries a completion line (``LOG_DONE_MARKERS``: our trainer's "<stage>
-finished: outputs in ...", its "already holds a finished ..." on a re-run, or the Hugging Face
-trainer's ``train_runtime`` summary) and no ``Traceback`` follows that line (the job appends to its
-logs on resume, so an earlier crash followed by a finished run passes). Problems are listed and the
-exit status is 1. The zip is written beside ``--out``, re-read and checked (top level exactly
+both training stages finished (``training_complete.json``), the finetune stage was trained from this
+pretrain's ``mm_projector.bin`` and the answers were made by this finetuned checkpoint, as their
+records say (bettersynth.lineage); no symlink and no path leaving its folder. Problems are listed
+and the exit status is 1. The zip is written beside ``--out``, re-read and checked (top level exactly
 solution/ and output/, no symlink, secret-looking or zip entries, no absolute or ``..`` names,
 required files non-empty), then renamed into place. ``--check`` runs that last check on an existing zip.
 """
@@ -53,15 +51,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bettersynth import paths
+from bettersynth.lineage import lineage_problems
 
 ROUNDS = ("online", "offline")
 TOP_LEVEL = ("output", "solution")
 PRETRAIN_PREFIX, FINETUNE_PREFIX = "MGM-2B-Pretrain-", "MGM-2B-Finetune-"
-LOG_TAIL_LINES = 50
-# Lines that end a finished stage: our trainer's "<stage> finished: outputs in <dir>" (and, on a
-# re-run of a finished stage, "... already holds a finished <stage> stage"), the Hugging Face
-# trainer's final summary (official-kit logs).
-LOG_DONE_MARKERS = (" finished: outputs in ", "already holds a finished", "train_runtime")
 STORED_SUFFIXES = frozenset({".safetensors", ".bin", ".jpg", ".jpeg", ".png", ".webp", ".xlsx", ".zip"})
 TREE_FOLD = 20
 SOLUTION_FOLDERS = ("recipes", "ops")   # packed whole, beside solution/'s readme* and requirements.txt
@@ -81,18 +75,6 @@ class Entry:
     arcname: str   # path inside the zip
     source: Path
     root: Path     # the folder the source must stay inside
-
-
-def log_problem(path: Path) -> str | None:
-    """Why a training log is not complete, or None when it is."""
-    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    tail = lines[-LOG_TAIL_LINES:]
-    done = [n for n, line in enumerate(tail) if any(marker in line for marker in LOG_DONE_MARKERS)]
-    if not done:
-        return f"{path}: incomplete log: none of its last {LOG_TAIL_LINES} lines shows a finished run {LOG_DONE_MARKERS}"
-    if any("Traceback" in line for line in tail[done[-1]:]):
-        return f"{path}: incomplete log: a Traceback follows the last completion line"
-    return None
 
 
 def _file_problem(entry: Entry) -> str | None:
@@ -155,6 +137,7 @@ class Plan:
     entries: list[Entry] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def add_tree(self, folder: Path, arc_folder: str, root: Path, allowed: Callable[[PurePosixPath], bool],
                  strict: bool, named: frozenset[Path]) -> None:
@@ -330,10 +313,11 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
     packed = {entry.arcname for entry in result.entries}
     result.entries += [Entry(arcname, source, output) for arcname, source in required if arcname not in packed]
     result.problems += [p for p in map(_file_problem, result.entries) if p]
-    for log in (source for arcname, source in required if arcname.endswith(".log")):
-        if log.is_file() and not log.is_symlink():
-            result.problems += [p for p in [log_problem(log)] if p]
     eval_dir = output / "eval_results" / f"{FINETUNE_PREFIX}{exp}"
+    answers = [source for arcname, source in required if "/eval_results/" in arcname and not arcname.endswith(".json")]
+    problems, result.notes = lineage_problems(output / "training_dirs" / f"{PRETRAIN_PREFIX}{exp}",
+                                              output / "training_dirs" / f"{FINETUNE_PREFIX}{exp}", answers)
+    result.problems += problems
     result.problems += _answer_problems(eval_dir, split, data_root)
     answer_files = [source for arcname, source in required if arcname.endswith(".jsonl") and "/eval_results/" in arcname]
     result.problems += _other_jsonl_problems(result.entries, answer_files,
@@ -425,6 +409,8 @@ def run(args) -> int:
             print(f"  - {line}", file=sys.stderr)
         if len(result.left_out) > TREE_FOLD:
             print(f"  ... and {len(result.left_out) - TREE_FOLD} more", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     if result.problems:
         print(f"error: the {args.round} submission of {exp} is not complete:", file=sys.stderr)
         for problem in result.problems:

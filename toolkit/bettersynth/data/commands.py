@@ -1,4 +1,4 @@
-"""``bsynth`` data subcommands: dj2llava, llava2dj, sample, check-batch, validate (thin wrappers).
+"""``bsynth`` data subcommands: dj2llava, llava2dj, sample, validate (thin wrappers).
 
 Each parses its arguments and calls one library function of ``bettersynth.data``; run
 ``bsynth <command> --help`` for the details. Exit status: 0 success, 1 bad data, a failed check
@@ -6,7 +6,6 @@ Each parses its arguments and calls one library function of ``bettersynth.data``
 one of the inputs (``bettersynth.data.output_path``), 2 bad arguments.
 
     bsynth validate in.jsonl --image-root DIR --original stage_1.json
-    bsynth check-batch 8 4 256
     bsynth sample in.jsonl in-200k.jsonl 200000
     bsynth dj2llava in-200k.jsonl in-200k.json --image_special_token "<__dj__image>" \\
         --restore_questions True --original_llava_ds_path stage_1.json --image-root DIR
@@ -22,34 +21,11 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from bettersynth.arguments import non_negative_int, parse_bool, positive_int
 from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN, IMAGE_TOKEN, MAX_PRETRAIN_SAMPLES, SEED
 from bettersynth.data.image_check import MAX_ASPECT_RATIO, MAX_IMAGE_SIDE
 
-_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 _LITERAL = ("Values are taken literally: in bash write a newline separator as $'\\n'.")
-
-
-def parse_bool(value: str) -> bool:
-    """True/False as the official tools' command lines accept them (``--restore_questions True``)."""
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
-
-
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
-
-
-def non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return number
 
 
 def _describe(*paragraphs: str) -> str:
@@ -231,34 +207,6 @@ def _register_sample(subparsers) -> None:
     p.set_defaults(func=_guarded("sample", _run_sample), outputs=lambda args: [args.output])
 
 
-# --- check-batch ------------------------------------------------------------------------------
-def _run_check_batch(args: argparse.Namespace) -> int:
-    from bettersynth.data.batch_check import BatchCheck, count_gpus
-
-    check = BatchCheck(args.per_gpu, args.accumulation, args.target, count_gpus(args.num_gpus))
-    print(check.message(), file=sys.stdout if check.ok else sys.stderr)
-    return 0 if check.ok else 1
-
-
-def _register_check_batch(subparsers) -> None:
-    p = subparsers.add_parser(
-        "check-batch", help="exit 1 unless PER_GPU x ACCUM x GPUs == TARGET",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=_describe(
-            "Check the global batch: exit 0 when PER_GPU x ACCUM x GPUs == TARGET, else exit 1 and "
-            "list the (per-GPU, accumulation) pairs that would match (the official check exits 0 "
-            "either way, and counts 0 GPUs on a CPU machine).",
-            "GPUs: --num-gpus; else WORLD_SIZE (set by torchrun/deepspeed launchers); else the CUDA "
-            "devices this process sees (torch.cuda.device_count(), which applies "
-            "CUDA_VISIBLE_DEVICES; a value hiding every device is read without importing torch); "
-            "else 1 (a CPU run)."))
-    p.add_argument("per_gpu", type=positive_int, metavar="PER_GPU", help="batch size per GPU")
-    p.add_argument("accumulation", type=positive_int, metavar="ACCUM", help="gradient accumulation steps")
-    p.add_argument("target", type=positive_int, metavar="TARGET", help="required global batch (256 / 128)")
-    p.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPU count (default: detected)")
-    p.set_defaults(func=_guarded("check-batch", _run_check_batch))
-
-
 # --- validate ---------------------------------------------------------------------------------
 def _run_validate(args: argparse.Namespace) -> int:
     from bettersynth.data.validate import ValidateOptions, validate
@@ -312,5 +260,4 @@ def register(subparsers) -> None:
     _register_dj2llava(subparsers)
     _register_llava2dj(subparsers)
     _register_sample(subparsers)
-    _register_check_batch(subparsers)
     _register_validate(subparsers)

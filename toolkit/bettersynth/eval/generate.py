@@ -118,7 +118,7 @@ class AnswerEngine:
         return cls(model, preprocessor, device, dtype, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer)
 
     def prompt_ids(self, message: str) -> list[int]:
-        from bettersynth.train.template import generation_prompt_ids
+        from bettersynth.template import generation_prompt_ids
 
         return generation_prompt_ids(message, self.tokenizer)
 

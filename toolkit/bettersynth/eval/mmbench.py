@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bettersynth.constants import IMAGE_TOKEN
+from bettersynth.template import MMBENCH_OPTION_CHARS, mmbench_message, mmbench_prompt
 from bettersynth.eval.files import EvalDataError, counted, coverage_problem, listed, read_jsonl
 from bettersynth.files import atomic_path
 
-OPTION_CHARS = ("A", "B", "C", "D")
-INSTRUCTION = "Answer with the option's letter from the given choices directly."
+OPTION_CHARS = MMBENCH_OPTION_CHARS
 CIRCULAR_BASE = 1_000_000
 MAX_NEW_TOKENS = 1024
 REQUIRED_COLUMNS = ("index", "question", "hint", *OPTION_CHARS, "image")
@@ -66,7 +65,7 @@ class MMBenchItem:
     @property
     def user_message(self) -> str:
         """The message sent to the model (the template wraps it)."""
-        return f"{IMAGE_TOKEN}\n{self.prompt}\n{INSTRUCTION}"
+        return mmbench_message(self.prompt)
 
 
 def read_tsv(path: Path):
@@ -88,15 +87,13 @@ def read_tsv(path: Path):
 
 
 def item_from_row(row: dict[str, Any]) -> MMBenchItem:
-    question = str(row["question"])
-    if not is_missing(row["hint"]):
-        question = f"{row['hint']}\n{question}"
     options = []
     for char in OPTION_CHARS:
         if is_missing(row[char]):
             break
         options.append(str(row[char]))
-    prompt = question + "".join(f"\n{char}. {option}" for char, option in zip(OPTION_CHARS, options))
+    hint = None if is_missing(row["hint"]) else str(row["hint"])
+    prompt = mmbench_prompt(str(row["question"]), hint, options)
     return MMBenchItem(index=int(row["index"]), prompt=prompt, options=tuple(options), image_b64=str(row["image"]))
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bettersynth.constants import IMAGE_TOKEN
+from bettersynth.template import textvqa_message
 from bettersynth.eval.files import EvalDataError, coverage_problem, read_jsonl
 from bettersynth.eval.normalize import normalize_answer
 
@@ -38,7 +38,7 @@ class TextVQAQuestion:
     @property
     def prompt(self) -> str:
         """The user message sent to the model (the template wraps it)."""
-        return f"{IMAGE_TOKEN}\n{self.text}"
+        return textvqa_message(self.text)
 
 
 def read_questions(path: Path) -> list[TextVQAQuestion]:

@@ -1,5 +1,6 @@
-"""MGM-2B training: the gemma template, lazy data, samplers, the loop, checkpoints, ``bsynth train``.
+"""MGM-2B training: the stage spec (stages.py), lazy data, samplers, the loop, checkpoints, ``bsynth train``.
 
-Entry points: ``bsynth train ...`` / ``python -m bettersynth.train ...`` (run.py); the eval side
-uses ``template.generation_prompt_ids``.
+Entry points: ``bsynth train ...`` / ``python -m bettersynth.train ...`` (run.py). What a stage is
+(global batch, learning rate and schedule, what trains, image handling, outputs, memory model)
+is stages.py; the conversation template is bettersynth/template.py, shared with the eval.
 """

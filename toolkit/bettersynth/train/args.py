@@ -1,19 +1,30 @@
 """The training command's arguments: the official kit's flag names, typed and validated.
 
 ``TrainArgs`` is the one typed record of a run; it is saved next to every output (train_args.json).
-``build_parser()`` accepts the official flags (``--bf16 True`` style booleans, also bare ``--bf16``),
-the ``--local_rank`` the deepspeed launcher appends, and this toolkit's own options (loss
-normalisation, bad-data policy, resume control). Parsed by ``bsynth train`` and
-``python -m bettersynth.train``; see ``bsynth train --help``.
+Each flag is declared once, as a field: its type, default, help and choices (``flag(...)``);
+``build_parser()`` makes the command line from the fields and ``__post_init__`` validates them
+(choices included), once. The parser accepts the official flags (``--bf16 True`` style booleans,
+also bare ``--bf16``), the ``--local_rank`` the deepspeed launcher appends, and this toolkit's own
+options (loss normalisation, bad-data policy, resume control).
+
+``--stage pretrain|finetune`` takes the stage's official values from its spec
+(bettersynth.train.stages: learning rate, schedule, what trains, image aspect handling); a flag
+given beside it must agree with the spec or the command stops naming it. Without ``--stage`` the
+stage follows ``--tune_mm_mlp_adapter`` as in the official kit, and the trainer warns about every
+value that differs from the spec. Parsed by ``bsynth train`` and ``python -m bettersynth.train``;
+see ``bsynth train --help``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 
+from bettersynth.arguments import optional_str, parse_bool
 from bettersynth.constants import SEED
+from bettersynth.train.stages import STAGES
 
 STAGES_HELP = """\
 Stage: --tune_mm_mlp_adapter True trains the projector + mining only (pretrain) and writes
@@ -34,98 +45,92 @@ torch optimizer (DDP when several processes) does the same math.
 """
 
 
-def str2bool(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "y"):
-        return True
-    if lowered in ("false", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {value!r}")
-
-
-def optional_str(value: str) -> str | None:
-    return None if value.strip().lower() in ("", "none") else value
-
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
 
 
+def flag(help_text: str, default=dataclasses.MISSING, choices: tuple | None = None):
+    """One TrainArgs field: its default, help text and (optionally) allowed values."""
+    metadata = {"help": help_text, "choices": choices}
+    if default is dataclasses.MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainArgs:
-    """All settings of one training stage (official names; help text in build_parser)."""
+    """All settings of one training stage (official names)."""
 
-    model_name_or_path: str
-    data_path: str
-    vision_tower: str
-    vision_tower_aux: str
-    output_dir: str
-    image_folder: str | None = None
-    version: str = "gemma"
-    mm_projector_type: str = "mlp2x_gelu"
-    tune_mm_mlp_adapter: bool = False
-    pretrain_mm_mlp_adapter: str | None = None
-    mm_vision_select_layer: int = -2
-    mm_use_im_start_end: bool = False
-    mm_use_im_patch_token: bool = False
-    image_aspect_ratio: str = "square"
-    group_by_modality_length: bool = False
-    image_size_aux: int = 768
-    lazy_preprocess: bool = True
-    model_max_length: int = 2048
-    gemma_activation: str = "exact"
-    aux_drop_path_in_training: bool = True
-    attn_implementation: str = "sdpa"
-    bf16: bool = False
-    tf32: bool = False
-    num_train_epochs: int = 1
-    max_steps: int = -1
-    per_device_train_batch_size: int = 8
-    per_device_eval_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    warmup_ratio: float = 0.03
-    lr_scheduler_type: str = "cosine"
-    gradient_checkpointing: bool = False
-    torch_compile: bool = False
-    dataloader_num_workers: int = 0
-    evaluation_strategy: str = "no"
-    save_strategy: str = "steps"
-    save_steps: int = 500
-    save_total_limit: int | None = None
-    logging_steps: int = 1
-    deepspeed: str | None = None
-    report_to: str = "none"
-    local_rank: int = -1
-    seed: int = SEED
-    loss_normalization: str = "global_tokens"
-    skip_bad_samples: bool = False
-    truncate_long_samples: bool = False
-    overwrite_output_dir: bool = False
-    stop_after_steps: int | None = None
+    model_name_or_path: str = flag("the LLM folder (gemma-2b-it)")
+    data_path: str = flag("the LLaVA-format json (a list of {id, image?, conversations})")
+    vision_tower: str = flag("the CLIP ViT folder")
+    vision_tower_aux: str = flag("the OpenCLIP ConvNeXt folder")
+    output_dir: str = flag("where checkpoints and outputs go")
+    image_folder: str | None = flag("image root; the json's image paths are relative to it", None)
+    version: str = flag("conversation template", "gemma", ("gemma",))
+    mm_projector_type: str = flag("projector", "mlp2x_gelu", ("mlp2x_gelu",))
+    tune_mm_mlp_adapter: bool = flag("pretrain: train only projector + mining", False)
+    pretrain_mm_mlp_adapter: str | None = flag("mm_projector.bin from pretrain, loaded strictly (finetune)", None)
+    mm_vision_select_layer: int = flag("CLIP hidden state used", -2)
+    mm_use_im_start_end: bool = flag("accepted for compatibility; must be False", False, (False,))
+    mm_use_im_patch_token: bool = flag("accepted for compatibility; must be False", False, (False,))
+    image_aspect_ratio: str = flag("square (shortest-edge resize + centre crop) or pad (pad to square)", "square",
+                                   ("square", "pad"))
+    group_by_modality_length: bool = flag("modality + length grouped sampler (finetune)", False)
+    image_size_aux: int = flag("high-resolution input size", 768)
+    lazy_preprocess: bool = flag("accepted for compatibility; images are always loaded lazily", True, (True,))
+    model_max_length: int = flag("sequence limit, image tokens included", 2048)
+    gemma_activation: str = flag("Gemma MLP GELU: exact (official, transformers 4.38) or tanh", "exact",
+                                 ("exact", "tanh"))
+    aux_drop_path_in_training: bool = flag("official quirk: stochastic depth stays on in the frozen ConvNeXt", True)
+    attn_implementation: str = flag("LLM attention kernel", "sdpa", ("sdpa", "eager", "flash_attention_2"))
+    bf16: bool = flag("bf16 on GPU (ignored on CPU, which trains in fp32)", False)
+    tf32: bool = flag("allow TF32 matmuls on GPU", False)
+    num_train_epochs: int = flag("epochs", 1)
+    max_steps: int = flag("if > 0: train this many optimizer steps (schedule too)", -1)
+    per_device_train_batch_size: int = flag("micro-batch per process", 8)
+    per_device_eval_batch_size: int = flag("accepted for compatibility (no evaluation during training)", 8)
+    gradient_accumulation_steps: int = flag("micro-batches per optimizer step", 1)
+    learning_rate: float = flag("peak learning rate", 5e-5)
+    weight_decay: float = flag("AdamW weight decay", 0.0)
+    adam_beta1: float = flag("AdamW beta1", 0.9)
+    adam_beta2: float = flag("AdamW beta2", 0.999)
+    adam_epsilon: float = flag("AdamW epsilon", 1e-8)
+    warmup_ratio: float = flag("linear warmup over ceil(ratio * steps) steps", 0.03)
+    lr_scheduler_type: str = flag("transformers schedule name", "cosine")
+    gradient_checkpointing: bool = flag("recompute LLM activations in backward (LLM only)", False)
+    torch_compile: bool = flag("torch.compile the LLM decoder layers and the ConvNeXt stages (same math, faster "
+                               "on GPU; compiling takes a minute or two at the start of the stage)", False)
+    dataloader_num_workers: int = flag("data loader processes", 0)
+    evaluation_strategy: str = flag("accepted for compatibility (no evaluation during training)", "no", ("no",))
+    save_strategy: str = flag("steps (checkpoint every --save_steps) or no", "steps", ("steps", "no"))
+    save_steps: int = flag("optimizer steps between checkpoints", 500)
+    save_total_limit: int | None = flag("keep at most this many checkpoints", None)
+    logging_steps: int = flag("optimizer steps between log lines", 1)
+    deepspeed: str | None = flag("DeepSpeed JSON (ZeRO-2); 'auto' values are filled from these arguments", None)
+    report_to: str = flag("where metrics go", "none", ("none",))
+    local_rank: int = flag("set by the deepspeed launcher", -1)
+    seed: int = flag("random seed", SEED)
+    loss_normalization: str = flag("global_tokens: mean over every supervised token of the global batch "
+                                   "(micro-batch split does not change the update); micro_batch_mean: the "
+                                   "official per-micro-batch mean averaged over accumulation steps and processes",
+                                   "global_tokens", ("global_tokens", "micro_batch_mean"))
+    skip_bad_samples: bool = flag("skip (and count) samples with a missing/undecodable image, unknown role or "
+                                  "over-long text instead of stopping", False)
+    truncate_long_samples: bool = flag("truncate over-long samples to --model_max_length (the official behaviour) "
+                                       "instead of treating them as bad data", False)
+    overwrite_output_dir: bool = flag("discard checkpoints and the completion marker in OUTPUT_DIR and train "
+                                      "from scratch", False)
+    stop_after_steps: int | None = flag("save a checkpoint and stop after this many optimizer steps (as if "
+                                        "interrupted)", None)
 
     def __post_init__(self) -> None:
-        _require(self.version == "gemma", f"--version {self.version!r}: only the gemma template is implemented")
-        _require(self.mm_projector_type == "mlp2x_gelu",
-                 f"--mm_projector_type {self.mm_projector_type!r}: only mlp2x_gelu is implemented")
-        _require(not self.mm_use_im_start_end and not self.mm_use_im_patch_token,
-                 "--mm_use_im_start_end / --mm_use_im_patch_token True are not supported (MGM-2B uses False)")
-        _require(self.image_aspect_ratio in ("square", "pad"),
-                 f"--image_aspect_ratio {self.image_aspect_ratio!r}: use square (crop) or pad")
-        _require(self.gemma_activation in ("exact", "tanh"), "--gemma_activation: exact or tanh")
-        _require(self.loss_normalization in ("global_tokens", "micro_batch_mean"),
-                 "--loss_normalization: global_tokens or micro_batch_mean")
-        _require(self.evaluation_strategy == "no", "--evaluation_strategy: only 'no' (no evaluation during training)")
-        _require(self.save_strategy in ("steps", "no"), "--save_strategy: steps or no")
-        _require(self.report_to in ("none",), f"--report_to {self.report_to!r}: only 'none' is supported")
-        _require(self.lazy_preprocess, "--lazy_preprocess False is not supported (images are always loaded lazily)")
+        for item in dataclasses.fields(self):
+            allowed = item.metadata["choices"]
+            value = getattr(self, item.name)
+            _require(allowed is None or value in allowed,
+                     f"--{item.name} {value!r}: allowed values are {', '.join(map(str, allowed or ()))}")
         for name in ("image_size_aux", "model_max_length", "num_train_epochs", "per_device_train_batch_size",
                      "per_device_eval_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
             _require(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
@@ -145,94 +150,59 @@ class TrainArgs:
         return dataclasses.asdict(self)
 
 
+def argument_type(annotation):
+    """The command-line parser of a field's annotation (bool, int, float, str, optional str)."""
+    kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)] or [annotation]
+    kind = kinds[0]
+    if kind is bool:
+        return parse_bool
+    if kind in (int, float):
+        return kind
+    return optional_str if type(None) in typing.get_args(annotation) else str
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The command line of TrainArgs: one option per field, plus ``--stage``. Values not given are
+    None here and filled in by ``args_from_namespace`` (from the stage spec or the field's default)."""
     parser = parser or argparse.ArgumentParser(
         prog="python -m bettersynth.train", description="Train MGM-2B (one stage).", epilog=STAGES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-
-    def flag(name: str, kind, help_text: str, **kw):
-        if kind is bool:
-            parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, help=help_text, **kw)
-        else:
-            parser.add_argument(f"--{name}", type=kind, help=help_text, **kw)
-
-    required = {"model_name_or_path": "the LLM folder (gemma-2b-it)",
-                "data_path": "the LLaVA-format json (a list of {id, image?, conversations})",
-                "vision_tower": "the CLIP ViT folder", "vision_tower_aux": "the OpenCLIP ConvNeXt folder",
-                "output_dir": "where checkpoints and outputs go"}
-    for name, help_text in required.items():
-        flag(name, str, help_text, required=True)
-    defaults = TrainArgs(**{name: "" for name in required})
-    helps = {
-        "image_folder": "image root; the json's image paths are relative to it",
-        "version": "conversation template (gemma)",
-        "mm_projector_type": "projector (mlp2x_gelu)",
-        "tune_mm_mlp_adapter": "pretrain: train only projector + mining",
-        "pretrain_mm_mlp_adapter": "mm_projector.bin from pretrain, loaded strictly (finetune)",
-        "mm_vision_select_layer": "CLIP hidden state used (-2)",
-        "mm_use_im_start_end": "accepted for compatibility; must be False",
-        "mm_use_im_patch_token": "accepted for compatibility; must be False",
-        "image_aspect_ratio": "square (shortest-edge resize + centre crop) or pad (pad to square)",
-        "group_by_modality_length": "modality + length grouped sampler (finetune)",
-        "image_size_aux": "high-resolution input size (768)",
-        "lazy_preprocess": "accepted for compatibility; images are always loaded lazily",
-        "model_max_length": "sequence limit, image tokens included (2048)",
-        "gemma_activation": "Gemma MLP GELU: exact (official, transformers 4.38) or tanh",
-        "aux_drop_path_in_training": "official quirk: stochastic depth stays on in the frozen ConvNeXt",
-        "attn_implementation": "LLM attention kernel (sdpa, eager, flash_attention_2)",
-        "bf16": "bf16 on GPU (ignored on CPU, which trains in fp32)", "tf32": "allow TF32 matmuls on GPU",
-        "num_train_epochs": "epochs", "max_steps": "if > 0: train this many optimizer steps (schedule too)",
-        "per_device_train_batch_size": "micro-batch per process",
-        "per_device_eval_batch_size": "accepted for compatibility (no evaluation during training)",
-        "gradient_accumulation_steps": "micro-batches per optimizer step",
-        "learning_rate": "peak learning rate", "weight_decay": "AdamW weight decay",
-        "adam_beta1": "AdamW beta1", "adam_beta2": "AdamW beta2", "adam_epsilon": "AdamW epsilon",
-        "warmup_ratio": "linear warmup over ceil(ratio * steps) steps",
-        "lr_scheduler_type": "transformers schedule name (cosine)",
-        "gradient_checkpointing": "recompute LLM activations in backward (LLM only)",
-        "torch_compile": "torch.compile the LLM decoder layers and the ConvNeXt stages (same math, faster on GPU; "
-                         "compiling takes a minute or two at the start of the stage)",
-        "dataloader_num_workers": "data loader processes",
-        "evaluation_strategy": "accepted for compatibility; must be 'no'",
-        "save_strategy": "steps (checkpoint every --save_steps) or no",
-        "save_steps": "optimizer steps between checkpoints", "save_total_limit": "keep at most this many checkpoints",
-        "logging_steps": "optimizer steps between log lines",
-        "deepspeed": "DeepSpeed JSON (ZeRO-2); 'auto' values are filled from these arguments",
-        "report_to": "only 'none'", "local_rank": "set by the deepspeed launcher", "seed": "random seed (1024)",
-        "loss_normalization": "global_tokens: mean over every supervised token of the global batch (micro-batch "
-                              "split does not change the update); micro_batch_mean: the official per-micro-batch "
-                              "mean averaged over accumulation steps and processes",
-        "skip_bad_samples": "skip (and count) samples with a missing/undecodable image, unknown role or over-long "
-                            "text instead of stopping",
-        "truncate_long_samples": "truncate over-long samples to --model_max_length (the official behaviour) "
-                                 "instead of treating them as bad data",
-        "overwrite_output_dir": "discard checkpoints and the completion marker in OUTPUT_DIR and train from scratch",
-        "stop_after_steps": "save a checkpoint and stop after this many optimizer steps (as if interrupted)",
-    }
-    choices = {"image_aspect_ratio": ["square", "pad"], "gemma_activation": ["exact", "tanh"],
-               "loss_normalization": ["global_tokens", "micro_batch_mean"]}
+    parser.add_argument("--stage", choices=sorted(STAGES), default=None,
+                        help="take the stage's official values from its spec (bettersynth/train/stages.py); "
+                             "flags given beside it must agree")
+    hints = typing.get_type_hints(TrainArgs)
     for item in dataclasses.fields(TrainArgs):
-        if item.name in required:
-            continue
-        default = getattr(defaults, item.name)
-        annotation = str(item.type)
-        if "bool" in annotation:
-            kind = bool
-        elif annotation.startswith("int"):
-            kind = int
-        elif annotation.startswith("float"):
-            kind = float
-        else:
-            kind = optional_str if "None" in annotation else str
-        extra = {"choices": choices[item.name]} if item.name in choices else {}
-        flag(item.name, kind, f"{helps[item.name]} (default: {default})", default=default, **extra)
+        required = item.default is dataclasses.MISSING
+        kind = argument_type(hints[item.name])
+        extra = {"nargs": "?", "const": True} if kind is parse_bool else {}
+        choices = item.metadata["choices"]
+        shown = f" (choices: {', '.join(map(str, choices))})" if choices and len(choices) > 1 else ""
+        default = "" if required else f" (default: {item.default})"
+        parser.add_argument(f"--{item.name}", type=kind, required=required, default=None,
+                            help=item.metadata["help"] + shown + default, **extra)
     return parser
 
 
 def args_from_namespace(namespace: argparse.Namespace) -> TrainArgs:
-    names = {item.name for item in dataclasses.fields(TrainArgs)}
-    return TrainArgs(**{name: getattr(namespace, name) for name in names})
+    """TrainArgs from parsed flags: the stage spec's values under ``--stage`` (a different value given
+    for one of them is an error), else each field's default, for the flags not given."""
+    given = {item.name: getattr(namespace, item.name) for item in dataclasses.fields(TrainArgs)
+             if getattr(namespace, item.name) is not None}
+    stage = getattr(namespace, "stage", None)
+    if stage is not None:
+        official = STAGES[stage].official_flags()
+        conflicts = [f"--{name} {given[name]} (the {stage} stage uses {value})"
+                     for name, value in official.items() if name in given and given[name] != value]
+        _require(not conflicts, f"--stage {stage}: " + "; ".join(conflicts))
+        given = {**official, **given}
+    return TrainArgs(**given)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainArgs:
-    return args_from_namespace(build_parser().parse_args(argv))
+    """TrainArgs from a command line; a bad value stops with the parser's usage and exit 2."""
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    try:
+        return args_from_namespace(namespace)
+    except ValueError as error:
+        parser.error(str(error))

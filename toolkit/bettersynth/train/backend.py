@@ -6,14 +6,17 @@ backend.backward(loss)`` then ``backend.end_micro_batch(last)``; the optimizer s
 micro-batch of a global batch. The loss passed in is already normalised for the global batch and
 the number of processes (gradients are averaged over processes by DDP and DeepSpeed alike), so
 neither backend rescales it. ``save``/``load`` write and read the trainable weights, optimizer
-and schedule of a checkpoint folder. Chosen by ``make_backend`` in run.py.
+and schedule of a checkpoint folder. ``TrainingBackend`` is that interface, typed; both classes
+implement it and ``make_backend`` (called by run.py) returns one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -26,6 +29,26 @@ from bettersynth.train.optim import build_optimizer, build_scheduler
 log = logging.getLogger(__name__)
 
 DEEPSPEED_TAG = "deepspeed"
+
+
+class TrainingBackend(Protocol):
+    """What the loop and the checkpoints need of a backend."""
+
+    model: nn.Module  # the unwrapped model (for saving final outputs)
+
+    def sync(self, last: bool) -> AbstractContextManager: ...
+
+    def forward(self, batch: dict[str, torch.Tensor]): ...
+
+    def backward(self, loss: torch.Tensor) -> None: ...
+
+    def end_micro_batch(self, last: bool) -> None: ...
+
+    def learning_rate(self) -> float: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def load(self, folder: Path) -> None: ...
 
 
 class PlainBackend:
@@ -134,7 +157,8 @@ class DeepSpeedBackend:
             raise ValueError(f"DeepSpeed could not load the checkpoint in {folder}")
 
 
-def make_backend(model: nn.Module, args, dist: DistInfo, total_steps: int, deepspeed_config: dict | None):
+def make_backend(model: nn.Module, args, dist: DistInfo, total_steps: int,
+                 deepspeed_config: dict | None) -> TrainingBackend:
     """DeepSpeed where a config is given and CUDA is available; plain torch otherwise."""
     if deepspeed_config is not None and dist.device.type == "cuda":
         log.info("engine: DeepSpeed ZeRO-%s (%s)", deepspeed_config.get("zero_optimization", {}).get("stage"),

@@ -1,8 +1,9 @@
 """``bsynth train``: one MGM-2B training stage with the official kit's flag names; ``bsynth
-plan-batch``: micro-batch and accumulation for "auto" values from the card's memory.
+check-batch`` and ``bsynth plan-batch``: a stage's global batch over the GPUs (bettersynth.train.batch).
 
     bsynth train --deepspeed toolkit/configs/deepspeed/zero2.json --model_name_or_path ... \\
         --tune_mm_mlp_adapter True ... --output_dir output/training_dirs/MGM-2B-Pretrain-x
+    bsynth check-batch 8 4 256                   # exit 1 unless 8 x 4 x GPUs == 256
     bsynth plan-batch pretrain auto auto 256     # prints "MICRO ACCUM", e.g. "16 16"
 
 ``bsynth train`` is the same as ``python -m bettersynth.train ...``; under several GPUs launch the
@@ -17,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from bettersynth.arguments import parse_bool, positive_int
 from bettersynth.train.args import STAGES_HELP, args_from_namespace, build_parser
 
 AUTO = "auto"
@@ -25,7 +27,12 @@ AUTO = "auto"
 def handle_train(namespace: argparse.Namespace) -> int:
     from bettersynth.train.run import run
 
-    return run(args_from_namespace(namespace))
+    try:
+        args = args_from_namespace(namespace)
+    except ValueError as error:
+        print(f"bsynth train: error: {error}", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 def auto_or_positive(value: str) -> int | None:
@@ -48,8 +55,9 @@ def gpu_memory_gib() -> float | None:
 
 
 def handle_plan_batch(namespace: argparse.Namespace) -> int:
-    from bettersynth.data.batch_check import count_gpus
-    from bettersynth.train.batch_plan import memory_model, plan_batch
+    from bettersynth.train.batch import count_gpus
+    from bettersynth.train.batch import plan_batch
+    from bettersynth.train.stages import stage_spec
     from bettersynth.train.ds_config import offloads_optimizer
 
     offload = False
@@ -61,7 +69,8 @@ def handle_plan_batch(namespace: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
     memory = namespace.gpu_memory_gib if namespace.gpu_memory_gib is not None else gpu_memory_gib()
-    model = memory_model(namespace.stage, namespace.torch_compile, namespace.gradient_checkpointing, offload)
+    model = stage_spec(namespace.stage).memory_model(namespace.torch_compile, namespace.gradient_checkpointing,
+                                                     offload)
     try:
         gpus = count_gpus(namespace.num_gpus)  # raises on a malformed WORLD_SIZE
         plan = plan_batch(namespace.per_gpu, namespace.accumulation, namespace.target, gpus.count, memory, model)
@@ -76,14 +85,37 @@ def handle_plan_batch(namespace: argparse.Namespace) -> int:
     return 0
 
 
+def handle_check_batch(namespace: argparse.Namespace) -> int:
+    from bettersynth.train.batch import BatchCheck, count_gpus
+
+    try:
+        check = BatchCheck(namespace.per_gpu, namespace.accumulation, namespace.target, count_gpus(namespace.num_gpus))
+    except ValueError as error:
+        print(f"bsynth check-batch: invalid arguments: {error}", file=sys.stderr)
+        return 2
+    print(check.message(), file=sys.stdout if check.ok else sys.stderr)
+    return 0 if check.ok else 1
+
+
 def register(subparsers) -> None:
-    from bettersynth.data.commands import parse_bool, positive_int
+    check = subparsers.add_parser(
+        "check-batch", help="exit 1 unless PER_GPU x ACCUM x GPUs == TARGET",
+        description="Check the global batch: exit 0 when PER_GPU x ACCUM x GPUs == TARGET, else exit 1 and list "
+                    "the (per-GPU, accumulation) pairs that would match (the official check exits 0 either way, and "
+                    "counts 0 GPUs on a CPU machine). GPUs: --num-gpus; else WORLD_SIZE (set by torchrun/deepspeed "
+                    "launchers); else the CUDA devices this process sees; else 1 (a CPU run). See "
+                    "bettersynth/train/batch.py.")
+    check.add_argument("per_gpu", type=positive_int, metavar="PER_GPU", help="batch size per GPU")
+    check.add_argument("accumulation", type=positive_int, metavar="ACCUM", help="gradient accumulation steps")
+    check.add_argument("target", type=positive_int, metavar="TARGET", help="required global batch (256 / 128)")
+    check.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPU count (default: detected)")
+    check.set_defaults(func=handle_check_batch)
 
     plan = subparsers.add_parser(
         "plan-batch", help="micro-batch and accumulation for 'auto' values, from the GPU memory",
         description="Print 'MICRO ACCUM' for a stage's global batch: values given as 'auto' are chosen "
                     "(the largest micro-batch of 16, 8, 4, 2, 1 whose predicted peak memory fits 90%% of "
-                    "the card; see bettersynth/train/batch_plan.py for the measured model), given values "
+                    "the card; see bettersynth/train/stages.py for the measured models), given values "
                     "are kept. Exit 1 when nothing fits or the numbers do not divide.")
     plan.add_argument("stage", choices=["pretrain", "finetune"])
     plan.add_argument("per_gpu", type=auto_or_positive, metavar="PER_GPU", help="micro-batch per GPU, or auto")

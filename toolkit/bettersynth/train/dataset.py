@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from bettersynth.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from bettersynth.model.preprocess import ImageLoadError
-from bettersynth.train.template import ConversationError, encode_conversation, format_conversation
+from bettersynth.template import ConversationError, encode_conversation, format_conversation
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,8 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import DataLoader
 
+from bettersynth.train.args import TrainArgs
+from bettersynth.train.backend import TrainingBackend
 from bettersynth.train.checkpoint import TrainerState, save_checkpoint
 from bettersynth.train.collate import BatchInfo, Collator
 from bettersynth.train.dataset import LazySupervisedDataset
@@ -40,9 +42,9 @@ MAX_SKIPPED_IDS = 100
 
 @dataclass
 class FitContext:
-    args: object
+    args: TrainArgs
     dist: DistInfo
-    backend: object
+    backend: TrainingBackend
     dataset: LazySupervisedDataset
     collator: Collator
     layout: BatchLayout

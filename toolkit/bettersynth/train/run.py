@@ -26,7 +26,7 @@ from bettersynth import paths
 from bettersynth.lock import OutputLockError, output_lock, writes_under
 from bettersynth.model.config import MGMOptions
 from bettersynth.model.io import build_mgm, load_projector
-from bettersynth.model.stages import set_trainable
+from bettersynth.train.stages import differences_from_spec, set_trainable, stage_spec
 from bettersynth.train.args import TrainArgs
 from bettersynth.train.backend import make_backend
 from bettersynth.train.checkpoint import TrainerState, latest_checkpoint, resume
@@ -105,6 +105,16 @@ def summarise(state: TrainerState, data_path: str, dataset: LazySupervisedDatase
     log.info("trained on %d samples, %d supervised tokens", int(totals["samples"]), int(totals["supervised_tokens"]))
 
 
+def warn_unofficial(args: TrainArgs, global_batch: int) -> None:
+    """Says where this run's values differ from its stage's official spec (the retraining uses the spec)."""
+    spec = stage_spec(args.stage)
+    differences = differences_from_spec(args.to_dict(), spec)
+    if global_batch != spec.global_batch:
+        differences.append(f"global batch {global_batch} (the {spec.name} stage uses {spec.global_batch})")
+    for difference in differences:
+        log.warning("%s: %s: not the official setting", spec.name, difference)
+
+
 @dataclass
 class StageOutcome:
     """How a stage ended: "finished", "stopped" (--stop_after_steps) or "already_finished"; the
@@ -120,6 +130,7 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     output_dir = Path(args.output_dir)
     made_from = stage_provenance(args, BatchLayout(dist.world_size, args.gradient_accumulation_steps,
                                                    args.per_device_train_batch_size).global_batch)
+    warn_unofficial(args, made_from.settings["global_batch"])
     decision = judge_stage(output_dir, made_from, args.overwrite_output_dir)
     if decision == "reuse":
         return StageOutcome("already_finished")

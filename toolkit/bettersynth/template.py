@@ -1,7 +1,10 @@
-"""The gemma conversation template (``--version gemma``): prompt text, token ids and loss labels.
+"""The gemma conversation template (``--version gemma``): prompt text, token ids and loss labels, and
+the eval prompts.
 
 One place formats a LLaVA conversation, tokenises it around the ``<image>`` marker and masks the
-labels, for both training stages; evaluation builds its generation prompt here too.
+labels, for both training stages; the two benchmarks' user messages (``textvqa_message``,
+``mmbench_prompt`` / ``mmbench_message``) and the generation prompt around them
+(``generation_prompt_ids``) are built here too, so training and evaluation cannot drift apart.
 
 Per round the text is::
 
@@ -24,9 +27,9 @@ where the rounds do not add up, and so they are here.
 
 Use::
 
-    from bettersynth.train.template import encode_conversation, generation_prompt_ids
+    from bettersynth.template import encode_conversation, generation_prompt_ids
     enc = encode_conversation(record["conversations"], tokenizer, has_image=True)
-    ids = generation_prompt_ids("<image>\\nWhat is in the photo?", tokenizer)
+    ids = generation_prompt_ids(textvqa_message("What is in the photo?"), tokenizer)
 """
 
 from __future__ import annotations
@@ -183,3 +186,24 @@ def generation_prompt_ids(question: str, tokenizer) -> list[int]:
     of the model's turn, ``<start_of_turn>model\\n``."""
     text = turn_text("user", question) + turn_text("model", None)
     return tokenize_with_image(text, tokenizer)
+
+
+# --- the eval prompts (eval-spec.md) ------------------------------------------------------------
+MMBENCH_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+MMBENCH_OPTION_CHARS = ("A", "B", "C", "D")
+
+
+def textvqa_message(question: str) -> str:
+    """The user message of a TextVQA question (its text holds the OCR reference line when given)."""
+    return f"{IMAGE_TOKEN}\n{question}"
+
+
+def mmbench_prompt(question: str, hint: str | None, options: Sequence[str]) -> str:
+    """An MMBench row's hint, question and lettered options (the answer line's "prompt")."""
+    text = question if hint is None else f"{hint}\n{question}"
+    return text + "".join(f"\n{char}. {option}" for char, option in zip(MMBENCH_OPTION_CHARS, options))
+
+
+def mmbench_message(prompt: str) -> str:
+    """The user message of an MMBench row: image, its prompt, then the instruction."""
+    return f"{IMAGE_TOKEN}\n{prompt}\n{MMBENCH_INSTRUCTION}"

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from bettersynth.cli import main as bsynth
-from bettersynth.data.batch_check import BatchCheck, GpuCount, count_gpus, visible_devices_from_env
+from bettersynth.train.batch import BatchCheck, GpuCount, count_gpus, visible_devices_from_env
 
 
 def _check(per_gpu: int, accumulation: int, target: int, gpus: int) -> BatchCheck:
@@ -71,14 +71,14 @@ def test_gpu_count_from_torch_respects_cuda_visible_devices():
     with_all = count_gpus(None, {})
     assert with_all.count == max(1, torch.cuda.device_count())
     if torch.cuda.device_count() >= 2:  # on a multi-GPU machine, hiding all but one counts one
-        code = "from bettersynth.data.batch_check import count_gpus; print(count_gpus().count)"
+        code = "from bettersynth.train.batch import count_gpus; print(count_gpus().count)"
         env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"} | {"CUDA_VISIBLE_DEVICES": "0"}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "1"
 
 
 def test_hidden_devices_are_read_without_importing_torch():
-    code = ("import sys; from bettersynth.data.batch_check import count_gpus; "
+    code = ("import sys; from bettersynth.train.batch import count_gpus; "
             "n = count_gpus(environ={'CUDA_VISIBLE_DEVICES': ''}).count; print(n, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "False"]

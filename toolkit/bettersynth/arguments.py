@@ -1,0 +1,44 @@
+"""Argument types shared by every ``bsynth`` command: one boolean parser, positive counts, optional text.
+
+Booleans are spelled as the official kit's command lines spell them (``--restore_questions True``,
+``--tune_mm_mlp_adapter True``); ``true/false``, ``1/0`` and ``yes/no`` are accepted too, in any case.
+
+    parser.add_argument("--flag", type=parse_bool, nargs="?", const=True, default=False)
+    parser.add_argument("--workers", type=positive_int)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "y"), ("false", "0", "no", "n")
+
+
+def parse_bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {value!r}")
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def optional_str(value: str) -> str | None:
+    """Text, with "" and "none" (any case) meaning no value."""
+    return None if value.strip().lower() in ("", "none") else value
