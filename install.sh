@@ -56,6 +56,16 @@ EOF
     pip_install "${index_args[@]}" $torch_pins || fail "could not install $torch_pins"
     echo "install.sh: [2/2] installing the pinned dependency set and the bettersynth package (editable)"
     pip_install "${index_args[@]}" -e ".${extra}" || fail "pip could not install the pinned dependency set"
+    # pins whose declared requirements conflict with the set (they run on it: tested), without their deps
+    no_deps_pins=$("$PYTHON" - <<'EOF'
+import tomllib
+print(" ".join(tomllib.load(open("pyproject.toml", "rb")).get("tool", {}).get("bettersynth", {}).get("no-deps", [])))
+EOF
+)
+    if [ -n "$no_deps_pins" ]; then
+        # shellcheck disable=SC2086  # a list of requirement words
+        pip_install --no-deps $no_deps_pins || fail "could not install $no_deps_pins"
+    fi
     "$PYTHON" toolkit/bettersynth/install_check.py "${check_args[@]}" ||
         fail "pins still unmet after pip install (see the lines above)"
 fi

@@ -22,10 +22,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*==\s*([^\s;]+)\s*$")
 
 
+def no_deps_requirements(pyproject: dict) -> list[str]:
+    """Pins installed with ``pip install --no-deps`` after the rest (their metadata conflicts with a pin)."""
+    return list(pyproject.get("tool", {}).get("bettersynth", {}).get("no-deps", []))
+
+
 def pinned_requirements(dev: bool) -> list[tuple[str, str]]:
-    """(name, version) of every pin in pyproject.toml (dependencies, plus the dev extra)."""
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    specs = list(project["dependencies"])
+    """(name, version) of every pin in pyproject.toml (dependencies, the --no-deps list of
+    [tool.bettersynth], plus the dev extra)."""
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    specs = list(project["dependencies"]) + no_deps_requirements(pyproject)
     if dev:
         specs += project["optional-dependencies"]["dev"]
     pins = []
