@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bettersynth.submit",            # pack
     "bettersynth.steps",             # step (skip a step whose output is made from the same inputs)
     "bettersynth.lock",              # lock take (the main job's hold on the output tree)
+    "bettersynth.experiments.commands",  # runs, runs record, report (experiment records)
 )
 
 

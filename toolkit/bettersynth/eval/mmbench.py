@@ -10,9 +10,10 @@ each TSV row's ``index`` exactly once (missing, duplicate and unknown ones are a
 prediction is scored as wrong, with a warning. ``check_upload`` (run by ``bsynth pack``) also
 requires the upload's predictions to equal the answers jsonl's.
 
-    from bettersynth.eval.mmbench import check_upload, read_items, score_answers, write_upload
+    from bettersynth.eval.mmbench import check_upload, circular_results, read_items, score_answers, write_upload
     items = read_items(tsv_path)                 # one MMBenchItem per row, TSV order
     result = score_answers(answers_path, tsv_path)          # answers: .jsonl or the upload .xlsx
+    per_question = circular_results(answers_path, tsv_path) # one CircularResult per base question
     result.strict_circular_accuracy, result.extracted_circular_accuracy, result.per_category
     check_upload(upload_xlsx, answers_jsonl, tsv_path)      # EvalDataError naming what differs
 """
@@ -235,8 +236,20 @@ class MMBenchScore:
                 "num_rows": self.num_rows}
 
 
-def score_answers(answers_path: Path, tsv_path: Path) -> MMBenchScore:
-    """Circular accuracy: a question counts only when every row of its group is right."""
+@dataclass(frozen=True)
+class CircularResult:
+    """One base question's circular outcome: right only when every row of its group is right."""
+
+    question: int     # the base index (``index % 1e6``)
+    category: str     # the base row's category
+    strict: bool      # every row: str(prediction) == answer
+    extracted: bool   # every row: the leading option letter == answer
+    rows: int         # rows in the group (the base row and its circular copies)
+
+
+def circular_results(answers_path: Path, tsv_path: Path) -> list[CircularResult]:
+    """The circular outcome of every base question, by base index; the answers must hold every TSV
+    row exactly once. ``score_answers``' accuracies are the means of ``strict`` and ``extracted``."""
     frame = read_tsv(tsv_path)
     for column in ("answer", "category"):
         if column not in frame.columns:
@@ -249,6 +262,7 @@ def score_answers(answers_path: Path, tsv_path: Path) -> MMBenchScore:
               file=sys.stderr)
     strict: dict[int, bool] = defaultdict(lambda: True)
     extracted: dict[int, bool] = defaultdict(lambda: True)
+    size: dict[int, int] = defaultdict(int)
     category: dict[int, str] = {}
     for row in rows:
         index = int(row["index"])
@@ -257,15 +271,23 @@ def score_answers(answers_path: Path, tsv_path: Path) -> MMBenchScore:
         chars = item_from_row(row).option_chars
         strict[group] &= str(prediction) == truth
         extracted[group] &= extract_letter(prediction, chars) == truth
+        size[group] += 1
         if index < CIRCULAR_BASE or group not in category:
             category[group] = str(row["category"])
-    groups = sorted(strict)
+    return [CircularResult(question=group, category=category[group], strict=strict[group],
+                           extracted=extracted[group], rows=size[group]) for group in sorted(strict)]
+
+
+def score_answers(answers_path: Path, tsv_path: Path) -> MMBenchScore:
+    """Circular accuracy: a question counts only when every row of its group is right."""
+    results = circular_results(answers_path, tsv_path)
     per_category: dict[str, dict[str, float]] = {}
-    for name in sorted(set(category.values())):
-        members = [group for group in groups if category[group] == name]
-        per_category[name] = {"strict": sum(strict[g] for g in members) / len(members),
-                              "extracted": sum(extracted[g] for g in members) / len(members),
+    for name in sorted({result.category for result in results}):
+        members = [result for result in results if result.category == name]
+        per_category[name] = {"strict": sum(r.strict for r in members) / len(members),
+                              "extracted": sum(r.extracted for r in members) / len(members),
                               "num_questions": len(members)}
-    return MMBenchScore(strict_circular_accuracy=sum(strict[g] for g in groups) / len(groups),
-                        extracted_circular_accuracy=sum(extracted[g] for g in groups) / len(groups),
-                        per_category=per_category, num_questions=len(groups), num_rows=len(rows))
+    return MMBenchScore(strict_circular_accuracy=sum(r.strict for r in results) / len(results),
+                        extracted_circular_accuracy=sum(r.extracted for r in results) / len(results),
+                        per_category=per_category, num_questions=len(results),
+                        num_rows=sum(r.rows for r in results))

@@ -7,9 +7,10 @@ question) and averages the VQA soft score of the normalised prediction. The ques
 id, so an image's questions share it: a question is identified by that pair, and the answers must
 hold every annotated question exactly once (missing, duplicate and unknown ones are an error).
 
-    from bettersynth.eval.textvqa import read_questions, score_answers
+    from bettersynth.eval.textvqa import question_scores, read_questions, score_answers
     questions = read_questions(layout.textvqa_questions)
     result = score_answers(Path("bm1.jsonl"), layout.textvqa_annotations)  # result.accuracy
+    per_question = question_scores(Path("bm1.jsonl"), layout.textvqa_annotations)  # [(key, score), ...]
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ class TextVQAScore:
         return {"accuracy": self.accuracy, "num_questions": self.num_questions}
 
 
-def score_answers(answers_path: Path, annotations_path: Path) -> TextVQAScore:
-    """Mean soft score of the answers, which must answer every annotated question exactly once."""
+def question_scores(answers_path: Path, annotations_path: Path) -> list[tuple[QuestionKey, float]]:
+    """(question key, VQA soft score) of every answer, in answer order; the answers must answer every
+    annotated question exactly once. ``score_answers``' accuracy is the mean of these scores."""
     entries = read_annotations(annotations_path)
     answers = [read_answer(answers_path, number, record)
                for number, record in enumerate(read_jsonl(answers_path), start=1)]
@@ -145,7 +147,13 @@ def score_answers(answers_path: Path, annotations_path: Path) -> TextVQAScore:
     scores = []
     for key, prediction in answers:
         try:
-            scores.append(soft_score(prediction, annotations[key]))
+            scores.append((key, soft_score(prediction, annotations[key])))
         except EvalDataError as error:
             raise EvalDataError(f"{annotations_path}: image {key[0]!r}: {error}") from error
+    return scores
+
+
+def score_answers(answers_path: Path, annotations_path: Path) -> TextVQAScore:
+    """Mean soft score of the answers, which must answer every annotated question exactly once."""
+    scores = [score for _, score in question_scores(answers_path, annotations_path)]
     return TextVQAScore(accuracy=sum(scores) / len(scores), num_questions=len(scores))

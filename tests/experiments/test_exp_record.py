@@ -1,0 +1,125 @@
+"""``bsynth runs record``: the run record of a hand-made output tree, at any point of the main job.
+
+    python -m pytest tests/experiments/test_exp_record.py -q
+"""
+
+import json
+
+import pytest
+from bettersynth import __version__
+from bettersynth.cli import main
+from bettersynth.eval import textvqa
+from bettersynth.experiments.record import (
+    RecordError,
+    build_record,
+    record_file,
+    write_record,
+)
+from bettersynth.provenance import Provenance, fingerprint
+from bettersynth.provenance import write_record as write_made_from
+from experiment_helpers import (
+    RIGHT_MMBENCH,
+    RIGHT_TEXTVQA,
+    editable_values,
+    loss_log,
+    write_answers,
+    write_data,
+    write_stage,
+)
+
+
+def test_record_of_a_running_job(output, eval_data):
+    recipe, export = write_data(output, "mine", "process: []\n", samples=7)
+    write_stage(output / "training_dirs" / "MGM-2B-Pretrain-exp1", "pretrain", loss_log(5, 3.0, 0.2), 7, finished=True)
+    write_stage(output / "training_dirs" / "MGM-2B-Finetune-exp1", "finetune", loss_log(2, 2.0, 0.1), 7, finished=False)
+    editable = editable_values("exp1", recipe, export, seed=7)
+    record = build_record(output, "exp1", editable, steps={"cap at 200000 samples": 2.0}, data_root=eval_data.root)
+
+    assert record["exp_name"] == "exp1" and record["toolkit_version"] == __version__ and record["schema"] == 1
+    assert record["editable"] == editable and record["seed"] == 7 and record["proxy_pretrain_samples"] is None
+    assert record["recipe"] == {"path": str(recipe), "file_sha256": fingerprint(recipe), "operators": "sha256:op-mine"}
+    assert record["seed_pool"] == "sha256:5eed"
+    assert record["export"] == {"path": str(export), "samples": 7, "sha256": fingerprint(export)}
+    capped = export.with_name("mine.jsonl-200k.jsonl")
+    assert record["capped"] == {"path": str(capped), "samples": 7, "sha256": fingerprint(capped), "max_samples": "200000"}
+    pretrain, finetune = record["stages"]["pretrain"], record["stages"]["finetune"]
+    assert pretrain["status"] == "finished" and pretrain["global_step"] == 5 and pretrain["seed"] == 7
+    assert [entry["loss"] for entry in pretrain["log"]] == pytest.approx([2.8, 2.6, 2.4, 2.2, 2.0])
+    assert pretrain["log"][0]["learning_rate"] == pytest.approx(2e-4) and pretrain["log"][0]["samples_per_second"] == 51.0
+    assert finetune["status"] == "running" and finetune["global_step"] == 2 and len(finetune["log"]) == 2
+    assert record["steps"] == {"cap at 200000 samples": 2.0} and record["wall_time_s"] == 2.0
+    assert record["scores"] == {} and record["notes"] == []
+
+
+def test_record_before_anything_ran(output):
+    record = build_record(output, "fresh", {"RECIPE": "solution/recipes/x.yaml",
+                                            "PRETRAIN_DATASET": str(output / "nothing.jsonl"),
+                                            "PROXY_PRETRAIN_SAMPLES": "2000"})
+    assert record["export"] is None and record["capped"] is None and record["seed_pool"] is None
+    assert record["recipe"] == {"path": "solution/recipes/x.yaml", "file_sha256": None, "operators": None}
+    assert record["stages"]["pretrain"]["status"] == "absent" and record["stages"]["pretrain"]["log"] == []
+    assert record["seed"] is None and record["proxy_pretrain_samples"] == 2000
+    assert record["scores"] == {} and record["wall_time_s"] is None
+
+
+def test_cli_accumulates_steps_and_values(output, capsys):
+    assert main(["runs", "record", "exp2", "--editable", "RECIPE=", "--editable", "SEED=3",
+                 "--step", "validate a=b.jsonl=4.5"]) == 0
+    assert main(["runs", "record", "exp2", "--editable", "SEED=4", "--step", "pretrain=10"]) == 0
+    record = json.loads(record_file(output, "exp2").read_text())
+    assert record["editable"] == {"RECIPE": "", "SEED": "4"} and record["seed"] == 4 and record["recipe"] is None
+    assert record["steps"] == {"validate a=b.jsonl": 4.5, "pretrain": 10.0} and record["wall_time_s"] == 14.5
+    assert "run record: " in capsys.readouterr().err
+    assert main(["runs", "record", "exp2", "--step", "pretrain"]) == 2
+    assert main(["runs", "record", "exp2", "--editable", "SEED=x"]) == 1
+    assert "SEED='x' is not an integer" in capsys.readouterr().err
+
+
+def test_scores_with_per_question_results_and_reuse(output, eval_data, monkeypatch):
+    finetune = output / "training_dirs" / "MGM-2B-Finetune-exp3"
+    write_stage(finetune, "finetune", loss_log(2, 2.0, 0.1), 1, finished=True)
+    files = write_answers(output / "eval_results" / finetune.name, eval_data, ["x"] + RIGHT_TEXTVQA[1:],
+                          {**RIGHT_MMBENCH, 1000003: "B"})
+    write_made_from(files.textvqa_answers, Provenance("textvqa", {"checkpoint": fingerprint(finetune)}, {}))
+    first = write_record(output, "exp3", {}, data_root=eval_data.root)
+    text, bench = first["scores"]["textvqa"], first["scores"]["mmbench"]
+    assert text["accuracy"] == pytest.approx(5 / 6) and text["per_question"]["accuracy"][0] == 0.0
+    assert bench["strict_circular_accuracy"] == pytest.approx(3 / 4)
+    assert bench["per_question"]["strict"] == [True, True, True, False]
+    assert bench["per_question"]["category"] == ["color", "animal", "color", "count"]
+    # unchanged answers and data: the sections are reused, not scored again
+    monkeypatch.setattr(textvqa, "question_scores", lambda *args: pytest.fail("scored again"))
+    assert write_record(output, "exp3", {}, data_root=eval_data.root)["scores"]["textvqa"] == text
+
+
+def test_answers_of_an_earlier_checkpoint_are_not_scored(output, eval_data):
+    finetune = output / "training_dirs" / "MGM-2B-Finetune-exp4"
+    write_stage(finetune, "finetune", loss_log(2, 2.0, 0.1), 1, finished=True)
+    files = write_answers(output / "eval_results" / finetune.name, eval_data, RIGHT_TEXTVQA, RIGHT_MMBENCH)
+    write_made_from(files.textvqa_answers, Provenance("textvqa", {"checkpoint": "sha256:older"}, {}))
+    record = build_record(output, "exp4", {}, data_root=eval_data.root)
+    assert "textvqa" not in record["scores"] and "mmbench" in record["scores"]
+    assert record["notes"] == [(f"textvqa: {files.textvqa_answers} was made from an earlier checkpoint than "
+                                f"{finetune}; not scored")]
+
+
+def test_incomplete_answers_are_a_note(output, eval_data):
+    files = write_answers(output / "eval_results" / "MGM-2B-Finetune-exp5", eval_data, RIGHT_TEXTVQA[:3], RIGHT_MMBENCH)
+    record = build_record(output, "exp5", {}, data_root=eval_data.root)
+    assert "mmbench" in record["scores"] and "textvqa" not in record["scores"]
+    assert record["notes"][0].startswith(f"textvqa: not scored: {files.textvqa_answers}: 3 of 6 questions missing")
+
+
+@pytest.mark.parametrize("name", ["", "..", "a/b", "tab\there"])
+def test_unusable_names(output, name):
+    with pytest.raises(RecordError, match="cannot name a folder"):
+        build_record(output, name, {})
+
+
+def test_stage_file_names_match_the_trainer():
+    from bettersynth.experiments import stages
+    from bettersynth.train import checkpoint
+
+    assert (stages.STATE_FILE, stages.FINAL_MARKER, stages.CHECKPOINT_MARKER) == \
+        (checkpoint.STATE_FILE, checkpoint.FINAL_MARKER, checkpoint.CHECKPOINT_MARKER)
+    assert stages.CHECKPOINT_PATTERN.pattern == checkpoint.CHECKPOINT_PATTERN.pattern

@@ -1,0 +1,11 @@
+"""Experiments: a record per run, a table of all runs, bootstrap statistics, an HTML report (issue 19).
+
+    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
+    bsynth runs [--json|--csv] [--reference EXP]
+    bsynth report RUN... [--group-by settings|recipe] [--reference EXP] --out report.html
+
+Modules: ``record`` (output/experiments/<EXP_NAME>/run.json), ``stages`` (a training stage folder's
+progress), ``scores`` (per-question eval results), ``runs`` (the table), ``stats`` (bootstrap),
+``groups`` (which runs differ only by seed; per-question matrices), ``plots`` and ``report`` (the
+page), ``defaults`` (shared defaults, no numpy), ``commands`` (the CLI).
+"""

@@ -1,0 +1,147 @@
+"""``bsynth runs`` (the table of run records), ``bsynth runs record`` and ``bsynth report``.
+
+    bsynth runs [--json | --csv] [--reference EXP]
+    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
+    bsynth report RUN... [--group-by settings|recipe] [--reference EXP] [--draws N] [--bootstrap-seed S] --out report.html
+
+``runs record`` is what the main job calls after each step (bettersynth.experiments.record): it
+rebuilds ``output/experiments/<EXP_NAME>/run.json`` from the files there now and exits 0 whatever
+has not run yet; it exits 2 on a malformed argument and 1 on a record it cannot read. The output
+tree is ``$BSYNTH_OUTPUT`` or ``<checkout>/output`` (bettersynth.paths.output_dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_editable(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE pairs (the value may be empty or hold "=")."""
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--editable must look like KEY=VALUE, got {pair!r}")
+        values[key] = value
+    return values
+
+
+def parse_steps(pairs: list[str]) -> dict[str, float]:
+    """NAME=SECONDS pairs (the name may hold "=": the seconds follow the last one)."""
+    steps = {}
+    for pair in pairs:
+        name, sep, seconds = pair.rpartition("=")
+        try:
+            steps[name] = float(seconds)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"--step must look like NAME=SECONDS, got {pair!r}")
+    return steps
+
+
+def record_handler(args) -> int:
+    from bettersynth import paths
+    from bettersynth.experiments.record import RecordError, record_file, write_record
+
+    try:
+        editable, steps = parse_editable(args.editable), parse_steps(args.step)
+    except ValueError as error:
+        print(f"bsynth runs record: {error}", file=sys.stderr)
+        return 2
+    output = paths.output_dir()
+    try:
+        record = write_record(output, args.exp_name, editable, steps=steps, data_root=args.data_root)
+    except RecordError as error:
+        print(f"bsynth runs record: {error}", file=sys.stderr)
+        return 1
+    for note in record["notes"]:
+        print(f"bsynth runs record: warning: {note}", file=sys.stderr)
+    print(f"run record: {record_file(output, args.exp_name)}", file=sys.stderr)
+    return 0
+
+
+def runs_handler(args) -> int:
+    from bettersynth import paths
+    from bettersynth.experiments.record import RecordError, all_records, load_run
+    from bettersynth.experiments.runs import (
+        format_csv,
+        format_json,
+        format_text,
+        table_rows,
+    )
+
+    try:
+        output = paths.output_dir()
+        reference = load_run(output, args.reference) if args.reference else None
+        rows = table_rows(all_records(output), reference)
+    except RecordError as error:
+        print(f"bsynth runs: {error}", file=sys.stderr)
+        return 1
+    if not rows and not (args.json or args.csv):
+        print(f"no run records under {output / 'experiments'}", file=sys.stderr)
+        return 0
+    print(format_json(rows) if args.json else format_csv(rows) if args.csv else format_text(rows), end="" if args.csv else "\n")
+    return 0
+
+
+def report_handler(args) -> int:
+    from bettersynth import paths
+    from bettersynth.eval.files import EvalDataError
+    from bettersynth.experiments.groups import GroupError
+    from bettersynth.experiments.record import RecordError, load_run
+    from bettersynth.experiments.report import build_report
+
+    try:
+        output = paths.output_dir()
+        records = [load_run(output, run) for run in args.runs]
+        reference = load_run(output, args.reference) if args.reference else None
+        out = build_report(records, args.out, by=args.group_by, reference=reference, draws=args.draws,
+                           seed=args.bootstrap_seed)
+    except (RecordError, GroupError, EvalDataError) as error:
+        print(f"bsynth report: {error}", file=sys.stderr)
+        return 1
+    print(f"report written to {out} (figures in {out.with_name(out.stem + '_files')})", file=sys.stderr)
+    return 0
+
+
+def register(subparsers) -> None:
+    from bettersynth.experiments.defaults import BOOTSTRAP_SEED, DRAWS, GROUP_BY
+
+    runs = subparsers.add_parser("runs", help="the table of every run record under output/experiments/",
+                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    shape = runs.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print the rows as JSON (raw numbers)")
+    shape.add_argument("--csv", action="store_true", help="print the rows as CSV (raw numbers)")
+    runs.add_argument("--reference", default=None, metavar="EXP", help="the run the ratios are taken to")
+    runs.set_defaults(func=runs_handler)
+    commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND")
+    record = commands.add_parser("record", help="rebuild output/experiments/EXP_NAME/run.json (the main job, after each step)")
+    record.add_argument("exp_name", metavar="EXP_NAME")
+    record.add_argument("--editable", action="append", default=[], metavar="KEY=VALUE",
+                        help="an Editable Part value (repeatable; merged into the record's)")
+    record.add_argument("--step", action="append", default=[], metavar="NAME=SECONDS",
+                        help="a finished step's duration (repeatable; merged into the record's)")
+    record.add_argument("--data-root", type=Path, default=None,
+                        help="asset root of the eval data the answers are scored against (as for `bsynth score run`)")
+    record.set_defaults(func=record_handler, outputs=lambda args: [_experiments_dir()])
+
+    report = subparsers.add_parser("report", help="an HTML report comparing runs (losses, scores, seeds, bootstrap)")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="experiment names or run.json paths")
+    report.add_argument("--group-by", choices=GROUP_BY, default="settings",
+                        help="settings: runs that differ only by seed (default); recipe: same recipe")
+    report.add_argument("--reference", default=None, metavar="EXP", help="the run the challenge score is taken to")
+    report.add_argument("--draws", type=int, default=DRAWS, help=f"bootstrap draws (default {DRAWS})")
+    report.add_argument("--bootstrap-seed", type=int, default=BOOTSTRAP_SEED,
+                        help=f"seed of the bootstrap's numpy Generator (default {BOOTSTRAP_SEED})")
+    report.add_argument("--out", type=Path, required=True, help="the HTML page; figures go to <stem>_files/ beside it")
+    report.set_defaults(func=report_handler, outputs=lambda args: [args.out])
+
+
+def _experiments_dir() -> Path:
+    from bettersynth import paths
+    from bettersynth.experiments.record import experiments_dir
+
+    return experiments_dir(paths.output_dir())

@@ -1,0 +1,184 @@
+"""The run record of one experiment: ``output/experiments/<EXP_NAME>/run.json``, rebuilt after each step.
+
+    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
+
+The main job calls it after every step with all its Editable Part values; each call rebuilds the
+record from what is on disk now and writes it atomically, so it never fails because a later step
+has not run: what is not there yet is ``null`` (or an empty list). What it reads:
+
+- the recipe: ``RECIPE`` (path), the SHA-256 of the recipe file that made the export (from the recipe
+  run's summary ``<export stem>_work/run.json``) and the fingerprint of its operators after
+  ``${VARIABLE}`` expansion (from the export's ``.made-from.json``, which also gives the seed pool's);
+- the export ``PRETRAIN_DATASET`` and the capped file beside it (``<export>-200k.jsonl``, the main job's
+  name): sample count (non-blank lines) and SHA-256, the cap's ``max samples`` from its record;
+- both training stages (bettersynth.experiments.stages): status, seed, the logged steps;
+- the eval answers (bettersynth.experiments.scores): totals and per-question results;
+- ``SEED`` (else the pretrain stage's recorded seed) and ``PROXY_PRETRAIN_SAMPLES`` (empty: the
+  official run, ``proxy_pretrain_samples: null``).
+
+Editable values and step durations accumulate over calls (a later value replaces an earlier one);
+``wall_time_s`` is the sum of the recorded step durations. Artefacts that exist but cannot be
+read (and answers that cannot be scored) are listed under ``notes``, printed as warnings.
+
+    from bettersynth.experiments.record import build_record, write_record
+    record = write_record(Path("output"), "demo", {"RECIPE": "solution/recipes/x.yaml", ...}, steps={"pretrain": 812.0})
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bettersynth import __version__, paths
+from bettersynth.experiments.scores import eval_sections
+from bettersynth.experiments.stages import StageReadError, read_stage
+from bettersynth.files import write_json_atomic
+from bettersynth.provenance import fingerprint, read_record
+from bettersynth.recipes.config import work_dir_for
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "run.json"
+CAPPED_SUFFIX = "-200k.jsonl"  # the main job's capped file: "$PRETRAIN_DATASET-200k.jsonl"
+STAGE_FOLDERS = {"pretrain": "MGM-2B-Pretrain-{}", "finetune": "MGM-2B-Finetune-{}"}
+
+
+class RecordError(ValueError):
+    """A run record, or a value given for one, that cannot be used (the message names it)."""
+
+
+def experiments_dir(output_dir: Path) -> Path:
+    return Path(output_dir) / "experiments"
+
+
+def record_file(output_dir: Path, exp_name: str) -> Path:
+    """``<output>/experiments/<exp_name>/run.json``; the name must be a plain folder name."""
+    if not exp_name or exp_name in (".", "..") or "/" in exp_name or paths.path_problem(exp_name):
+        raise RecordError(f"experiment name {exp_name!r} cannot name a folder under {experiments_dir(output_dir)}")
+    return experiments_dir(output_dir) / exp_name / RECORD_NAME
+
+
+def read_run_record(path: Path) -> dict[str, Any]:
+    """A run.json as a dict; an unreadable or foreign file is a RecordError naming it."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RecordError(f"{path}: cannot read the run record ({error})") from error
+    if not isinstance(payload, dict) or "exp_name" not in payload:
+        raise RecordError(f"{path}: not a run record (no exp_name)")
+    return payload
+
+
+def all_records(output_dir: Path) -> list[dict[str, Any]]:
+    """Every ``experiments/*/run.json`` under ``output_dir``, by experiment name."""
+    return [read_run_record(path) for path in sorted(experiments_dir(output_dir).glob(f"*/{RECORD_NAME}"))]
+
+
+def load_run(output_dir: Path, run: str) -> dict[str, Any]:
+    """A run record by experiment name, or by the path of its run.json or of its folder."""
+    given = Path(run)
+    if given.is_file():
+        return read_run_record(given)
+    if (given / RECORD_NAME).is_file():
+        return read_run_record(given / RECORD_NAME)
+    path = record_file(output_dir, run)
+    if not path.is_file():
+        raise RecordError(f"no run record for {run!r}: {path} does not exist (see `bsynth runs`)")
+    return read_run_record(path)
+
+
+def optional_int(editable: dict[str, str], key: str) -> int | None:
+    """The Editable Part value ``key`` as an int; None when it is absent or empty."""
+    text = str(editable.get(key) or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError as error:
+        raise RecordError(f"{key}={text!r} is not an integer") from error
+
+
+def count_samples(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def data_file(path: Path) -> dict[str, Any] | None:
+    """Path, sample count and fingerprint of a jsonl, None while it does not exist."""
+    if not path.is_file():
+        return None
+    return {"path": str(path), "samples": count_samples(path), "sha256": fingerprint(path)}
+
+
+def recipe_part(recipe: str, export: Path, export_record: dict[str, Any] | None,
+                notes: list[str]) -> dict[str, Any] | None:
+    """The recipe's path, file hash (from its run's summary) and operators' fingerprint (from the export's record)."""
+    if not recipe:
+        return None
+    summary_path = work_dir_for(export) / "run.json"
+    summary: dict[str, Any] = {}
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            notes.append(f"recipe: cannot read the recipe run's summary {summary_path} ({error})")
+    file_sha = summary.get("recipe_sha256")
+    return {"path": recipe, "file_sha256": f"sha256:{file_sha}" if file_sha else None,
+            "operators": ((export_record or {}).get("inputs") or {}).get("recipe operators")}
+
+
+def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
+                 steps: dict[str, float] | None = None, data_root: Path | None = None) -> dict[str, Any]:
+    """The run record of ``exp_name`` as the files under ``output_dir`` show it now (module docstring);
+    ``editable`` and ``steps`` are merged into those of the existing record."""
+    output_dir = Path(output_dir).resolve()
+    path = record_file(output_dir, exp_name)
+    previous = read_run_record(path) if path.is_file() else {}
+    editable = {**previous.get("editable", {}), **{key: str(value) for key, value in editable.items()}}
+    steps = {**previous.get("steps", {}), **(steps or {})}
+    notes: list[str] = []
+
+    export = Path(editable["PRETRAIN_DATASET"]).resolve() if editable.get("PRETRAIN_DATASET") else None
+    export_record = read_record(export) if export else None
+    capped = Path(str(export) + CAPPED_SUFFIX) if export else None
+    capped_part = data_file(capped) if capped else None
+    if capped_part is not None:
+        capped_part["max_samples"] = ((read_record(capped) or {}).get("settings") or {}).get("max samples")
+
+    stages: dict[str, Any] = {}
+    for stage, pattern in STAGE_FOLDERS.items():
+        try:
+            stages[stage] = read_stage(output_dir / "training_dirs" / pattern.format(exp_name)).to_dict()
+        except StageReadError as error:
+            notes.append(f"{stage}: {error}")
+            stages[stage] = None
+    finetune_dir = output_dir / "training_dirs" / STAGE_FOLDERS["finetune"].format(exp_name)
+    scores, score_notes = eval_sections(output_dir / "eval_results" / finetune_dir.name, finetune_dir,
+                                        data_root, previous.get("scores") or {})
+    seed = optional_int(editable, "SEED")
+    if seed is None and stages.get("pretrain"):
+        seed = stages["pretrain"]["seed"]
+    recipe = recipe_part(editable.get("RECIPE", ""), export, export_record, notes) if export else None
+    return {
+        "schema": SCHEMA_VERSION, "exp_name": exp_name, "toolkit_version": __version__,
+        "created": previous.get("created", time.strftime("%Y-%m-%d %H:%M:%S")),
+        "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "editable": editable, "seed": seed, "proxy_pretrain_samples": optional_int(editable, "PROXY_PRETRAIN_SAMPLES"),
+        "recipe": recipe,
+        "seed_pool": ((export_record or {}).get("inputs") or {}).get("seed pool"),
+        "export": data_file(export) if export else None,
+        "capped": capped_part,
+        "stages": stages,
+        "steps": steps, "wall_time_s": sum(steps.values()) if steps else None,
+        "scores": scores,
+        "notes": notes + score_notes,
+    }
+
+
+def write_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
+                 steps: dict[str, float] | None = None, data_root: Path | None = None) -> dict[str, Any]:
+    """Builds the record and writes it atomically to ``record_file(output_dir, exp_name)``; returns it."""
+    record = build_record(output_dir, exp_name, editable, steps=steps, data_root=data_root)
+    write_json_atomic(record_file(Path(output_dir).resolve(), exp_name), record)
+    return record

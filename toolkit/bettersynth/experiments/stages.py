@@ -1,0 +1,87 @@
+"""What a training stage folder says about its run so far: status, logged steps, seed (no torch import).
+
+Read by ``bsynth runs record`` (bettersynth.experiments.record) after every step of the main job,
+so it must be cheap and must accept a stage that has not started, is running or is finished:
+
+    absent    no folder, or nothing in it yet
+    running   a record of what the stage is made from (``made-from.json``, written when a run
+              starts) or a complete checkpoint, but no ``training_complete.json``
+    finished  ``training_complete.json`` is there
+
+The log is the trainer state's ``log_history`` (one entry per logged window: step, epoch, loss,
+learning_rate, samples_per_second, tokens_per_second, data_wait_share): from the stage folder's
+``trainer_state.json`` when finished, else from the latest complete checkpoint's (what a resumed
+run continues from), else empty. The file names are those of bettersynth.train.checkpoint, which
+imports torch; tests/experiments checks that they agree.
+
+    from bettersynth.experiments.stages import read_stage
+    read_stage(Path("output/training_dirs/MGM-2B-Pretrain-demo")).to_dict()
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bettersynth.provenance import read_record
+
+STATE_FILE = "trainer_state.json"
+FINAL_MARKER = "training_complete.json"
+CHECKPOINT_MARKER = "checkpoint_complete.json"
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+
+
+class StageReadError(ValueError):
+    """A trainer state file that exists but cannot be read (the message names it)."""
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    folder: str
+    status: str                       # "absent", "running" or "finished"
+    global_step: int | None           # steps done, as the trainer state read says
+    max_steps: int | None
+    seed: int | None                  # the training seed in the stage's made-from record
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def latest_complete_checkpoint(folder: Path) -> Path | None:
+    """The complete ``checkpoint-<step>`` folder with the highest step, None when there is none."""
+    found = []
+    if folder.is_dir():
+        for child in folder.iterdir():
+            match = CHECKPOINT_PATTERN.match(child.name)
+            if match and (child / CHECKPOINT_MARKER).is_file():
+                found.append((int(match.group(1)), child))
+    return max(found)[1] if found else None
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise StageReadError(f"{path}: cannot read the trainer state ({error})") from error
+
+
+def read_stage(folder: Path) -> StageProgress:
+    """The progress of the stage in ``folder`` (see the module docstring)."""
+    folder = Path(folder)
+    made_from = read_record(folder) if folder.is_dir() else None
+    seed = (made_from or {}).get("settings", {}).get("seed")
+    checkpoint = latest_complete_checkpoint(folder)
+    if (folder / FINAL_MARKER).is_file():
+        status, state_file = "finished", folder / STATE_FILE
+    elif made_from is not None or checkpoint is not None:
+        status, state_file = "running", checkpoint / STATE_FILE if checkpoint else None
+    else:
+        status, state_file = "absent", None
+    state = read_state(state_file) if state_file is not None and state_file.is_file() else {}
+    return StageProgress(folder=str(folder), status=status, global_step=state.get("global_step"),
+                         max_steps=state.get("max_steps"), seed=None if seed is None else int(seed),
+                         log=list(state.get("log_history", [])))
