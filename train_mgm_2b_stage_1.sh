@@ -56,6 +56,12 @@ TOTAL_SAVE_CKPT_LIMIT=${TOTAL_SAVE_CKPT_LIMIT:-1}
 # inference args: one eval shard per listed GPU, e.g. "0,1,2,3"
 INFER_CUDA_IDX=${INFER_CUDA_IDX:-0}
 
+# experiments: the training seed of both stages (1024: the official value); a proxy budget pretrains on
+# a seeded subset of N samples of the capped data, everything else official (empty: the official run;
+# `bsynth pack` refuses a proxy run); every run is recorded in output/experiments/$EXP_NAME/run.json
+SEED=${SEED:-1024}
+PROXY_PRETRAIN_SAMPLES=${PROXY_PRETRAIN_SAMPLES-}
+
 ############################################################################
 ############################ Editable Part Ends ############################
 ############################################################################
@@ -74,13 +80,16 @@ MAX_SAMPLE_NUM=200000
 AUX_SIZE=768
 
 step_number=0
-step() {  # step NAME COMMAND...: runs one step, prints its duration, stops the job on failure
+RECORD_ARGS=()
+step() {  # step NAME COMMAND...: runs one step, prints its duration, records it, stops the job on failure
     local name=$1; shift
     step_number=$((step_number + 1))
     local start=$SECONDS
     echo "==> [$step_number] $name"
     "$@"
-    echo "==> [$step_number] $name: done in $((SECONDS - start)) s"
+    local took=$((SECONDS - start))
+    echo "==> [$step_number] $name: done in $took s"
+    if [ ${#RECORD_ARGS[@]} -gt 0 ]; then bsynth runs record "$EXP_NAME" "${RECORD_ARGS[@]}" --step "$name=$took"; fi
 }
 skip() { echo "==> [skip] $*"; }
 # run_logged LOG COMMAND...: output to the terminal and appended to LOG; the exit status is the command's
@@ -131,6 +140,16 @@ if [ "$FINETUNE_BATCH_SIZE_PER_GPU" = auto ] || [ "$FINETUNE_GRADIENT_ACCUMULATI
         --gradient-checkpointing "$FINETUNE_GRADIENT_CHECKPOINTING" --deepspeed "$DEEPSPEED_CONFIG")
     read -r FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS <<< "$plan"
 fi
+# the run record (output/experiments/$EXP_NAME/run.json) holds every Editable Part value as resolved
+RECORD_ARGS=(--data-root "$ASSETS_ROOT")
+for key in EXP_NAME RECIPE PRETRAIN_DATASET PRETRAIN_DATASET_IMAGE_PATH PRETRAIN_BATCH_SIZE_PER_GPU \
+    PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING PRETRAIN_DATALOADER_NUM_WORKERS \
+    FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \
+    FINETUNE_DATALOADER_NUM_WORKERS TORCH_COMPILE DEEPSPEED_CONFIG LOGGING_STEP CKPT_SAVE_STEPS \
+    TOTAL_SAVE_CKPT_LIMIT INFER_CUDA_IDX SEED PROXY_PRETRAIN_SAMPLES; do
+    RECORD_ARGS+=(--editable "$key=${!key-}")
+done
+bsynth runs record "$EXP_NAME" "${RECORD_ARGS[@]}"
 step "check the pretrain global batch" \
     bsynth check-batch "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" "$PRETRAIN_GLOBAL_BATCH"
 step "check the finetune global batch" \
@@ -152,11 +171,19 @@ step "cap at $MAX_SAMPLE_NUM samples" \
     bsynth step --name cap --output "$SAMPLED_PRETRAIN_DATASET" \
         --input "curated data=$PRETRAIN_DATASET" --setting "max samples=$MAX_SAMPLE_NUM" -- \
     bsynth sample "$PRETRAIN_DATASET" "$SAMPLED_PRETRAIN_DATASET" "$MAX_SAMPLE_NUM"
-PRETRAIN_DATASET_JSON=$SAMPLED_PRETRAIN_DATASET.json
+PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET
+if [ -n "$PROXY_PRETRAIN_SAMPLES" ]; then
+    PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET-proxy$PROXY_PRETRAIN_SAMPLES-seed$SEED.jsonl
+    step "proxy budget: $PROXY_PRETRAIN_SAMPLES pretraining samples (seed $SEED)" \
+        bsynth step --name proxy --output "$PRETRAIN_SAMPLES_FILE" --input "capped data=$SAMPLED_PRETRAIN_DATASET" \
+            --setting "samples=$PROXY_PRETRAIN_SAMPLES" --setting "seed=$SEED" -- \
+        bsynth sample "$SAMPLED_PRETRAIN_DATASET" "$PRETRAIN_SAMPLES_FILE" "$PROXY_PRETRAIN_SAMPLES" --seed "$SEED"
+fi
+PRETRAIN_DATASET_JSON=$PRETRAIN_SAMPLES_FILE.json
 step "convert to LLaVA json" \
     bsynth step --name convert --output "$PRETRAIN_DATASET_JSON" \
-        --input "capped data=$SAMPLED_PRETRAIN_DATASET" --input "seed records=$STAGE1_JSON" -- \
-    bsynth dj2llava "$SAMPLED_PRETRAIN_DATASET" "$PRETRAIN_DATASET_JSON" \
+        --input "capped data=$PRETRAIN_SAMPLES_FILE" --input "seed records=$STAGE1_JSON" -- \
+    bsynth dj2llava "$PRETRAIN_SAMPLES_FILE" "$PRETRAIN_DATASET_JSON" \
         --image_special_token "<__dj__image>" --restore_questions True \
         --original_llava_ds_path "$STAGE1_JSON" --image-root "$PRETRAIN_DATASET_IMAGE_PATH"
 
@@ -173,13 +200,14 @@ common_args=(--model_name_or_path "$LLM_DIR" --version gemma
              --mm_projector_type mlp2x_gelu --mm_vision_select_layer -2 --image_size_aux "$AUX_SIZE"
              --num_train_epochs 1 --weight_decay 0. --warmup_ratio 0.03 --lr_scheduler_type cosine
              --model_max_length 2048 --logging_steps "$LOGGING_STEP"
-             --save_steps "$CKPT_SAVE_STEPS" --save_total_limit "$TOTAL_SAVE_CKPT_LIMIT" --report_to none)
+             --save_steps "$CKPT_SAVE_STEPS" --save_total_limit "$TOTAL_SAVE_CKPT_LIMIT" --report_to none
+             --seed "$SEED")
 
 mkdir -p "$PRETRAIN_DIR" "$FINETUNE_DIR"
 step "pretrain -> $PRETRAIN_DIR" run_logged "$PRETRAIN_DIR/pretrain.log" \
     "${launch[@]}" "${common_args[@]}" \
     --data_path "$PRETRAIN_DATASET_JSON" --image_folder "$PRETRAIN_DATASET_IMAGE_PATH" \
-    --tune_mm_mlp_adapter True --learning_rate 1e-3 --output_dir "$PRETRAIN_DIR" \
+    --stage pretrain --tune_mm_mlp_adapter True --learning_rate 1e-3 --output_dir "$PRETRAIN_DIR" \
     --gradient_checkpointing "$PRETRAIN_GRADIENT_CHECKPOINTING" \
     --per_device_train_batch_size "$PRETRAIN_BATCH_SIZE_PER_GPU" \
     --gradient_accumulation_steps "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" \
@@ -190,7 +218,7 @@ step "finetune -> $FINETUNE_DIR" run_logged "$FINETUNE_DIR/finetuning.log" \
     --data_path "$FINETUNE_JSON" --image_folder "$FINETUNE_IMAGE_DIR" \
     --pretrain_mm_mlp_adapter "$PRETRAIN_DIR/mm_projector.bin" \
     --image_aspect_ratio pad --group_by_modality_length True \
-    --learning_rate 2e-5 --output_dir "$FINETUNE_DIR" \
+    --stage finetune --learning_rate 2e-5 --output_dir "$FINETUNE_DIR" \
     --gradient_checkpointing "$FINETUNE_GRADIENT_CHECKPOINTING" \
     --per_device_train_batch_size "$FINETUNE_BATCH_SIZE_PER_GPU" \
     --gradient_accumulation_steps "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" \

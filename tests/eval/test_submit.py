@@ -286,3 +286,14 @@ def test_pack_command(tree, eval_data):
     checked = subprocess.run([sys.executable, "-m", "bettersynth", "pack", "--check", str(tree / "submit.zip")],
                              env=env, capture_output=True, text=True)
     assert checked.returncode == 0 and "layout ok" in checked.stdout
+
+
+def test_a_proxy_run_is_refused(tree, eval_data):
+    record = tree / "output" / "experiments" / "demo" / "run.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"exp_name": "demo", "proxy_pretrain_samples": null}\n')
+    assert _plan(tree, eval_data).problems == []
+    record.write_text('{"exp_name": "demo", "proxy_pretrain_samples": 1000}\n')
+    assert _plan(tree, eval_data).problems == [
+        f"demo is a proxy run (PROXY_PRETRAIN_SAMPLES=1000: pretrained on a subset of the capped data, {record}); "
+        "only an official run can be submitted: rerun with PROXY_PRETRAIN_SAMPLES empty"]

@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bettersynth import paths
-from bettersynth.lineage import lineage_problems
 
 ROUNDS = ("online", "offline")
 TOP_LEVEL = ("output", "solution")
@@ -260,6 +259,20 @@ def _other_jsonl_problems(entries: Sequence[Entry], answer_files: Sequence[Path]
     return problems
 
 
+def proxy_problem(output: Path, exp: str) -> str | None:
+    """A proxy run (PROXY_PRETRAIN_SAMPLES: pretrained on a subset) is not a submission."""
+    from bettersynth.experiments.record import read_run_record, record_file
+
+    path = record_file(output, exp)
+    if not path.is_file():
+        return None
+    samples = read_run_record(path).get("proxy_pretrain_samples")
+    if samples is None:
+        return None
+    return (f"{exp} is a proxy run (PROXY_PRETRAIN_SAMPLES={samples}: pretrained on a subset of the capped data, "
+            f"{path}); only an official run can be submitted: rerun with PROXY_PRETRAIN_SAMPLES empty")
+
+
 def find_experiment(output: Path) -> str:
     """The EXP of the only MGM-2B-Finetune-<EXP> folder under output/training_dirs."""
     found = sorted(p.name[len(FINETUNE_PREFIX):] for p in (output / "training_dirs").glob(f"{FINETUNE_PREFIX}*") if p.is_dir())
@@ -314,10 +327,15 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
     result.entries += [Entry(arcname, source, output) for arcname, source in required if arcname not in packed]
     result.problems += [p for p in map(_file_problem, result.entries) if p]
     eval_dir = output / "eval_results" / f"{FINETUNE_PREFIX}{exp}"
+    from bettersynth.lineage import lineage_problems  # imports torch: only when a zip is planned
+
     answers = [source for arcname, source in required if "/eval_results/" in arcname and not arcname.endswith(".json")]
     problems, result.notes = lineage_problems(output / "training_dirs" / f"{PRETRAIN_PREFIX}{exp}",
                                               output / "training_dirs" / f"{FINETUNE_PREFIX}{exp}", answers)
     result.problems += problems
+    proxy = proxy_problem(output, exp)
+    if proxy:
+        result.problems.append(proxy)
     result.problems += _answer_problems(eval_dir, split, data_root)
     answer_files = [source for arcname, source in required if arcname.endswith(".jsonl") and "/eval_results/" in arcname]
     result.problems += _other_jsonl_problems(result.entries, answer_files,

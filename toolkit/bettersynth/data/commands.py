@@ -179,7 +179,7 @@ def _register_llava2dj(subparsers) -> None:
 def _run_sample(args: argparse.Namespace) -> int:
     from bettersynth.data.sample_cap import sample_cap
 
-    result = sample_cap(args.input, args.output, args.n)
+    result = sample_cap(args.input, args.output, args.n, seed=args.seed)
     how = "random sample" if result.sampled else "all samples, original order"
     print(f"{result.num_input:,} samples in, {result.num_output:,} written to {result.output} ({how})")
     return 0
@@ -204,6 +204,9 @@ def _register_sample(subparsers) -> None:
                    help="output jsonl (written only when complete; not the input, not a folder)")
     p.add_argument("n", type=non_negative_int, nargs="?", default=MAX_PRETRAIN_SAMPLES, metavar="N",
                    help=f"the cap (default: {MAX_PRETRAIN_SAMPLES}, the challenge's limit)")
+    p.add_argument("--seed", type=int, default=SEED,
+                   help="seed of the random sample (default: %(default)s, the official cap's; the main job's "
+                        "proxy budget samples its pretraining subset with SEED)")
     p.set_defaults(func=_guarded("sample", _run_sample), outputs=lambda args: [args.output])
 
 
