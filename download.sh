@@ -19,6 +19,7 @@ set -euo pipefail
 # BSYNTH_DOWNLOAD_TRIES (attempts per file, default 5), HF_ENDPOINT (a Hugging Face mirror).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export BSYNTH_ROOT="${BSYNTH_ROOT:-$ROOT}"  # bsynth works in this checkout, wherever it is called from
 PYTHON="${PYTHON:-python3}"
 MARKER=".bsynth-download-complete"
 TRIES="${BSYNTH_DOWNLOAD_TRIES:-5}"

@@ -96,7 +96,13 @@ skip() { echo "==> [skip] $*"; }
 run_logged() { local log=$1; shift; "$@" 2>&1 | tee -a "$log"; }
 
 NUM_GPUS=$(python -c 'import torch; print(torch.cuda.device_count())')
-eval "$(bsynth layout --which auto --format shell)"
+export BSYNTH_ROOT=${BSYNTH_ROOT:-$SCRIPT_DIR}  # every bsynth call works in this checkout
+layout_variables=$(bsynth layout --which auto --format shell)
+eval "$layout_variables"
+# paths and names the job will use: refused here, before any work, when the pipeline cannot carry them
+bsynth check-paths --name "EXP_NAME=$EXP_NAME" --name "DEMO_EXP_NAME=${DEMO_EXP_NAME:-demo}" \
+    ${RECIPE:+--file "RECIPE=$RECIPE"} "PRETRAIN_DATASET=$PRETRAIN_DATASET" \
+    "PRETRAIN_DATASET_IMAGE_PATH=$PRETRAIN_DATASET_IMAGE_PATH"
 # one job per output tree: the lock is held by this shell's descriptor 9 until the job ends
 mkdir -p "$OUTPUT_DIR"
 exec 9<>"$OUTPUT_DIR/.bsynth.lock"
@@ -247,4 +253,4 @@ cp "$SCRIPT_DIR/train_mgm_2b_stage_1.sh" "$OUTPUT_DIR/train.sh"
 echo "Training and inference done."
 echo "Checkpoints: $PRETRAIN_DIR, $FINETUNE_DIR"
 echo "Answers and scores: $EVAL_DIR"
-echo "Package a submission with: bsynth pack --exp $EXP_NAME --out submit.zip"
+echo "Package a submission with: bsynth pack --exp ${EXP_NAME@Q} --out submit.zip"

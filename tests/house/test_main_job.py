@@ -131,7 +131,7 @@ def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
     assert (output / "train.sh").read_text() == SCRIPT.read_text()
 
     zip_path = tmp_path / "submit.zip"
-    packed = subprocess.run(["bsynth", "pack", "--exp", "demo", "--out", str(zip_path)], cwd=tmp_path,
+    packed = subprocess.run(["bsynth", "pack", "--exp", "demo", "--out", str(zip_path)], cwd=REPO_ROOT,
                             env=job_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert packed.returncode == 0, packed.stdout[-3000:] + packed.stderr[-3000:]
     with zipfile.ZipFile(zip_path) as archive:

@@ -88,7 +88,8 @@ def test_run_settings_override_the_file_and_say_so(tmp_path):
     assert config["skip_op_error"] is False and config["np"] == 2 and config["executor_type"] == "ray"
     assert config["ray_address"] == "local"
     assert config["custom_operator_paths"] == [str(tmp_path / "ops")]
-    assert config["dataset_path"] == str(run.staged_dataset) and config["export_path"] == str(run.dj_export)
+    assert config["dataset"] == {"configs": [{"type": "local", "path": str(run.staged_dataset)}]}
+    assert config["dataset_path"] == "" and config["export_path"] == str(run.dj_export)
     assert config["process"] == [{"words_num_filter": {"min_num": 5}}]
     assert sorted(note.split(":")[0] for note in notes) == ["np", "skip_op_error"]
 

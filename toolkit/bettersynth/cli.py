@@ -42,10 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    from bettersynth.paths import RootNotFoundError
+
     outputs = getattr(args, "outputs", None)
-    if outputs is None:
-        return int(args.func(args) or 0)
-    return run_holding_lock(args, outputs(args), argv if argv is not None else sys.argv[1:])
+    try:
+        if outputs is None:
+            return int(args.func(args) or 0)
+        return run_holding_lock(args, outputs(args), argv if argv is not None else sys.argv[1:])
+    except RootNotFoundError as error:
+        print(f"bsynth: {error}", file=sys.stderr, flush=True)
+        return 2
 
 
 def run_holding_lock(args, outputs, argv: list[str]) -> int:
@@ -53,7 +59,10 @@ def run_holding_lock(args, outputs, argv: list[str]) -> int:
     from bettersynth import paths
     from bettersynth.lock import OutputLockError, output_lock, writes_under
 
-    tree = paths.output_dir()
+    try:
+        tree = paths.output_dir()
+    except paths.RootNotFoundError:  # outside a checkout there is no output tree to lock
+        return int(args.func(args) or 0)
     if not writes_under(tree, outputs):
         return int(args.func(args) or 0)
     try:

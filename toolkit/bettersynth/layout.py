@@ -1,17 +1,28 @@
-"""``bsynth layout``: prints where the assets of the real or demo layout are, for shell scripts.
+"""``bsynth layout``: prints where the assets of the real or demo layout are, for shell scripts;
+``bsynth check-paths``: stops a job before any work when a path or name it will use cannot be used.
 
 The main job reads its paths from here instead of hard-coding them, so they are named once
 (bettersynth.paths). ``--which auto`` picks the real layout when its models and data are all on
-disk, else the embedded demo.
+disk, else the embedded demo. REPO_ROOT is the checkout that runs (bettersynth.paths.repo_root).
 
-    eval "$(bsynth layout --which auto --format shell)"   # sets LAYOUT_MODE, SEED_JSONL, LLM_DIR, ...
+    eval "$(bsynth layout --which auto --format shell)"   # sets REPO_ROOT, LAYOUT_MODE, SEED_JSONL, ...
     bsynth layout --which demo --format json
+    bsynth check-paths --name "EXP_NAME=$EXP_NAME" --file "RECIPE=$RECIPE" "PRETRAIN_DATASET=$PRETRAIN_DATASET"
+
+check-paths always checks the checkout and the output folder, then each WHAT=PATH (a path that
+will be read or written), ``--file WHAT=PATH`` (also: an existing file; relative paths are relative
+to the current directory) and ``--name WHAT=NAME`` (a name that becomes one folder name). Exit 0
+when all are usable, else 2 with one line per problem naming the path and why
+(bettersynth.paths.path_problem: spaces and non-ASCII letters are fine).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
+import sys
+from pathlib import Path
 
 from bettersynth import paths
 
@@ -30,6 +41,7 @@ def resolve_layout(which: str) -> tuple[str, paths.AssetLayout]:
 
 def layout_variables(mode: str, layout: paths.AssetLayout) -> dict[str, str]:
     return {
+        "REPO_ROOT": str(paths.repo_root()),
         "LAYOUT_MODE": mode,
         "ASSETS_ROOT": str(layout.root),
         "SEED_DIR": str(layout.seed_dir),
@@ -48,8 +60,12 @@ def layout_variables(mode: str, layout: paths.AssetLayout) -> dict[str, str]:
 
 
 def run(args) -> int:
-    mode, layout = resolve_layout(args.which)
-    variables = layout_variables(mode, layout)
+    try:
+        mode, layout = resolve_layout(args.which)
+        variables = layout_variables(mode, layout)
+    except paths.RootNotFoundError as error:
+        print(f"bsynth layout: {error}", file=sys.stderr)
+        return 2
     if args.format == "json":
         print(json.dumps(variables, indent=1))
     else:
@@ -58,9 +74,66 @@ def run(args) -> int:
     return 0
 
 
+def labelled(text: str) -> tuple[str, str]:
+    """WHAT=VALUE -> (WHAT, VALUE)."""
+    what, equals, value = text.partition("=")
+    if not equals or not what:
+        raise argparse.ArgumentTypeError(f"expected WHAT=VALUE, got {text!r}")
+    return what, value
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one folder name (None when it can)."""
+    if name in ("", ".", "..") or "/" in name:
+        return "it must be one folder name: not empty, not . or .., no /"
+    return paths.path_problem(name)
+
+
+def path_problems(args) -> list[str]:
+    """One line per path or name of ``args`` that cannot be used."""
+    found = []
+    checked = [("the checkout", paths.repo_root()), ("the output folder", paths.output_dir()), *args.paths,
+               *args.files]
+    for what, path in checked:
+        problem = paths.path_problem(path)
+        if problem:
+            found.append(f"{what} {str(path)!r} cannot be used: {problem}")
+    for what, path in args.files:
+        if not paths.path_problem(path) and not Path(path).is_file():
+            found.append(f"{what} {path!r} is not a file (relative paths are relative to {Path.cwd()})")
+    for what, name in args.names:
+        problem = name_problem(name)
+        if problem:
+            found.append(f"{what} {name!r} cannot be used: {problem}")
+    return found
+
+
+def check_paths(args) -> int:
+    try:
+        found = path_problems(args)
+    except paths.RootNotFoundError as error:
+        found = [str(error)]
+    for line in found:
+        print(f"bsynth check-paths: {line}", file=sys.stderr)
+    if found:
+        print("bsynth check-paths: rename or move what is named above, then run again", file=sys.stderr)
+        return 2
+    print(f"paths: {2 + len(args.paths) + len(args.files) + len(args.names)} paths and names checked, all usable")
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("layout", help="print the asset paths of the real or demo layout",
-                                   description=__doc__)
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--which", choices=["real", "demo", "auto"], default="auto")
     parser.add_argument("--format", choices=["shell", "json"], default="shell")
     parser.set_defaults(func=run)
+
+    check = subparsers.add_parser("check-paths", help="stop early when a path or name the job uses cannot be used",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_argument("paths", nargs="*", type=labelled, metavar="WHAT=PATH", help="a path to be read or written")
+    check.add_argument("--file", dest="files", action="append", type=labelled, default=[], metavar="WHAT=PATH",
+                       help="a file that must exist")
+    check.add_argument("--name", dest="names", action="append", type=labelled, default=[], metavar="WHAT=NAME",
+                       help="a name that becomes one folder name (EXP_NAME)")
+    check.set_defaults(func=check_paths)

@@ -5,26 +5,118 @@ The real assets keep the official kit's layout (``input/pretrain_stage_1_10k/``,
 The embedded demo (tiny random models, synthetic data) uses the very same layout under its own
 root, ``demo_assets/``, so the same loading code runs on both.
 
+The root is the checkout that runs, decided once, in ``repo_root()``: ``BSYNTH_ROOT`` when set,
+else the nearest folder at or above the current directory that holds this project's markers
+(``train_mgm_2b_stage_1.sh`` and a ``pyproject.toml`` naming the ``bettersynth`` project). It is never
+the installed package's location, so two clones sharing one Python environment each use their own
+``output/`` and ``demo_assets/``. Outside a checkout, a command that needs the root stops with
+``RootNotFoundError`` (what to do is in its message); commands given explicit paths need none.
+
 Environment overrides:
-  BSYNTH_ROOT          the repository root (default: two folders above this file's package)
-  BSYNTH_ASSETS_ROOT   root of the real asset layout (default: BSYNTH_ROOT)
-  BSYNTH_DEMO_ROOT     root of the demo asset layout (default: BSYNTH_ROOT/demo_assets)
-  BSYNTH_OUTPUT        the output folder (default: BSYNTH_ROOT/output)
+  BSYNTH_ROOT          the repository root (default: the checkout around the current directory)
+  BSYNTH_ASSETS_ROOT   root of the real asset layout (default: the root)
+  BSYNTH_DEMO_ROOT     root of the demo asset layout (default: <root>/demo_assets)
+  BSYNTH_OUTPUT        the output folder (default: <root>/output)
+
+``check_usable_path(path, what)`` refuses a path the pipeline cannot carry (a control character,
+bytes that are not UTF-8, ``{`` or ``}``), naming it and why; spaces and non-ASCII letters are fine.
 
 Use from Python::
 
-    from bettersynth.paths import real_layout, demo_layout, output_dir
+    from bettersynth.paths import real_layout, demo_layout, output_dir, repo_root
     layout = real_layout(); layout.llm_dir  # .../toolkit/training/model_zoo/LLM/gemma/gemma-2b-it
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = Path(os.environ.get("BSYNTH_ROOT", PACKAGE_DIR.parents[1])).resolve()
+ROOT_ENV = "BSYNTH_ROOT"
+MAIN_JOB = "train_mgm_2b_stage_1.sh"
+PROJECT_NAME = "bettersynth"
+
+
+class RootNotFoundError(RuntimeError):
+    """Neither BSYNTH_ROOT nor the current directory names a checkout of this project."""
+
+
+class UnusablePathError(ValueError):
+    """A path the pipeline cannot carry; the message names it and says why."""
+
+
+def is_checkout(folder: Path) -> bool:
+    """True when ``folder`` holds the main job and a pyproject.toml of the bettersynth project."""
+    pyproject = folder / "pyproject.toml"
+    if not (folder / MAIN_JOB).is_file() or not pyproject.is_file():
+        return False
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return isinstance(project, dict) and project.get("name") == PROJECT_NAME
+
+
+def find_checkout(start: Path) -> Path | None:
+    """The nearest checkout at or above ``start``, or None."""
+    for folder in (start, *start.parents):
+        if is_checkout(folder):
+            return folder
+    return None
+
+
+def repo_root() -> Path:
+    """The checkout this command works in: BSYNTH_ROOT, else the one around the current directory."""
+    given = os.environ.get(ROOT_ENV)
+    if given:
+        root = Path(given).resolve()
+        if not root.is_dir():
+            raise RootNotFoundError(f"{ROOT_ENV}={given} is not a folder; point it at a bettersynth checkout")
+        return root
+    try:
+        here = Path.cwd().resolve()
+    except OSError as error:
+        raise RootNotFoundError(f"the current directory cannot be read ({error}); cd into a bettersynth "
+                                f"checkout or set {ROOT_ENV}") from error
+    found = find_checkout(here)
+    if found is None:
+        raise RootNotFoundError(
+            f"{here} is not inside a bettersynth checkout (a folder holding {MAIN_JOB} and the project's "
+            f"pyproject.toml), and {ROOT_ENV} is not set: cd into the checkout to use, or set "
+            f"{ROOT_ENV}=/path/to/checkout")
+    return found
+
+
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why the pipeline cannot carry ``path`` (None when it can).
+
+    Spaces and non-ASCII letters are fine. Refused: a control character (a newline or tab: the
+    shell scripts read paths one a line from ``bsynth layout`` and ``bsynth eval locate``), bytes that
+    are not UTF-8 (the JSON and YAML records cannot hold them) and ``{`` or ``}`` (Data-Juicer fills
+    ``{placeholders}`` in its work and export paths with str.format, so a recipe run would fail).
+    """
+    text = os.fspath(path)
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        return "it contains a control character (a newline or tab, say)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it contains bytes that are not UTF-8"
+    if "{" in text or "}" in text:
+        return "it contains { or }, which Data-Juicer reads as placeholders in its work and export paths"
+    return None
+
+
+def check_usable_path(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path; raises UnusablePathError naming ``what`` and the path when it cannot be used."""
+    problem = path_problem(path)
+    if problem:
+        raise UnusablePathError(f"{what} {os.fspath(path)!r} cannot be used: {problem}; rename or move it")
+    return Path(path)
+
 
 # Seed pool variants of the official kit: folder, jsonl and finetuning set names.
 SEED_VARIANTS = {
@@ -136,15 +228,18 @@ class AssetLayout:
 
 
 def real_layout(seed_variant: str = "10k") -> AssetLayout:
-    return AssetLayout(Path(os.environ.get("BSYNTH_ASSETS_ROOT", REPO_ROOT)).resolve(), seed_variant)
+    given = os.environ.get("BSYNTH_ASSETS_ROOT")
+    return AssetLayout(Path(given).resolve() if given else repo_root(), seed_variant)
 
 
 def demo_layout() -> AssetLayout:
-    return AssetLayout(Path(os.environ.get("BSYNTH_DEMO_ROOT", REPO_ROOT / "demo_assets")).resolve(), "10k")
+    given = os.environ.get("BSYNTH_DEMO_ROOT")
+    return AssetLayout(Path(given).resolve() if given else repo_root() / "demo_assets", "10k")
 
 
 def output_dir() -> Path:
-    return Path(os.environ.get("BSYNTH_OUTPUT", REPO_ROOT / "output")).resolve()
+    given = os.environ.get("BSYNTH_OUTPUT")
+    return Path(given).resolve() if given else repo_root() / "output"
 
 
 def training_dir(run_name: str) -> Path:
@@ -159,4 +254,4 @@ def eval_results_dir(checkpoint_name: str) -> Path:
 
 def cache_dir() -> Path:
     """Caches the toolkit and Data-Juicer write (never under the user's home, never committed)."""
-    return REPO_ROOT / ".cache"
+    return repo_root() / ".cache"

@@ -419,7 +419,7 @@ def run(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    result = plan(args.round, exp, args.split, args.data_root, paths.REPO_ROOT / "solution", paths.output_dir(),
+    result = plan(args.round, exp, args.split, args.data_root, paths.repo_root() / "solution", paths.output_dir(),
                   args.include)
     if result.left_out:
         print(f"not packed (the zip takes {ALLOW_LIST}):", file=sys.stderr)
@@ -434,7 +434,7 @@ def run(args) -> int:
         for problem in result.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    out = Path(args.out).resolve() if args.out else paths.REPO_ROOT / "submit.zip"
+    out = Path(args.out).resolve() if args.out else paths.repo_root() / "submit.zip"
     try:
         write_zip(result.entries, out, args.round)
     except ValueError as error:

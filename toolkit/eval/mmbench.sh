@@ -18,6 +18,7 @@ set -euo pipefail
 # exist, else the demo layout; the choice is printed. $PYTHON picks the interpreter.
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export BSYNTH_ROOT="${BSYNTH_ROOT:-$(dirname "$(dirname "$SCRIPT_DIR")")}"  # this checkout, from any folder
 export PYTHONPATH="$(dirname "$SCRIPT_DIR")${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON=${PYTHON:-python}
 bsynth() { "$PYTHON" -m bettersynth "$@"; }

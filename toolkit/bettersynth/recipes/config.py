@@ -79,6 +79,10 @@ class RecipeRun:
             raise ValueError(f"np must be >= 1, got {self.np}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        # Data-Juicer is handed the recipe's operator folders and the work and export paths (beside
+        # the export): refused here, before any work, when it could not take them
+        paths.check_usable_path(self.recipe, "recipe")
+        paths.check_usable_path(self.export, "export")
 
     @classmethod
     def create(cls, recipe: Path, dataset: Optional[Path] = None, export: Optional[Path] = None,

@@ -6,7 +6,9 @@
   ones, same name); exporting BSYNTH_CLIP picks another model without editing the file. A value
   that is exactly one reference is read as YAML (``min_score: ${BSYNTH_CLIP_MIN:-0.2}`` is a number).
 - ``custom_operator_paths`` are relative to the recipe file.
-- The run's own settings win over the file: dataset_path, export_path, work_dir, executor_type,
+- The run's own settings win over the file: the input (as ``dataset``, one local file, with
+  ``dataset_path`` emptied: Data-Juicer splits dataset_path at spaces, a weighted mixture, so a
+  folder with a space in its name would break every recipe), export_path, work_dir, executor_type,
   np (when given), ray_address (local Ray unless RAY_ADDRESS is set) and ``skip_op_error: false``
   (Data-Juicer's default true would turn a failing op into an empty, successful run).
 
@@ -77,8 +79,9 @@ def resolve_recipe(run: RecipeRun, environ: Mapping[str, str]) -> tuple[dict, li
     config = expand_variables(load_recipe(run.recipe), environ, str(run.recipe))
     config["custom_operator_paths"] = [str((run.recipe.parent / path).resolve())
                                        for path in config.get("custom_operator_paths") or []]
-    forced = {"dataset_path": str(run.staged_dataset), "export_path": str(run.dj_export),
-              "work_dir": str(run.work_dir), "executor_type": run.executor, "skip_op_error": False}
+    forced = {"dataset_path": "", "dataset": {"configs": [{"type": "local", "path": str(run.staged_dataset)}]},
+              "export_path": str(run.dj_export), "work_dir": str(run.work_dir), "executor_type": run.executor,
+              "skip_op_error": False}
     if run.np is not None:
         forced["np"] = run.np
     if run.executor == "ray":

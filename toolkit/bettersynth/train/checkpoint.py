@@ -5,7 +5,13 @@ Layout of OUTPUT_DIR::
     checkpoint-<step>/               trainable weights + optimizer + schedule (backend.save),
                                      rng_state_<rank>.pt, trainer_state.json, and last of all
                                      checkpoint_complete.json (a folder without it is ignored)
+    .checkpoint-<step>.partial/      a save in progress: renamed to checkpoint-<step> only when every
+                                     process wrote its part; older checkpoints are pruned after that
     training_complete.json           written after the stage's final outputs: the stage is done
+
+A save that runs out of disk space (bettersynth.train.disk.out_of_space) removes its partial folder
+and raises DiskSpaceError ("no space left on ...") on every process: the earlier checkpoints are
+as they were, so a re-run resumes from the last good one.
 
 The data position needs no file of its own: the sampler's order depends only on the seed and the
 epoch, and ``TrainerState.global_step`` says how many global batches were consumed. Used by the
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -28,7 +35,8 @@ import numpy as np
 import torch
 
 from bettersynth.files import write_json_atomic
-from bettersynth.train.distributed import DistInfo, barrier
+from bettersynth.train.disk import DiskSpaceError, out_of_space, space_message
+from bettersynth.train.distributed import DistInfo, all_reduce_sum, barrier
 
 log = logging.getLogger(__name__)
 
@@ -111,32 +119,67 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def partial_folder(folder: Path) -> Path:
+    """Where the save of ``folder`` is written until it is complete (hidden, never resumed from)."""
+    return folder.with_name(f".{folder.name}.partial")
+
+
+def write_parts(partial: Path, state: TrainerState, backend, dist: DistInfo) -> BaseException | None:
+    """This process's files of a checkpoint (the main process also writes the trainer state and the
+    marker: the folder gets its final name only after every process is done). Returns the error of
+    a write that ran out of disk space, None when all went well; other errors are raised."""
+    try:
+        backend.save(partial)
+        torch.save(rng_state(), partial / f"rng_state_{dist.rank}.pt")
+        if dist.is_main:
+            state.save(partial / STATE_FILE)
+            write_json_atomic(partial / CHECKPOINT_MARKER, {"step": state.global_step, "time": time.time()},
+                              sort_keys=True)
+    except (OSError, RuntimeError) as error:
+        if not out_of_space(error):
+            raise
+        return error
+    return None
+
+
+def prune(output_dir: Path, save_total_limit: int | None) -> None:
+    """Removes the checkpoints beyond --save_total_limit (oldest first) and what interrupted saves left."""
+    if save_total_limit is not None:
+        for _, old in complete_checkpoints(output_dir)[:-save_total_limit]:
+            shutil.rmtree(old)
+            log.info("removed old checkpoint %s (--save_total_limit %d)", old, save_total_limit)
+    for stale in output_dir.glob("checkpoint-*"):
+        if CHECKPOINT_PATTERN.match(stale.name) and not (stale / CHECKPOINT_MARKER).is_file():
+            shutil.rmtree(stale)
+            log.info("removed incomplete checkpoint %s (left by an interrupted save)", stale)
+    for stale in output_dir.glob(".checkpoint-*.partial"):
+        shutil.rmtree(stale)
+        log.info("removed %s (left by an interrupted save)", stale)
+
+
 def save_checkpoint(output_dir: Path, state: TrainerState, backend, dist: DistInfo,
                     save_total_limit: int | None) -> Path:
-    """Writes checkpoint-<step> from every process; the marker goes last, then old ones are pruned."""
+    """Writes checkpoint-<step> from every process by way of its partial folder, then prunes old ones."""
     folder = checkpoint_folder(output_dir, state.global_step)
+    partial = partial_folder(folder)
     if dist.is_main:
-        if folder.exists():
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+    barrier()
+    failure = write_parts(partial, state, backend, dist)
+    (failed,) = all_reduce_sum([float(failure is not None)], dist.device)
+    if failed:
+        if dist.is_main:
+            shutil.rmtree(partial, ignore_errors=True)
+        barrier()
+        raise DiskSpaceError(space_message(folder, failure, latest_checkpoint(output_dir)))
+    if dist.is_main:
+        if folder.exists():  # an incomplete folder of this step, left by an interrupted save
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-    barrier()
-    backend.save(folder)
-    torch.save(rng_state(), folder / f"rng_state_{dist.rank}.pt")
-    if dist.is_main:
-        state.save(folder / STATE_FILE)
-    barrier()
-    if dist.is_main:
-        write_json_atomic(folder / CHECKPOINT_MARKER, {"step": state.global_step, "time": time.time()},
-                          sort_keys=True)
+        os.replace(partial, folder)
         log.info("saved checkpoint %s", folder)
-        if save_total_limit is not None:
-            for _, old in complete_checkpoints(output_dir)[:-save_total_limit]:
-                shutil.rmtree(old)
-                log.info("removed old checkpoint %s (--save_total_limit %d)", old, save_total_limit)
-        for stale in output_dir.glob("checkpoint-*"):
-            if CHECKPOINT_PATTERN.match(stale.name) and not (stale / CHECKPOINT_MARKER).is_file():
-                shutil.rmtree(stale)
-                log.info("removed incomplete checkpoint %s (left by an interrupted save)", stale)
+        prune(output_dir, save_total_limit)
     barrier()
     return folder
 

@@ -184,10 +184,14 @@ def run(args: TrainArgs) -> int:
     """Runs one stage; returns the exit status (1 on bad data, with the sample named, a missing input, or
     an output tree another job holds). The first process holds the output tree's lock (bettersynth.lock)
     while it trains into it; a launcher stops the other processes when it exits."""
-    if int(os.environ.get("RANK", "0")) != 0 or not writes_under(paths.output_dir(), [Path(args.output_dir)]):
+    try:
+        tree = paths.output_dir()
+    except paths.RootNotFoundError:  # outside a checkout there is no output tree to lock
+        return run_unlocked(args)
+    if int(os.environ.get("RANK", "0")) != 0 or not writes_under(tree, [Path(args.output_dir)]):
         return run_unlocked(args)
     try:
-        with output_lock(paths.output_dir(), f"bsynth train ({args.stage} -> {args.output_dir})"):
+        with output_lock(tree, f"bsynth train ({args.stage} -> {args.output_dir})"):
             return run_unlocked(args)
     except OutputLockError as error:
         print(f"bsynth train: {error}", file=sys.stderr, flush=True)
