@@ -67,7 +67,7 @@ def is_complete(folder: Path, seed: int) -> bool:
 
 def demo_items(layout: AssetLayout) -> list[DemoItem]:
     """All items of the demo, models first (the other engineers' tests need them most)."""
-    from bettersynth.demo import eval_sets, models
+    from bettersynth.demo import eval_sets, image_scorers, models, recipe_models_extra
     from bettersynth.demo.finetune_set import build_finetune_set
     from bettersynth.demo.scenes import corpus as texts
     from bettersynth.demo.seed_pool import build_seed_pool
@@ -88,6 +88,16 @@ def demo_items(layout: AssetLayout) -> list[DemoItem]:
                  lambda d, s: models.build_recipe_blip_itm(d, texts(s), s)),
         DemoItem("recipe_blip2", recipe / "Salesforce" / "blip2-opt-2.7b",
                  lambda d, s: models.build_recipe_blip2(d, texts(s), s)),
+        DemoItem("recipe_aesthetics", recipe / "shunk031" / "aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE",
+                 lambda d, s: image_scorers.build_recipe_aesthetics(d, texts(s), s)),
+        DemoItem("recipe_watermark", recipe / "amrul-hzz" / "watermark_detector",
+                 lambda d, s: image_scorers.build_recipe_watermark(d, s)),
+        DemoItem("recipe_owlvit", recipe / "google" / "owlvit-base-patch32",
+                 lambda d, s: recipe_models_extra.build_recipe_owlvit(d, texts(s), s)),
+        DemoItem("recipe_nltk_data", recipe / "nltk_data",
+                 lambda d, s: recipe_models_extra.build_recipe_nltk_data(d, texts(s))),
+        DemoItem("recipe_stable_diffusion", recipe / "CompVis" / "stable-diffusion-v1-4",
+                 lambda d, s: recipe_models_extra.build_recipe_stable_diffusion(d, texts(s), s)),
         DemoItem("seed_pool", seed_dir, lambda d, s: build_seed_pool(
             d, name_in(layout.seed_jsonl, seed_dir), name_in(layout.stage1_json, seed_dir), s)),
         DemoItem("finetune_set", finetune_dir, lambda d, s: build_finetune_set(
