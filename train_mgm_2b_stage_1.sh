@@ -74,10 +74,7 @@ case "$TORCH_COMPILE" in
     *) echo "TORCH_COMPILE must be True or False, got '$TORCH_COMPILE'" >&2; exit 2 ;;
 esac
 
-PRETRAIN_GLOBAL_BATCH=256
-FINETUNE_GLOBAL_BATCH=128
-MAX_SAMPLE_NUM=200000
-AUX_SIZE=768
+MAX_SAMPLE_NUM=200000  # the challenge's pretraining cap
 
 step_number=0
 RECORD_ARGS=()
@@ -97,12 +94,21 @@ run_logged() { local log=$1; shift; "$@" 2>&1 | tee -a "$log"; }
 
 NUM_GPUS=$(python -c 'import torch; print(torch.cuda.device_count())')
 export BSYNTH_ROOT=${BSYNTH_ROOT:-$SCRIPT_DIR}  # every bsynth call works in this checkout
-layout_variables=$(bsynth layout --which auto --format shell)
+# The one decision "real assets or the demo?" (BSYNTH_LAYOUT=real|demo|auto; auto stops naming what is
+# missing when only some real assets are there), with the asset paths and the settings that depend on
+# it: the stages' global batches (256 / 128; the demo's 8 and 4 per training process), "auto" batch
+# values planned from the GPUs' memory, and the demo's scaled values (bettersynth/job_settings.py).
+job_values=()
+for key in PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING \
+    FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \
+    TORCH_COMPILE DEEPSPEED_CONFIG; do
+    job_values+=(--editable "$key=${!key}")
+done
+layout_variables=$(bsynth layout --which "${BSYNTH_LAYOUT:-auto}" --format shell "${job_values[@]}")
 eval "$layout_variables"
 # paths and names the job will use: refused here, before any work, when the pipeline cannot carry them
-bsynth check-paths --name "EXP_NAME=$EXP_NAME" --name "DEMO_EXP_NAME=${DEMO_EXP_NAME:-demo}" \
-    ${RECIPE:+--file "RECIPE=$RECIPE"} "PRETRAIN_DATASET=$PRETRAIN_DATASET" \
-    "PRETRAIN_DATASET_IMAGE_PATH=$PRETRAIN_DATASET_IMAGE_PATH"
+bsynth check-paths --name "EXP_NAME=$EXP_NAME" ${RECIPE:+--file "RECIPE=$RECIPE"} \
+    "PRETRAIN_DATASET=$PRETRAIN_DATASET" "PRETRAIN_DATASET_IMAGE_PATH=$PRETRAIN_DATASET_IMAGE_PATH"
 # one job per output tree: the lock is held by this shell's descriptor 9 until the job ends
 mkdir -p "$OUTPUT_DIR"
 exec 9<>"$OUTPUT_DIR/.bsynth.lock"
@@ -111,20 +117,7 @@ export BSYNTH_LOCK_HELD=$OUTPUT_DIR
 if [ "$LAYOUT_MODE" = demo ]; then
     echo "Real models/data not found under $SCRIPT_DIR (run download.sh for them): running the embedded demo from $ASSETS_ROOT (tiny random models, synthetic data; scores are meaningless)."
     step "build the demo assets" bsynth demo build
-    # The demo pool is a few hundred samples: global batches are scaled down (stated here) to 8 and 4
-    # per training process (one per GPU, one on CPU), so the demo's per-GPU values below hold on any
-    # number of GPUs; the demo towers take 256-px high-resolution input; everything else is the real
-    # pipeline.
-    processes=$(( NUM_GPUS > 0 ? NUM_GPUS : 1 ))
-    PRETRAIN_GLOBAL_BATCH=$(( 8 * processes )); FINETUNE_GLOBAL_BATCH=$(( 4 * processes )); AUX_SIZE=256
-    PRETRAIN_BATCH_SIZE_PER_GPU=${DEMO_PRETRAIN_BATCH_SIZE_PER_GPU:-4}
-    PRETRAIN_GRADIENT_ACCUMULATION_STEPS=${DEMO_PRETRAIN_GRADIENT_ACCUMULATION_STEPS:-2}
-    FINETUNE_BATCH_SIZE_PER_GPU=${DEMO_FINETUNE_BATCH_SIZE_PER_GPU:-2}
-    FINETUNE_GRADIENT_ACCUMULATION_STEPS=${DEMO_FINETUNE_GRADIENT_ACCUMULATION_STEPS:-2}
-    PRETRAIN_DATALOADER_NUM_WORKERS=1; FINETUNE_DATALOADER_NUM_WORKERS=1
-    CKPT_SAVE_STEPS=${DEMO_CKPT_SAVE_STEPS:-10}; EXP_NAME=${DEMO_EXP_NAME:-demo}
-    PRETRAIN_DATASET_IMAGE_PATH=$SEED_DIR
-    echo "Demo settings: pretrain global batch $PRETRAIN_GLOBAL_BATCH ($PRETRAIN_BATCH_SIZE_PER_GPU per GPU x $PRETRAIN_GRADIENT_ACCUMULATION_STEPS accumulation x $processes process(es)), finetune global batch $FINETUNE_GLOBAL_BATCH ($FINETUNE_BATCH_SIZE_PER_GPU x $FINETUNE_GRADIENT_ACCUMULATION_STEPS x $processes), aux size $AUX_SIZE, EXP_NAME=$EXP_NAME."
+    echo "Demo settings: pretrain global batch $PRETRAIN_GLOBAL_BATCH ($PRETRAIN_BATCH_SIZE_PER_GPU per GPU x $PRETRAIN_GRADIENT_ACCUMULATION_STEPS accumulation x $TRAINING_PROCESSES process(es)), finetune global batch $FINETUNE_GLOBAL_BATCH ($FINETUNE_BATCH_SIZE_PER_GPU x $FINETUNE_GRADIENT_ACCUMULATION_STEPS x $TRAINING_PROCESSES), aux size $AUX_SIZE, EXP_NAME=$EXP_NAME, no torch.compile, eval answers of at most $EVAL_MAX_NEW_TOKENS new tokens."
 fi
 
 PRETRAIN_NAME=MGM-2B-Pretrain-$EXP_NAME
@@ -133,19 +126,6 @@ PRETRAIN_DIR=$OUTPUT_DIR/training_dirs/$PRETRAIN_NAME
 FINETUNE_DIR=$OUTPUT_DIR/training_dirs/$FINETUNE_NAME
 
 # --- checks first (they cost seconds), then data: recipe, validation, cap, conversion -------
-# "auto" batch values: chosen from the GPUs' memory, then checked like given ones
-if [ "$PRETRAIN_BATCH_SIZE_PER_GPU" = auto ] || [ "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" = auto ]; then
-    plan=$(bsynth plan-batch pretrain "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" \
-        "$PRETRAIN_GLOBAL_BATCH" --torch-compile "$TORCH_COMPILE" \
-        --gradient-checkpointing "$PRETRAIN_GRADIENT_CHECKPOINTING" --deepspeed "$DEEPSPEED_CONFIG")
-    read -r PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS <<< "$plan"
-fi
-if [ "$FINETUNE_BATCH_SIZE_PER_GPU" = auto ] || [ "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" = auto ]; then
-    plan=$(bsynth plan-batch finetune "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" \
-        "$FINETUNE_GLOBAL_BATCH" --torch-compile "$TORCH_COMPILE" \
-        --gradient-checkpointing "$FINETUNE_GRADIENT_CHECKPOINTING" --deepspeed "$DEEPSPEED_CONFIG")
-    read -r FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS <<< "$plan"
-fi
 # the run record (output/experiments/$EXP_NAME/run.json) holds every Editable Part value as resolved
 RECORD_ARGS=(--data-root "$ASSETS_ROOT")
 for key in EXP_NAME RECIPE PRETRAIN_DATASET PRETRAIN_DATASET_IMAGE_PATH PRETRAIN_BATCH_SIZE_PER_GPU \
@@ -239,11 +219,13 @@ MMBENCH_UPLOAD=$EVAL_DIR/mmbench/answers_upload/mmbench_dev_20230712/$FINETUNE_N
 step "TextVQA inference" \
     bsynth step --name textvqa --output "$TEXTVQA_ANSWERS" \
         --input "checkpoint=$FINETUNE_DIR" --input "questions=$TEXTVQA_QUESTIONS" -- \
-    bash toolkit/eval/textvqa.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" "$INFER_CUDA_IDX"
+    bash toolkit/eval/textvqa.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" "$INFER_CUDA_IDX" \
+        ${EVAL_MAX_NEW_TOKENS:+--max-new-tokens "$EVAL_MAX_NEW_TOKENS"}
 step "MMBench inference" \
     bsynth step --name mmbench --output "$MMBENCH_UPLOAD" \
         --input "checkpoint=$FINETUNE_DIR" --input "questions=$MMBENCH_TSV" -- \
-    bash toolkit/eval/mmbench.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" mmbench_dev_20230712 "$INFER_CUDA_IDX"
+    bash toolkit/eval/mmbench.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" mmbench_dev_20230712 "$INFER_CUDA_IDX" \
+        ${EVAL_MAX_NEW_TOKENS:+--max-new-tokens "$EVAL_MAX_NEW_TOKENS"}
 step "local scores -> $EVAL_DIR/scores.json" \
     bsynth step --name scores --output "$EVAL_DIR/scores.json" \
         --input "textvqa answers=$TEXTVQA_ANSWERS" --input "mmbench answers=$MMBENCH_UPLOAD" -- \

@@ -3,9 +3,10 @@
 
 The main job reads its paths from here instead of hard-coding them, so they are named once
 (bettersynth.paths). ``--which auto`` picks the real layout when its models and data are all on
-disk, else the embedded demo. REPO_ROOT is the checkout that runs (bettersynth.paths.repo_root).
+disk, the embedded demo when none of them is, and stops naming what is missing for a mix (exit 2). REPO_ROOT is the checkout that runs (bettersynth.paths.repo_root).
 
     eval "$(bsynth layout --which auto --format shell)"   # sets REPO_ROOT, LAYOUT_MODE, SEED_JSONL, ...
+    bsynth layout --format shell --editable PRETRAIN_BATCH_SIZE_PER_GPU=auto ...   # + the job's settings
     bsynth layout --which demo --format json
     bsynth check-paths --name "EXP_NAME=$EXP_NAME" --file "RECIPE=$RECIPE" "PRETRAIN_DATASET=$PRETRAIN_DATASET"
 
@@ -27,16 +28,31 @@ from pathlib import Path
 from bettersynth import paths
 
 
+class IncompleteLayoutError(RuntimeError):
+    """Some real assets are on disk and others are not: neither the real run nor the demo is meant."""
+
+
 def resolve_layout(which: str) -> tuple[str, paths.AssetLayout]:
-    """('real' | 'demo', layout) for which = real | demo | auto."""
+    """('real' | 'demo', layout) for which = real | demo | auto. ``auto``: real when every real
+    asset the job reads is on disk, the demo when none is; a mix is an IncompleteLayoutError naming
+    what is missing (training the demo and scoring it on real eval data would mean nothing)."""
     if which == "real":
         return "real", paths.real_layout()
     if which == "demo":
         return "demo", paths.demo_layout()
-    if which == "auto":
-        real = paths.real_layout()
-        return ("real", real) if real.training_assets_present() else ("demo", paths.demo_layout())
-    raise ValueError(f"unknown layout {which!r}; use real, demo or auto")
+    if which != "auto":
+        raise ValueError(f"unknown layout {which!r}; use real, demo or auto")
+    real = paths.real_layout()
+    present = [path for path in real.training_assets() if path.exists()]
+    if not present:
+        return "demo", paths.demo_layout()
+    missing = [path for path in real.training_assets() if not path.exists()]
+    if missing:
+        raise IncompleteLayoutError(
+            f"the real assets under {real.root} are incomplete: {len(present)} of {len(present) + len(missing)} "
+            f"present, missing: {', '.join(str(path) for path in missing)}. Fetch the rest with `bash download.sh` "
+            "(see --help), or run the embedded demo on purpose with BSYNTH_LAYOUT=demo")
+    return "real", real
 
 
 def layout_variables(mode: str, layout: paths.AssetLayout) -> dict[str, str]:
@@ -59,13 +75,31 @@ def layout_variables(mode: str, layout: paths.AssetLayout) -> dict[str, str]:
     }
 
 
+def job_variables(mode: str, layout: paths.AssetLayout, editable: dict[str, str]) -> dict[str, str]:
+    """The main job's layout-dependent settings (bettersynth.job_settings) as shell variables."""
+    import os
+
+    from bettersynth.job_settings import job_settings
+    from bettersynth.train.commands import gpu_memory_gib, optimizer_offload
+
+    settings = job_settings(mode, editable, os.environ, str(layout.seed_dir), gpu_memory_gib(),
+                            optimizer_offload(editable.get("DEEPSPEED_CONFIG")),
+                            say=lambda line: print(line, file=sys.stderr, flush=True))
+    return settings.shell_variables()
+
+
 def run(args) -> int:
     try:
         mode, layout = resolve_layout(args.which)
         variables = layout_variables(mode, layout)
-    except paths.RootNotFoundError as error:
+        if args.editable:
+            variables.update(job_variables(mode, layout, dict(args.editable)))
+    except (paths.RootNotFoundError, IncompleteLayoutError) as error:
         print(f"bsynth layout: {error}", file=sys.stderr)
         return 2
+    except ValueError as error:  # an Editable Part value, or a batch that cannot be split or fit
+        print(error if str(error).startswith("bsynth ") else f"bsynth layout: {error}", file=sys.stderr)
+        return 1
     if args.format == "json":
         print(json.dumps(variables, indent=1))
     else:
@@ -127,6 +161,10 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--which", choices=["real", "demo", "auto"], default="auto")
     parser.add_argument("--format", choices=["shell", "json"], default="shell")
+    parser.add_argument("--editable", type=labelled, action="append", default=[], metavar="KEY=VALUE",
+                        help="an Editable Part value of the main job (repeatable): with them, the job's "
+                             "layout-dependent settings are printed too (global batches, the planned batch "
+                             "split, the demo's scaled values; bettersynth/job_settings.py)")
     parser.set_defaults(func=run)
 
     check = subparsers.add_parser("check-paths", help="stop early when a path or name the job uses cannot be used",

@@ -219,12 +219,15 @@ class AssetLayout:
     def mmbench_tsv(self) -> Path:
         return self.eval_dir / "mmbench" / f"{MMBENCH_SPLIT}.tsv"
 
+    def training_assets(self) -> list[Path]:
+        """The files the training and eval steps read (one a model or data set)."""
+        return [self.llm_dir / "config.json", self.vision_tower_dir / "config.json",
+                self.vision_tower_aux_dir / "open_clip_config.json", self.stage1_json,
+                self.finetune_json, self.textvqa_questions, self.mmbench_tsv]
+
     def training_assets_present(self) -> bool:
         """True when the models and data the training and eval steps read are all on disk."""
-        needed = [self.llm_dir / "config.json", self.vision_tower_dir / "config.json",
-                  self.vision_tower_aux_dir / "open_clip_config.json", self.stage1_json,
-                  self.finetune_json, self.textvqa_questions, self.mmbench_tsv]
-        return all(p.exists() for p in needed)
+        return all(p.exists() for p in self.training_assets())
 
 
 def real_layout(seed_variant: str = "10k") -> AssetLayout:

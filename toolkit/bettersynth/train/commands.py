@@ -54,20 +54,27 @@ def gpu_memory_gib() -> float | None:
                for index in range(torch.cuda.device_count())) / 2 ** 30
 
 
-def handle_plan_batch(namespace: argparse.Namespace) -> int:
-    from bettersynth.train.batch import count_gpus
-    from bettersynth.train.batch import plan_batch
-    from bettersynth.train.stages import stage_spec
+def optimizer_offload(deepspeed_config: str | None) -> bool:
+    """Whether a DeepSpeed config puts the optimizer on the CPU; ValueError naming an unreadable file."""
     from bettersynth.train.ds_config import offloads_optimizer
 
-    offload = False
-    if namespace.deepspeed:
-        try:
-            offload = offloads_optimizer(json.loads(Path(namespace.deepspeed).read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as error:
-            print(f"bsynth plan-batch: cannot read the DeepSpeed config {namespace.deepspeed}: {error}",
-                  file=sys.stderr)
-            return 1
+    if not deepspeed_config:
+        return False
+    try:
+        return offloads_optimizer(json.loads(Path(deepspeed_config).read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the DeepSpeed config {deepspeed_config}: {error}") from error
+
+
+def handle_plan_batch(namespace: argparse.Namespace) -> int:
+    from bettersynth.train.batch import count_gpus, plan_batch
+    from bettersynth.train.stages import stage_spec
+
+    try:
+        offload = optimizer_offload(namespace.deepspeed)
+    except ValueError as error:
+        print(f"bsynth plan-batch: {error}", file=sys.stderr)
+        return 1
     memory = namespace.gpu_memory_gib if namespace.gpu_memory_gib is not None else gpu_memory_gib()
     model = stage_spec(namespace.stage).memory_model(namespace.torch_compile, namespace.gradient_checkpointing,
                                                      offload)

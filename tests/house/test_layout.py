@@ -1,0 +1,87 @@
+"""One layout decision per job (``bsynth layout``, bettersynth.job_settings): all real, all demo, or a
+stop naming what is missing, never a mix; the settings that depend on it come from Python.
+
+    python -m pytest tests/house/test_layout.py -q      (seconds)
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+
+from bettersynth.paths import AssetLayout
+
+EDITABLE = {"PRETRAIN_BATCH_SIZE_PER_GPU": "auto", "PRETRAIN_GRADIENT_ACCUMULATION_STEPS": "auto",
+            "PRETRAIN_GRADIENT_CHECKPOINTING": "False", "FINETUNE_BATCH_SIZE_PER_GPU": "auto",
+            "FINETUNE_GRADIENT_ACCUMULATION_STEPS": "auto", "FINETUNE_GRADIENT_CHECKPOINTING": "True",
+            "TORCH_COMPILE": "True", "DEEPSPEED_CONFIG": "toolkit/configs/deepspeed/zero2.json"}
+
+
+def layout(tmp_path, *extra: str, **env: str):
+    environ = dict(os.environ, BSYNTH_ASSETS_ROOT=str(tmp_path / "real"), BSYNTH_DEMO_ROOT=str(tmp_path / "demo"),
+                   CUDA_VISIBLE_DEVICES="", **env)
+    return subprocess.run([sys.executable, "-m", "bettersynth", "layout", "--format", "shell", *extra],
+                          capture_output=True, text=True, env=environ)
+
+
+def variables(done) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in shlex.split(done.stdout, posix=True) if "=" in line)
+
+
+def touch(paths):
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+
+
+def test_no_real_asset_is_the_demo_all_is_real_a_mix_stops(tmp_path):
+    real = AssetLayout(tmp_path / "real")
+    assert variables(layout(tmp_path))["LAYOUT_MODE"] == "demo"
+    # what `download.sh --models --eval` fetches: the models and the eval data, not the training data
+    touch([real.llm_dir / "config.json", real.vision_tower_dir / "config.json",
+           real.vision_tower_aux_dir / "open_clip_config.json", real.textvqa_questions, real.mmbench_tsv])
+    mixed = layout(tmp_path)
+    assert mixed.returncode == 2 and mixed.stdout == ""
+    assert f"the real assets under {real.root} are incomplete: 5 of 7 present, missing: {real.stage1_json}, " \
+           f"{real.finetune_json}." in mixed.stderr
+    assert variables(layout(tmp_path, "--which", "demo"))["LAYOUT_MODE"] == "demo"
+    touch([real.stage1_json, real.finetune_json])
+    assert variables(layout(tmp_path))["LAYOUT_MODE"] == "real"
+
+
+def test_the_jobs_settings_follow_the_layout(tmp_path):
+    editable = [argument for key, value in EDITABLE.items() for argument in ("--editable", f"{key}={value}")]
+    demo = variables(layout(tmp_path, *editable))
+    assert {key: demo[key] for key in ("PRETRAIN_GLOBAL_BATCH", "PRETRAIN_BATCH_SIZE_PER_GPU",
+                                       "PRETRAIN_GRADIENT_ACCUMULATION_STEPS", "FINETUNE_GLOBAL_BATCH",
+                                       "FINETUNE_BATCH_SIZE_PER_GPU", "FINETUNE_GRADIENT_ACCUMULATION_STEPS",
+                                       "AUX_SIZE", "EXP_NAME", "TORCH_COMPILE", "EVAL_MAX_NEW_TOKENS",
+                                       "CKPT_SAVE_STEPS")} == {
+        "PRETRAIN_GLOBAL_BATCH": "8", "PRETRAIN_BATCH_SIZE_PER_GPU": "4", "PRETRAIN_GRADIENT_ACCUMULATION_STEPS": "2",
+        "FINETUNE_GLOBAL_BATCH": "4", "FINETUNE_BATCH_SIZE_PER_GPU": "2", "FINETUNE_GRADIENT_ACCUMULATION_STEPS": "2",
+        "AUX_SIZE": "256", "EXP_NAME": "demo", "TORCH_COMPILE": "False", "EVAL_MAX_NEW_TOKENS": "16",
+        "CKPT_SAVE_STEPS": "10"}
+    assert demo["PRETRAIN_DATASET_IMAGE_PATH"] == str(AssetLayout(tmp_path / "demo").seed_dir)
+    real = variables(layout(tmp_path, "--which", "real", *editable))
+    # no GPU: the largest micro-batch that divides the global batch; the real values stay as given
+    assert {key: real[key] for key in ("PRETRAIN_GLOBAL_BATCH", "PRETRAIN_BATCH_SIZE_PER_GPU",
+                                       "PRETRAIN_GRADIENT_ACCUMULATION_STEPS", "FINETUNE_GLOBAL_BATCH",
+                                       "FINETUNE_BATCH_SIZE_PER_GPU", "FINETUNE_GRADIENT_ACCUMULATION_STEPS",
+                                       "AUX_SIZE", "EVAL_MAX_NEW_TOKENS")} == {
+        "PRETRAIN_GLOBAL_BATCH": "256", "PRETRAIN_BATCH_SIZE_PER_GPU": "16",
+        "PRETRAIN_GRADIENT_ACCUMULATION_STEPS": "16", "FINETUNE_GLOBAL_BATCH": "128",
+        "FINETUNE_BATCH_SIZE_PER_GPU": "16", "FINETUNE_GRADIENT_ACCUMULATION_STEPS": "8", "AUX_SIZE": "768",
+        "EVAL_MAX_NEW_TOKENS": ""}
+    assert "EXP_NAME" not in real and "TORCH_COMPILE" not in real
+    two_gpus = variables(layout(tmp_path, *editable, WORLD_SIZE="2"))
+    assert (two_gpus["PRETRAIN_GLOBAL_BATCH"], two_gpus["TRAINING_PROCESSES"]) == ("16", "2")
+
+
+def test_a_batch_that_cannot_split_stops_the_layout(tmp_path):
+    editable = dict(EDITABLE, FINETUNE_BATCH_SIZE_PER_GPU="3")
+    done = layout(tmp_path, "--which", "real",
+                  *[argument for key, value in editable.items() for argument in ("--editable", f"{key}={value}")])
+    assert done.returncode == 1 and done.stdout == ""
+    assert "bsynth plan-batch finetune: micro-batch 3 does not divide the 128 samples per GPU" in done.stderr

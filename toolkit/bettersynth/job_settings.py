@@ -1,0 +1,130 @@
+"""The main job's settings that depend on the layout, decided once: real or demo, the stages' global
+batches, the split of each into micro-batch x accumulation, and what the demo scales down.
+
+``bsynth layout --job ...`` prints them with the asset paths (the one shell format the main job
+reads); nothing else in the job decides "real or demo?" again: eval and scoring get the layout's
+root.
+
+Real: the stage specs' global batches (bettersynth.train.stages: 256, 128), high-resolution input
+768 px, the Editable Part's values as given ("auto" batch values planned from the GPUs' memory by
+bettersynth.train.batch).
+Demo (tiny random models, a 300-sample pool): global batches 8 and 4 per training process (one
+per GPU, one on CPU) with 4 x 2 and 2 x 2 per process (``DEMO_*_BATCH_SIZE_PER_GPU`` /
+``DEMO_*_GRADIENT_ACCUMULATION_STEPS`` override them), 256-px high-resolution input, one data
+loader worker, a checkpoint every 10 steps (``DEMO_CKPT_SAVE_STEPS``), EXP_NAME ``demo``
+(``DEMO_EXP_NAME``), the demo seed pool's images, no ``torch.compile`` (compiling the tiny models
+costs minutes on a GPU and gains nothing), and eval answers of at most 16 new tokens (random
+weights never stop by themselves: a real run keeps the benchmarks' 128 / 1024).
+
+    settings = job_settings("demo", editable, os.environ, seed_dir, gpu_memory_gib=None,
+                            optimizer_offload=False, say=print)                        # JobSettings
+    settings.shell_variables()                                          # {"PRETRAIN_GLOBAL_BATCH": "8", ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from bettersynth.train.batch import count_gpus, plan_batch
+from bettersynth.train.stages import STAGES
+
+AUTO = "auto"
+DEMO_GLOBAL_BATCH_PER_PROCESS = {"pretrain": 8, "finetune": 4}
+DEMO_SPLIT = {"pretrain": (4, 2), "finetune": (2, 2)}
+DEMO_AUX_SIZE, REAL_AUX_SIZE = 256, 768
+DEMO_EVAL_MAX_NEW_TOKENS = 16
+PREFIX = {"pretrain": "PRETRAIN", "finetune": "FINETUNE"}
+
+
+@dataclass(frozen=True)
+class StageBatch:
+    global_batch: int
+    per_gpu: str        # a number, or "auto" until planned
+    accumulation: str
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    mode: str
+    processes: int
+    batches: dict[str, StageBatch]
+    aux_size: int
+    overrides: dict[str, str]   # Editable Part values the layout replaces (the demo's)
+
+    def shell_variables(self) -> dict[str, str]:
+        variables = {"AUX_SIZE": str(self.aux_size), "TRAINING_PROCESSES": str(self.processes),
+                     "EVAL_MAX_NEW_TOKENS": str(DEMO_EVAL_MAX_NEW_TOKENS) if self.mode == "demo" else ""}
+        for stage, batch in self.batches.items():
+            variables[f"{PREFIX[stage]}_GLOBAL_BATCH"] = str(batch.global_batch)
+            variables[f"{PREFIX[stage]}_BATCH_SIZE_PER_GPU"] = batch.per_gpu
+            variables[f"{PREFIX[stage]}_GRADIENT_ACCUMULATION_STEPS"] = batch.accumulation
+        return {**variables, **self.overrides}
+
+
+def demo_overrides(environ: Mapping[str, str], seed_dir: str) -> dict[str, str]:
+    return {"PRETRAIN_DATALOADER_NUM_WORKERS": "1", "FINETUNE_DATALOADER_NUM_WORKERS": "1",
+            "CKPT_SAVE_STEPS": environ.get("DEMO_CKPT_SAVE_STEPS") or "10",
+            "EXP_NAME": environ.get("DEMO_EXP_NAME") or "demo", "PRETRAIN_DATASET_IMAGE_PATH": seed_dir,
+            "TORCH_COMPILE": "False"}
+
+
+def stage_batches(mode: str, processes: int, editable: Mapping[str, str], environ: Mapping[str, str]
+                  ) -> dict[str, StageBatch]:
+    batches = {}
+    for stage, prefix in PREFIX.items():
+        if mode == "demo":
+            micro, accumulation = DEMO_SPLIT[stage]
+            batches[stage] = StageBatch(DEMO_GLOBAL_BATCH_PER_PROCESS[stage] * processes,
+                                        environ.get(f"DEMO_{prefix}_BATCH_SIZE_PER_GPU") or str(micro),
+                                        environ.get(f"DEMO_{prefix}_GRADIENT_ACCUMULATION_STEPS") or str(accumulation))
+        else:
+            batches[stage] = StageBatch(STAGES[stage].global_batch, editable[f"{prefix}_BATCH_SIZE_PER_GPU"],
+                                        editable[f"{prefix}_GRADIENT_ACCUMULATION_STEPS"])
+    return batches
+
+
+def parse_count(value: str, what: str) -> int | None:
+    if value == AUTO:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{what} must be a positive integer or 'auto', got {value!r}")
+    return int(value)
+
+
+def planned(stage: str, batch: StageBatch, processes: int, gpu_memory_gib: float | None, torch_compile: bool,
+            gradient_checkpointing: bool, optimizer_offload: bool) -> tuple[StageBatch, str | None]:
+    """``batch`` with "auto" values chosen (and a line saying what was chosen), or as given."""
+    prefix = PREFIX[stage]
+    micro = parse_count(batch.per_gpu, f"{prefix}_BATCH_SIZE_PER_GPU")
+    accumulation = parse_count(batch.accumulation, f"{prefix}_GRADIENT_ACCUMULATION_STEPS")
+    if micro is not None and accumulation is not None:
+        return batch, None
+    model = STAGES[stage].memory_model(torch_compile, gradient_checkpointing, optimizer_offload)
+    try:
+        plan = plan_batch(micro, accumulation, batch.global_batch, processes, gpu_memory_gib, model)
+    except ValueError as error:
+        raise ValueError(f"bsynth plan-batch {stage}: {error}") from error
+    card = f"{gpu_memory_gib:.0f} GiB GPUs" if gpu_memory_gib is not None else "no GPU"
+    predicted = f", predicted peak {plan.predicted_gib:.0f} GiB" if plan.predicted_gib is not None else ""
+    said = (f"{stage}: {plan.micro_batch} per GPU x {plan.accumulation} accumulation x {processes} process(es) "
+            f"on {card}{predicted}")
+    return StageBatch(batch.global_batch, str(plan.micro_batch), str(plan.accumulation)), said
+
+
+def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, str], seed_dir: str,
+                 gpu_memory_gib: float | None, optimizer_offload: bool, say: Callable[[str], None]) -> JobSettings:
+    """The job's settings for the layout ``mode``; ``say`` gets a line for each "auto" value planned.
+    ValueError (naming the stage) when a batch cannot be split or fit."""
+    processes = count_gpus(environ=environ).count
+    batches = stage_batches(mode, processes, editable, environ)
+    overrides = demo_overrides(environ, seed_dir) if mode == "demo" else {}
+    torch_compile = (overrides.get("TORCH_COMPILE") or editable["TORCH_COMPILE"]) == "True"
+    for stage, batch in batches.items():
+        checkpointing = editable[f"{PREFIX[stage]}_GRADIENT_CHECKPOINTING"] == "True"
+        batches[stage], line = planned(stage, batch, processes, gpu_memory_gib, torch_compile, checkpointing,
+                                       optimizer_offload)
+        if line:
+            say(line)
+    aux_size = DEMO_AUX_SIZE if mode == "demo" else REAL_AUX_SIZE
+    return JobSettings(mode, processes, batches, aux_size, overrides)
