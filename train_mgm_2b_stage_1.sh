@@ -114,6 +114,8 @@ mkdir -p "$OUTPUT_DIR"
 exec 9<>"$OUTPUT_DIR/.bsynth.lock"
 bsynth lock take --fd 9 --pid $$ --holder "bash train_mgm_2b_stage_1.sh, EXP_NAME=$EXP_NAME" --tree "$OUTPUT_DIR"
 export BSYNTH_LOCK_HELD=$OUTPUT_DIR
+# on any exit but a kill the holder's note is cleared, so the next job does not "take over" from it
+trap ': > "$OUTPUT_DIR/.bsynth.lock"' EXIT
 if [ "$LAYOUT_MODE" = demo ]; then
     echo "Real models/data not found under $SCRIPT_DIR (run download.sh for them): running the embedded demo from $ASSETS_ROOT (tiny random models, synthetic data; scores are meaningless)."
     step "build the demo assets" bsynth demo build

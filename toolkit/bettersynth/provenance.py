@@ -97,6 +97,8 @@ def short(value: Any) -> str:
     """A fingerprint shortened for messages (``sha 1a2b3c4d…``); other values as they are."""
     if isinstance(value, str) and ":" in value and value.split(":", 1)[0].endswith("sha256"):
         return f"sha {value.split(':', 1)[1][:8]}…"
+    if value == ABSENT:
+        return ABSENT
     return json.dumps(value, ensure_ascii=False)
 
 
