@@ -74,6 +74,50 @@ def test_bad_torch_compile_value_stops_before_anything(tmp_path: Path):
     assert result.stdout == "" and not (tmp_path / "demo").exists() and not (tmp_path / "output").exists()
 
 
+# The finished demo job's output tree: the official kit's files, plus each artefact's record of what
+# made it (*.made-from.json, made-from.json), the validation report, the run record and the lock.
+# Folders whose content varies (checkpoints, Data-Juicer's work folder and report) are named only.
+EXPECTED_TREE = sorted([
+    ".bsynth.lock", "train.sh", "experiments/demo/run.json",
+    "processed_data/processed_data.jsonl", "processed_data/processed_data.jsonl.made-from.json",
+    "processed_data/processed_data.jsonl.validation.json",
+    "processed_data/processed_data.jsonl.validation.json.made-from.json",
+    "processed_data/processed_data.jsonl-200k.jsonl", "processed_data/processed_data.jsonl-200k.jsonl.made-from.json",
+    "processed_data/processed_data.jsonl-200k.jsonl.json",
+    "processed_data/processed_data.jsonl-200k.jsonl.json.made-from.json",
+    "processed_data/processed_data_report/", "processed_data/processed_data_work/",
+    *[f"training_dirs/MGM-2B-Pretrain-demo/{name}" for name in (
+        "checkpoint-*/", "config.json", "made-from.json", "mm_projector.bin", "pretrain.log", "train.log",
+        "train_args.json", "trainer_state.json", "training_complete.json")],
+    *[f"training_dirs/{EXP}/{name}" for name in (
+        "checkpoint-*/", "config.json", "finetuning.log", "generation_config.json", "made-from.json",
+        "model.safetensors", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "train.log",
+        "train_args.json", "trainer_state.json", "training_complete.json")],
+    f"eval_results/{EXP}/scores.json", f"eval_results/{EXP}/scores.json.made-from.json",
+    f"eval_results/{EXP}/textvqa/1_0.jsonl", f"eval_results/{EXP}/textvqa/bm1.jsonl",
+    f"eval_results/{EXP}/textvqa/bm1.jsonl.made-from.json",
+    f"eval_results/{EXP}/mmbench/answers/mmbench_dev_20230712/{EXP}.jsonl",
+    f"eval_results/{EXP}/mmbench/answers_upload/mmbench_dev_20230712/{EXP}.xlsx",
+    f"eval_results/{EXP}/mmbench/answers_upload/mmbench_dev_20230712/{EXP}.xlsx.made-from.json",
+    f"eval_results/{EXP}/mmbench/shards/mmbench_dev_20230712/1_0.jsonl",
+])
+
+
+def output_tree(output: Path) -> list[str]:
+    """Relative paths under ``output``; checkpoint folders as ``checkpoint-*/``, Data-Juicer's folders by name."""
+    entries = set()
+    for path in output.rglob("*"):
+        relative = path.relative_to(output)
+        parts = relative.parts
+        if len(parts) >= 3 and parts[0] == "training_dirs" and parts[2].startswith("checkpoint-"):
+            entries.add(f"{parts[0]}/{parts[1]}/checkpoint-*/")
+        elif len(parts) >= 2 and parts[0] == "processed_data" and parts[1].endswith(("_work", "_report")):
+            entries.add(f"{parts[0]}/{parts[1]}/")
+        elif path.is_file():
+            entries.add(relative.as_posix())
+    return sorted(entries)
+
+
 def run_until_checkpoint_then_kill(tmp_path: Path) -> str:
     """Starts the job, kills its whole process group once pretraining has saved a checkpoint."""
     log_path = tmp_path / "first_run.log"
@@ -129,6 +173,8 @@ def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
     scores = json.loads((output / "eval_results" / EXP / "scores.json").read_text())
     assert scores["textvqa"]["num_questions"] == len(questions)
     assert (output / "train.sh").read_text() == SCRIPT.read_text()
+
+    assert output_tree(output) == EXPECTED_TREE
 
     zip_path = tmp_path / "submit.zip"
     packed = subprocess.run(["bsynth", "pack", "--exp", "demo", "--out", str(zip_path)], cwd=REPO_ROOT,
