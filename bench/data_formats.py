@@ -24,7 +24,8 @@ from pathlib import Path
 import PIL
 
 from bettersynth.data.dj_llava import DjToLlavaOptions, dj_to_llava
-from bettersynth.data.dj_reference import ReferenceUnavailable, load_tool
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))  # the reference tools' loader
+from dj_reference import ReferenceUnavailable, load_tool  # noqa: E402
 from bettersynth.data.sample_cap import sample_cap
 from bettersynth.data.validate import ValidateOptions, validate
 

@@ -3,7 +3,7 @@
 Run with ``HF_HUB_OFFLINE=1 python -m pytest tests/data -q``.
 
 The reference tools are loaded from the installed py-data-juicer wheel by file path
-(``bettersynth.data.dj_reference``); tests that need them skip, naming the reason, where the
+(``tests/data/dj_reference.py``, test-only: not part of the package); tests that need them skip, naming the reason, where the
 installed wheel does not ship them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from bettersynth.data.dj_reference import ReferenceUnavailable, load_tool
+from dj_reference import ReferenceUnavailable, load_tool
 
 
 def _reference(name: str):

@@ -1,4 +1,5 @@
-"""Data-Juicer's own format-conversion tools, loaded from the installed wheel, to compare against.
+"""Data-Juicer's own format-conversion tools, loaded from the installed wheel, to compare against
+(test and benchmark code: it is not part of the bettersynth package).
 
 py-data-juicer ships its ``tools/`` folder in the wheel (1.6.1 does). Parity tests and the data
 benchmark load ``dj_to_llava.py`` / ``llava_to_dj.py`` from there by file path and call their
@@ -6,7 +7,7 @@ benchmark load ``dj_to_llava.py`` / ``llava_to_dj.py`` from there by file path a
 
 Those scripts import ``fire`` for their command line; it is in the dev dependencies.
 
-    from bettersynth.data.dj_reference import load_tool
+    from dj_reference import load_tool        # tests/data/ (and bench/data_formats.py) put it on sys.path
     tool = load_tool("dj_to_llava")          # ReferenceUnavailable (with the reason) if absent
     tool.main("in.jsonl", "out.json", restore_questions=True, original_llava_ds_path=...)
 """
