@@ -92,12 +92,12 @@ skip() { echo "==> [skip] $*"; }
 # run_logged LOG COMMAND...: output to the terminal and appended to LOG; the exit status is the command's
 run_logged() { local log=$1; shift; "$@" 2>&1 | tee -a "$log"; }
 
-NUM_GPUS=$(python -c 'import torch; print(torch.cuda.device_count())')
 export BSYNTH_ROOT=${BSYNTH_ROOT:-$SCRIPT_DIR}  # every bsynth call works in this checkout
 # The one decision "real assets or the demo?" (BSYNTH_LAYOUT=real|demo|auto; auto stops naming what is
 # missing when only some real assets are there), with the asset paths and the settings that depend on
-# it: the stages' global batches (256 / 128; the demo's 8 and 4 per training process), "auto" batch
-# values planned from the GPUs' memory, and the demo's scaled values (bettersynth/job_settings.py).
+# it: the GPUs seen (NUM_GPUS), the stages' global batches (256 / 128; the demo's 8 and 4 per training
+# process), "auto" batch values planned from the GPUs' memory, and the demo's scaled values
+# (bettersynth/job_settings.py).
 job_values=()
 for key in PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING \
     FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \

@@ -47,19 +47,27 @@ class StageBatch:
 @dataclass(frozen=True)
 class JobSettings:
     mode: str
-    processes: int
+    num_gpus: int               # CUDA devices this job sees (the deepspeed launcher's --num_gpus)
+    processes: int              # training processes the global batch is spread over
     batches: dict[str, StageBatch]
     aux_size: int
     overrides: dict[str, str]   # Editable Part values the layout replaces (the demo's)
 
     def shell_variables(self) -> dict[str, str]:
-        variables = {"AUX_SIZE": str(self.aux_size), "TRAINING_PROCESSES": str(self.processes),
+        variables = {"AUX_SIZE": str(self.aux_size), "NUM_GPUS": str(self.num_gpus),
+                     "TRAINING_PROCESSES": str(self.processes),
                      "EVAL_MAX_NEW_TOKENS": str(DEMO_EVAL_MAX_NEW_TOKENS) if self.mode == "demo" else ""}
         for stage, batch in self.batches.items():
             variables[f"{PREFIX[stage]}_GLOBAL_BATCH"] = str(batch.global_batch)
             variables[f"{PREFIX[stage]}_BATCH_SIZE_PER_GPU"] = batch.per_gpu
             variables[f"{PREFIX[stage]}_GRADIENT_ACCUMULATION_STEPS"] = batch.accumulation
         return {**variables, **self.overrides}
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def demo_overrides(environ: Mapping[str, str], seed_dir: str) -> dict[str, str]:
@@ -127,4 +135,4 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
         if line:
             say(line)
     aux_size = DEMO_AUX_SIZE if mode == "demo" else REAL_AUX_SIZE
-    return JobSettings(mode, processes, batches, aux_size, overrides)
+    return JobSettings(mode, visible_gpus(), processes, batches, aux_size, overrides)
