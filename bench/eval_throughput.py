@@ -158,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             text_seconds, text_tokens = timed(engine, textvqa_prompts, textvqa_images, text_settings)
             bench_seconds, bench_tokens = timed(engine, mmbench_prompts, mmbench_images, bench_settings)
             total = text_seconds + bench_seconds
-            full_minutes = (text_seconds * TEXTVQA_QUESTIONS / counts[0] + bench_seconds * MMBENCH_ROWS / counts[1]) / 60
+            full_minutes = (text_seconds * TEXTVQA_QUESTIONS / counts[0]
+                            + bench_seconds * MMBENCH_ROWS / counts[1]) / 60
             peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else 0.0
-            print(f"batch {batch}: TextVQA {counts[0]} in {text_seconds:.1f} s ({counts[0] / text_seconds:.1f} answers/s), "
+            print(f"batch {batch}: TextVQA {counts[0]} in {text_seconds:.1f} s "
+                  f"({counts[0] / text_seconds:.1f} answers/s), "
                   f"MMBench {counts[1]} in {bench_seconds:.1f} s ({counts[1] / bench_seconds:.1f} answers/s); "
                   f"total {total / 60:.2f} min; full-size estimate {full_minutes:.2f} min "
                   f"({'meets' if full_minutes <= TARGET_MINUTES else 'misses'} the {TARGET_MINUTES:.0f}-min target); "

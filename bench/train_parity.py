@@ -118,7 +118,8 @@ def main() -> None:
             print(f"{step + 1:>4} " + " ".join(f"{rows[e]['losses'][step]:>14.4f}" for e in rows))
         for engine, row in rows.items():
             gap = max(abs(a - b) for a, b in zip(row["losses"], rows["plain"]["losses"]))
-            print(f"{engine:>14}: largest gap to plain {gap:.4f}, peak {row['peak_gib']:.1f} GiB, {row['wall_s']:.0f} s")
+            print(f"{engine:>14}: largest gap to plain {gap:.4f}, "
+                  f"peak {row['peak_gib']:.1f} GiB, {row['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":

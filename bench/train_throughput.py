@@ -248,7 +248,8 @@ def profile_parts(model, batch: dict) -> dict[str, float]:
              "mining_and_projector": median_ms(image_path),
              "whole_step": median_ms(whole_step)}
     model.zero_grad(set_to_none=True)
-    parts["llm_and_rest"] = parts["whole_step"] - parts["clip_tower"] - parts["aux_tower"] - parts["mining_and_projector"]
+    parts["llm_and_rest"] = (parts["whole_step"] - parts["clip_tower"] - parts["aux_tower"]
+                             - parts["mining_and_projector"])
     return parts
 
 
@@ -286,7 +287,8 @@ def run_one(stage: str, name: str, folders: dict, data: Path, image_root: Path, 
     global_batch = setting.micro_batch * setting.accumulation
     timed_seconds = sum(global_batch / e["samples_per_second"] for e in timed)
     return {"stage": stage, "setting": name, **setting.__dict__, "samples_per_s": samples_per_s,
-            "tokens_per_s": tokens_per_s, "tokens_per_sample": tokens_per_s / samples_per_s, "data_wait_share": data_wait,
+            "tokens_per_s": tokens_per_s, "tokens_per_sample": tokens_per_s / samples_per_s,
+            "data_wait_share": data_wait,
             "timed_steps": len(timed), "peak_gib": monitor.peak_gib,
             "gpu_busy_median": monitor.busy_median(timed_seconds),
             "gpu_busy_series": monitor.busy, "wall_s": time.monotonic() - start}
@@ -339,7 +341,7 @@ def main() -> None:
             model.compile_blocks()
             profile["ms_compiled"] = profile_parts(model, batch)
             profile["kernels_whole_step_compiled"] = kernel_table(
-                lambda: model(**batch).loss_sum.backward())
+                lambda model=model, batch=batch: model(**batch).loss_sum.backward())
             model.zero_grad(set_to_none=True)
             for variant in ("eager", "compiled"):
                 if f"ms_{variant}" in profile:
@@ -376,7 +378,8 @@ def main() -> None:
     for stage in ("pretrain", "finetune"):
         rows = {r["setting"]: r for r in results if r["stage"] == stage}
         if {"ours", "official"} <= set(rows):
-            print(f"{stage}: ours / official = {rows['ours']['samples_per_s'] / rows['official']['samples_per_s']:.2f}x")
+            print(f"{stage}: ours / official = "
+                  f"{rows['ours']['samples_per_s'] / rows['official']['samples_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

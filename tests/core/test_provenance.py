@@ -66,7 +66,8 @@ def test_bsynth_step_runs_skips_and_reruns_on_change(tmp_path):
     source, output = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_text("a\n")
     copy = [sys.executable, "-c", f"import shutil; shutil.copy({str(source)!r}, {str(output)!r})"]
-    arguments = ["--name", "copy", "--output", str(output), "--input", f"source={source}", "--setting", "mode=plain", "--"]
+    arguments = ["--name", "copy", "--output", str(output), "--input", f"source={source}",
+                 "--setting", "mode=plain", "--"]
     first = bsynth_step(tmp_path, *arguments, *copy)
     assert first.returncode == 0 and "does not exist yet: running it" in first.stdout and output.read_text() == "a\n"
     second = bsynth_step(tmp_path, *arguments, *copy)
@@ -85,5 +86,6 @@ def test_bsynth_step_failure_leaves_no_record(tmp_path):
                          sys.executable, "-c", "raise SystemExit(3)")
     assert failed.returncode == 3 and "==> copy: FAILED with exit status 3" in failed.stdout
     assert not record_path(output).exists()
-    missing = bsynth_step(tmp_path, "--name", "copy", "--output", str(tmp_path / "never.txt"), "--", sys.executable, "-c", "")
+    missing = bsynth_step(tmp_path, "--name", "copy", "--output", str(tmp_path / "never.txt"),
+                          "--", sys.executable, "-c", "")
     assert missing.returncode == 1 and "exited 0 but" in missing.stdout

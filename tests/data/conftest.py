@@ -3,8 +3,8 @@
 Run with ``HF_HUB_OFFLINE=1 python -m pytest tests/data -q``.
 
 The reference tools are loaded from the installed py-data-juicer wheel by file path
-(``tests/data/dj_reference.py``, test-only: not part of the package); tests that need them skip, naming the reason, where the
-installed wheel does not ship them.
+(``tests/data/dj_reference.py``, test-only: not part of the package); tests that need them
+skip, naming the reason, where the installed wheel does not ship them.
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ def test_partial_file_of_a_killed_run_is_resumed(server, make_tarball, download,
     assert run.returncode == 0, run.stdout + run.stderr
     assert served.requests("/models/clip-vit-large-patch14-336.tar.gz") == [
         ("bytes=100000-", len(archive) - 100_000)]
-    assert (layout.vision_tower_dir / "weights.bin").read_bytes() == contents["clip-vit-large-patch14-336"]["weights.bin"]
+    assert ((layout.vision_tower_dir / "weights.bin").read_bytes()
+            == contents["clip-vit-large-patch14-336"]["weights.bin"])
 
 
 def test_corrupt_archive_is_rejected_with_nothing_half_extracted(server, make_tarball, download, tmp_path):

@@ -44,6 +44,7 @@ def write_run(results_root: Path, data: AssetLayout, textvqa_predictions: list[s
         for q, p in zip(questions, textvqa_predictions)))
     answers = files.mmbench_answers(MMBENCH_SPLIT)
     answers.parent.mkdir(parents=True, exist_ok=True)
-    answers.write_text("".join(json.dumps(answer_record(item, mmbench_predictions[item.index], files.checkpoint_name)) + "\n"
+    answers.write_text("".join(json.dumps(answer_record(item, mmbench_predictions[item.index],
+                                                        files.checkpoint_name)) + "\n"
                                for item in read_items(data.mmbench_tsv)))
     return files

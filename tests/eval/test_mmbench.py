@@ -96,7 +96,8 @@ def _upload(eval_data, tmp_path, predictions=GOOD):
 
 def test_upload_file_scores_like_the_answers(eval_data, tmp_path, capsys):
     answers, upload = _upload(eval_data, tmp_path, {**GOOD, 2000000: "C. blue", 2: ""})
-    from_answers, from_upload = score_answers(answers, eval_data.mmbench_tsv), score_answers(upload, eval_data.mmbench_tsv)
+    from_answers, from_upload = (score_answers(answers, eval_data.mmbench_tsv),
+                                 score_answers(upload, eval_data.mmbench_tsv))
     assert from_upload == from_answers and from_upload.strict_circular_accuracy == pytest.approx(1 / 3)
     assert capsys.readouterr().err == f"warning: {answers}: 1 empty prediction, scored as wrong (index 2)\n" \
                                       f"warning: {upload}: 1 empty prediction, scored as wrong (index 2)\n"

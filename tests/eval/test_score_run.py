@@ -47,7 +47,8 @@ def test_reference_from_scores_json(eval_data, tmp_path):
     published.mkdir()
     (published / "scores.json").write_text(json.dumps(
         {"textvqa": {"accuracy": 0.5}, "mmbench": {"strict_circular_accuracy": 0.8}}))
-    assert main(["score", "run", str(mine.root), "--reference", str(published), "--data-root", str(eval_data.root)]) == 0
+    assert main(["score", "run", str(mine.root), "--reference", str(published),
+                 "--data-root", str(eval_data.root)]) == 0
     challenge = json.loads(mine.scores.read_text())["challenge"]
     assert challenge == {"textvqa_ratio": pytest.approx(2.0), "mmbench_ratio": pytest.approx(1.25),
                          "score": pytest.approx(1.625)}
@@ -119,4 +120,5 @@ def test_score_mmbench_reads_the_upload_file(eval_data, tmp_path, capsys):
     assert results[1]["strict_circular_accuracy"] == pytest.approx(2 / 3)
     upload.write_bytes(b"PK\x03\x04 not really a workbook")
     assert main(["score", "mmbench", "--answers", str(upload), "--tsv", str(eval_data.mmbench_tsv)]) == 1
-    assert capsys.readouterr().err == f"error: {upload}: not a readable .xlsx workbook (BadZipFile: File is not a zip file)\n"
+    assert capsys.readouterr().err == (f"error: {upload}: not a readable .xlsx workbook "
+                                       "(BadZipFile: File is not a zip file)\n")

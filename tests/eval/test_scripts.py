@@ -58,7 +58,8 @@ def test_demo_end_to_end(demo_checkpoint, demo_eval_assets):
     upload = pd.read_excel(results / "mmbench" / "answers_upload" / MMBENCH_SPLIT / f"{DEMO_CHECKPOINT}.xlsx")
     assert tuple(upload.columns) == UPLOAD_COLUMNS and len(upload) == len(tsv)
 
-    done = _run([sys.executable, "-m", "bettersynth", "score", "run", results], {**env, "PYTHONPATH": str(REPO / "toolkit")})
+    done = _run([sys.executable, "-m", "bettersynth", "score", "run", results],
+                {**env, "PYTHONPATH": str(REPO / "toolkit")})
     assert done.returncode == 0, done.stderr
     scores = json.loads((results / "scores.json").read_text())
     assert scores["textvqa"]["num_questions"] == len(questions)

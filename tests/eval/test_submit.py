@@ -122,7 +122,8 @@ def test_unfinished_stages_and_mismatched_parts_are_refused(tree, eval_data):
     (pretrain / "mm_projector.bin").write_bytes(b"another projector")
     problems = _plan(tree, eval_data).problems
     assert any(p.startswith(f"{finetune}: was finetuned from another projector (sha ") for p in problems), problems
-    write_record(finetune, Provenance.of("finetune", {"projector": pretrain / "mm_projector.bin"}, {}), finished="later")
+    write_record(finetune, Provenance.of("finetune", {"projector": pretrain / "mm_projector.bin"}, {}),
+                 finished="later")
     problems = _plan(tree, eval_data).problems
     assert problems == [f"{bm1}: holds the answers of another checkpoint" + problems[0].split("checkpoint", 1)[1]]
     assert "rerun the main job so that they match" in problems[0]
@@ -186,7 +187,8 @@ def test_large_solution_files_need_include(tree, eval_data, tmp_path):
     with big.open("wb") as f:
         f.truncate(MAX_SOLUTION_FILE_BYTES + 1)
     assert _plan(tree, eval_data).problems == [
-        f"{big}: 10,000,001 bytes, over the 10,000,000-byte limit for solution/ files; name it with --include to pack it"]
+        f"{big}: 10,000,001 bytes, over the 10,000,000-byte limit for solution/ files; "
+        "name it with --include to pack it"]
     assert _zip_names(tree, eval_data, tmp_path, include=[big]) == sorted(ONLINE_NAMES + ["solution/recipes/model.bin"])
 
 
@@ -230,7 +232,8 @@ def test_upload_is_opened_and_checked(tree, eval_data):
     assert _plan(tree, eval_data).problems == [
         f"{upload}: not a readable .xlsx workbook (BadZipFile: File is not a zip file)"]
     upload.write_bytes(good)
-    write_run(eval_dir, eval_data, ["a", "b", "c", "d", "e"], {**MMBENCH, 0: "B", 2: "B"})  # answers newer than the upload
+    # answers newer than the upload
+    write_run(eval_dir, eval_data, ["a", "b", "c", "d", "e"], {**MMBENCH, 0: "B", 2: "B"})
     assert _plan(tree, eval_data).problems == [f"{upload}: prediction differs from {answers} in 2 rows (index 0, 2)"]
     write_upload(eval_data.mmbench_tsv, answers, upload)
     sheet = pd.read_excel(upload, engine="openpyxl", na_filter=False)

@@ -85,7 +85,8 @@ def write_answers(eval_dir: Path, data: AssetLayout, textvqa_predictions: list[s
         for question, prediction in zip(read_questions(data.textvqa_questions), textvqa_predictions)))
     answers = files.mmbench_answers(MMBENCH_SPLIT)
     answers.parent.mkdir(parents=True, exist_ok=True)
-    answers.write_text("".join(json.dumps(answer_record(item, mmbench_predictions[item.index], files.checkpoint_name)) + "\n"
+    answers.write_text("".join(json.dumps(answer_record(item, mmbench_predictions[item.index],
+                                                        files.checkpoint_name)) + "\n"
                                for item in read_items(data.mmbench_tsv)))
     return files
 

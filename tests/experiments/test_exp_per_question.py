@@ -28,7 +28,8 @@ def test_textvqa_per_question_mean_is_accuracy(eval_data, answers):
     assert values == pytest.approx([1.0, 1.0, 0.6, 0.0, 0.0, 1.0])
     total = textvqa.score_answers(answers.textvqa_answers, eval_data.textvqa_annotations)
     assert total.accuracy == pytest.approx(sum(values) / len(values)) and total.num_questions == len(values)
-    assert [key for key, _ in scored][:2] == [("img0", "what brand is this camera?"), ("img1", "what number is on the shirt?")]
+    assert [key for key, _ in scored][:2] == [("img0", "what brand is this camera?"),
+                                              ("img1", "what number is on the shirt?")]
 
 
 def test_mmbench_per_question_means_are_accuracies(eval_data, answers):

@@ -41,11 +41,13 @@ def test_record_of_a_running_job(output, eval_data):
     assert record["seed_pool"] == "sha256:5eed"
     assert record["export"] == {"path": str(export), "samples": 7, "sha256": fingerprint(export)}
     capped = export.with_name("mine.jsonl-200k.jsonl")
-    assert record["capped"] == {"path": str(capped), "samples": 7, "sha256": fingerprint(capped), "max_samples": "200000"}
+    assert record["capped"] == {"path": str(capped), "samples": 7, "sha256": fingerprint(capped),
+                                "max_samples": "200000"}
     pretrain, finetune = record["stages"]["pretrain"], record["stages"]["finetune"]
     assert pretrain["status"] == "finished" and pretrain["global_step"] == 5 and pretrain["seed"] == 7
     assert [entry["loss"] for entry in pretrain["log"]] == pytest.approx([2.8, 2.6, 2.4, 2.2, 2.0])
-    assert pretrain["log"][0]["learning_rate"] == pytest.approx(2e-4) and pretrain["log"][0]["samples_per_second"] == 51.0
+    assert (pretrain["log"][0]["learning_rate"] == pytest.approx(2e-4)
+            and pretrain["log"][0]["samples_per_second"] == 51.0)
     assert finetune["status"] == "running" and finetune["global_step"] == 2 and len(finetune["log"]) == 2
     assert record["steps"] == {"cap at 200000 samples": 2.0} and record["wall_time_s"] == 2.0
     assert record["scores"] == {} and record["notes"] == []

@@ -34,7 +34,8 @@ def test_groups_differ_only_by_seed(sweep):
     assert [(g.label, g.names) for g in group_runs(records)] == [
         ("good.yaml (proxy 3)", ["good-proxy"]), ("good.yaml", ["good-s1", "good-s2"]),
         ("weak.yaml", ["weak-s1", "weak-s2"])]
-    assert [g.names for g in group_runs(records, "recipe")] == [["good-proxy", "good-s1", "good-s2"], ["weak-s1", "weak-s2"]]
+    assert [g.names for g in group_runs(records, "recipe")] == [["good-proxy", "good-s1", "good-s2"],
+                                                                ["weak-s1", "weak-s2"]]
 
 
 def test_report_page_and_figures(sweep, tmp_path, capsys):

@@ -57,7 +57,8 @@ def test_weighted_run_interval_of_two_benchmarks():
     generator = np.random.default_rng(SEED)
     text_rows = generator.integers(0, 30, size=(DRAWS, 30))
     bench_rows = generator.integers(0, 20, size=(DRAWS, 20))
-    draws = [weights["textvqa"] * sum(text[i] for i in t) / 30 + weights["mmbench_strict"] * sum(bench[i] for i in b) / 20
+    draws = [weights["textvqa"] * sum(text[i] for i in t) / 30
+             + weights["mmbench_strict"] * sum(bench[i] for i in b) / 20
              for t, b in zip(text_rows, bench_rows)]
     assert got.estimate == pytest.approx(weights["textvqa"] * text.mean() + weights["mmbench_strict"] * bench.mean())
     assert (got.low, got.high) == pytest.approx((percentile(draws, 2.5), percentile(draws, 97.5)))

@@ -98,7 +98,8 @@ def test_every_toolkit_import_is_installed_without_the_dev_extra():
             continue
         distributions = {normalized(d) for d in providers.get(module, [])}
         if not distributions & runtime:
-            missing.append(f"{module} ({path.relative_to(REPO_ROOT)}; from {sorted(distributions) or 'nothing installed'})")
+            missing.append(f"{module} ({path.relative_to(REPO_ROOT)}; "
+                           f"from {sorted(distributions) or 'nothing installed'})")
     assert not missing, "imported but not installed by `bash install.sh` without --dev: " + ", ".join(missing)
     assert "open-clip-torch" in runtime and "ray" in runtime and "aiohttp-cors" in runtime  # extras followed
 

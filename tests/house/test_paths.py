@@ -76,7 +76,8 @@ def test_outside_a_checkout_root_commands_say_so_and_path_commands_run(tmp_path)
                            "train_mgm_2b_stage_1.sh and the project's pyproject.toml), and BSYNTH_ROOT is not set: "
                            "cd into the checkout to use, or set BSYNTH_ROOT=/path/to/checkout\n")
     assert bsynth("--help", cwd=tmp_path).returncode == 0
-    assert layout_of(tmp_path, BSYNTH_ROOT=str(make_checkout(tmp_path / "given")))["REPO_ROOT"] == str(tmp_path / "given")
+    assert (layout_of(tmp_path, BSYNTH_ROOT=str(make_checkout(tmp_path / "given")))["REPO_ROOT"]
+            == str(tmp_path / "given"))
 
     sample = {"id": "1", "text": "[[human]]: <__dj__image>\nWhat is it?\n[[gpt]]: A cat. <|__dj__eoc|>",
               "images": ["a.jpg"]}

@@ -106,7 +106,7 @@ def per_row_reference(ids, mask, has_image, images, labels, max_length, side):
     """One row at a time: real tokens in order, the placeholder replaced, truncated, then padded."""
     rows = []
     for row in range(len(ids)):
-        tokens = [(float(t), int(l)) for t, l, m in zip(ids[row], labels[row], mask[row]) if m]
+        tokens = [(float(t), int(lab)) for t, lab, m in zip(ids[row], labels[row], mask[row]) if m]
         spliced = []
         for token, label in tokens:
             if token == IMG:

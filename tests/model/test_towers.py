@@ -52,7 +52,8 @@ def test_clip_select_layer_out_of_range_is_an_error(tiny_dirs):
 def reference_aux_map(state: dict, images: torch.Tensor) -> torch.Tensor:
     """timm's own trunk with the same weights: stage outputs, upsampled to stage 1 in float32, concatenated."""
     trunk = timm.create_model("convnext_atto", pretrained=False, num_classes=0, global_pool="")
-    trunk.load_state_dict({k.removeprefix("visual.trunk."): v for k, v in state.items() if k.startswith("visual.trunk.")})
+    trunk.load_state_dict({k.removeprefix("visual.trunk."): v for k, v in state.items()
+                           if k.startswith("visual.trunk.")})
     with torch.no_grad():
         stages = trunk.eval().forward_intermediates(images, intermediates_only=True)
     size = stages[0].shape[-2:]

@@ -16,7 +16,8 @@ from bettersynth.train.stages import STAGES
 
 PRETRAIN = STAGES["pretrain"].memory_model(torch_compile=True, gradient_checkpointing=False, optimizer_offload=False)
 FINETUNE = STAGES["finetune"].memory_model(torch_compile=True, gradient_checkpointing=True, optimizer_offload=False)
-FINETUNE_OFFLOAD = STAGES["finetune"].memory_model(torch_compile=True, gradient_checkpointing=True, optimizer_offload=True)
+FINETUNE_OFFLOAD = STAGES["finetune"].memory_model(torch_compile=True, gradient_checkpointing=True,
+                                                   optimizer_offload=True)
 H100_GIB = 79.6  # 81,559 MiB
 DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "toolkit" / "configs" / "deepspeed"
 

@@ -3,7 +3,8 @@
 
 The main job reads its paths from here instead of hard-coding them, so they are named once
 (bettersynth.paths). ``--which auto`` picks the real layout when its models and data are all on
-disk, the embedded demo when none of them is, and stops naming what is missing for a mix (exit 2). REPO_ROOT is the checkout that runs (bettersynth.paths.repo_root).
+disk, the embedded demo when none of them is, and stops naming what is missing for a mix (exit 2).
+REPO_ROOT is the checkout that runs (bettersynth.paths.repo_root).
 
     eval "$(bsynth layout --which auto --format shell)"   # sets REPO_ROOT, LAYOUT_MODE, SEED_JSONL, ...
     bsynth layout --format shell --editable PRETRAIN_BATCH_SIZE_PER_GPU=auto ...   # + the job's settings

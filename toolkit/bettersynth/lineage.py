@@ -41,7 +41,8 @@ def made_from_problem(artefact: Path, label: str, source: Path, what: str) -> st
 
 def lineage_problems(pretrain_dir: Path, finetune_dir: Path, answers: Sequence[Path]) -> tuple[list[str], list[str]]:
     """(problems, notes) of one experiment's stage folders and eval outputs."""
-    problems = [problem for problem in (stage_problem(pretrain_dir, "pretrain"), stage_problem(finetune_dir, "finetune"))
+    problems = [problem for problem in (stage_problem(pretrain_dir, "pretrain"),
+                                        stage_problem(finetune_dir, "finetune"))
                 if problem]
     projector = made_from_problem(finetune_dir, "projector", pretrain_dir / "mm_projector.bin", "was finetuned from")
     if projector:

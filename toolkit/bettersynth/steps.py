@@ -3,7 +3,8 @@ the same inputs and settings (bettersynth.provenance); record what made it when 
 
     bsynth step --name cap --output output/processed_data/processed_data.jsonl-200k.jsonl \
         --input "curated data=output/processed_data/processed_data.jsonl" --setting "max samples=200000" \
-        -- bsynth sample output/processed_data/processed_data.jsonl output/processed_data/processed_data.jsonl-200k.jsonl 200000
+        -- bsynth sample output/processed_data/processed_data.jsonl \
+           output/processed_data/processed_data.jsonl-200k.jsonl 200000
 
 Prints ``[skip] cap: ... was made from the same inputs and settings`` and exits 0 without running the
 command, or says why it runs (``curated data changed (sha 1a2b3c4d… → 5e6f7a8b…) since it was made``)

@@ -63,7 +63,8 @@ ALLOW_LIST = "solution/'s readme*, requirements.txt, recipes/ and ops/, and file
 # model left there, so it is packed only when named with --include.
 MAX_SOLUTION_FILE_BYTES = 10_000_000
 # Never packed: environment files, private keys and certificates, login files.
-SECRET_FILE = re.compile(r"\.env(\..*)?|\.netrc|\.git-credentials|id_(rsa|dsa|ecdsa|ed25519)(\..*)?|.*\.(pem|key|p12|pfx)",
+SECRET_FILE = re.compile(r"\.env(\..*)?|\.netrc|\.git-credentials|id_(rsa|dsa|ecdsa|ed25519)(\..*)?"
+                         r"|.*\.(pem|key|p12|pfx)",
                          re.IGNORECASE)
 # Packed only when named with --include (an operator may well be called token_num_filter.py).
 SECRET_WORD = re.compile(r"(^|[^a-z])(tokens?|credentials?|secrets?|passwords?|api[_-]?keys?)([^a-z]|$)", re.IGNORECASE)
@@ -221,7 +222,8 @@ def _answer_problems(eval_dir: Path, split: str, data_root: str | None) -> list[
     print(data.describe(), file=sys.stderr)
     files = ResultFiles(eval_dir)
     answers, upload, tsv = files.mmbench_answers(split), files.mmbench_upload(split), data.mmbench_tsv(split)
-    problems = [p for p in [_answers_problem(files.textvqa_answers, {"textvqa_questions": data.layout.textvqa_questions},
+    problems = [p for p in [_answers_problem(files.textvqa_answers,
+                                             {"textvqa_questions": data.layout.textvqa_questions},
                                              "questions")] if p]
     mmbench_problem = _answers_problem(answers, {"mmbench_tsv": tsv}, "TSV rows")
     if mmbench_problem:
@@ -275,7 +277,8 @@ def proxy_problem(output: Path, exp: str) -> str | None:
 
 def find_experiment(output: Path) -> str:
     """The EXP of the only MGM-2B-Finetune-<EXP> folder under output/training_dirs."""
-    found = sorted(p.name[len(FINETUNE_PREFIX):] for p in (output / "training_dirs").glob(f"{FINETUNE_PREFIX}*") if p.is_dir())
+    found = sorted(p.name[len(FINETUNE_PREFIX):] for p in (output / "training_dirs").glob(f"{FINETUNE_PREFIX}*")
+                   if p.is_dir())
     if len(found) != 1:
         raise ValueError(f"{output / 'training_dirs'}: {len(found)} finetune runs {found}; choose one with --exp")
     return found[0]
@@ -291,7 +294,8 @@ def _required(round_name: str, exp: str, split: str, output: Path, result: Plan)
                 (f"output/training_dirs/{pretrain}/pretrain.log", pre_dir / "pretrain.log"),
                 (f"output/training_dirs/{finetune}/finetune.log", finetune_log),
                 (f"{arc_eval}/textvqa/bm1.jsonl", eval_dir / "textvqa" / "bm1.jsonl"),
-                (f"{arc_eval}/mmbench/answers/{split}/{finetune}.jsonl", eval_dir / "mmbench" / "answers" / split / f"{finetune}.jsonl"),
+                (f"{arc_eval}/mmbench/answers/{split}/{finetune}.jsonl",
+                 eval_dir / "mmbench" / "answers" / split / f"{finetune}.jsonl"),
                 (f"{arc_eval}/mmbench/answers_upload/{split}/{finetune}.xlsx",
                  eval_dir / "mmbench" / "answers_upload" / split / f"{finetune}.xlsx")]
     if (eval_dir / "scores.json").is_file():
@@ -337,7 +341,8 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
     if proxy:
         result.problems.append(proxy)
     result.problems += _answer_problems(eval_dir, split, data_root)
-    answer_files = [source for arcname, source in required if arcname.endswith(".jsonl") and "/eval_results/" in arcname]
+    answer_files = [source for arcname, source in required
+                    if arcname.endswith(".jsonl") and "/eval_results/" in arcname]
     result.problems += _other_jsonl_problems(result.entries, answer_files,
                                              output / "processed_data" / "processed_data.jsonl")
     return result
@@ -362,9 +367,11 @@ def zip_problems(zip_path: Path, round_name: str) -> list[str]:
             problems.append(f"{zip_path}: entry {info.filename!r} is a secret-looking file or a zip")
     sizes = {info.filename: info.file_size for info in infos}
     finetunes = sorted({PurePosixPath(n).parts[2] for n in names
-                        if n.startswith("output/training_dirs/") and n.count("/") >= 3 and PurePosixPath(n).parts[2].startswith(FINETUNE_PREFIX)})
+                        if n.startswith("output/training_dirs/") and n.count("/") >= 3
+                        and PurePosixPath(n).parts[2].startswith(FINETUNE_PREFIX)})
     if len(finetunes) != 1:
-        return problems + [f"{zip_path}: expected one output/training_dirs/{FINETUNE_PREFIX}*/ folder, found {finetunes}"]
+        return problems + [f"{zip_path}: expected one output/training_dirs/{FINETUNE_PREFIX}*/ folder, "
+                           f"found {finetunes}"]
     finetune = finetunes[0]
     pretrain = PRETRAIN_PREFIX + finetune[len(FINETUNE_PREFIX):]
     needed = ["output/train.sh", f"output/training_dirs/{pretrain}/pretrain.log",
@@ -375,7 +382,8 @@ def zip_problems(zip_path: Path, round_name: str) -> list[str]:
     for kind in ("answers", "answers_upload"):
         if not any(n.startswith(f"output/eval_results/{finetune}/mmbench/{kind}/") and sizes[n] for n in names):
             problems.append(f"{zip_path}: no MMBench {kind} file")
-    if round_name == "offline" and not any(n.startswith(f"output/training_dirs/{finetune}/model") and n.endswith(".safetensors") for n in names):
+    if round_name == "offline" and not any(n.startswith(f"output/training_dirs/{finetune}/model")
+                                           and n.endswith(".safetensors") for n in names):
         problems.append(f"{zip_path}: no finetuned model*.safetensors")
     return problems
 
@@ -450,7 +458,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("pack", help="build and check submit.zip (solution/ + output/)")
     parser.add_argument("--round", choices=ROUNDS, default="online")
     parser.add_argument("--out", default=None, help="zip to write (default: submit.zip at the repository root)")
-    parser.add_argument("--exp", default=None, help="EXP_NAME of MGM-2B-{Pretrain,Finetune}-EXP (default: the only one)")
+    parser.add_argument("--exp", default=None,
+                        help="EXP_NAME of MGM-2B-{Pretrain,Finetune}-EXP (default: the only one)")
     parser.add_argument("--split", default=paths.MMBENCH_SPLIT)
     parser.add_argument("--data-root", default=None, help="asset layout root with the eval questions (answer counts)")
     parser.add_argument("--check", type=Path, default=None, help="only check the layout of an existing zip")

@@ -179,7 +179,8 @@ def _add_shard_options(parser) -> None:
     parser.add_argument("--answers-file", type=Path, required=True, help="answer jsonl to write (atomically)")
     parser.add_argument("--num-chunks", type=int, default=1)
     parser.add_argument("--chunk-idx", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=None, help="default 32 on GPU (the aux tower fails above 37 images), 4 on CPU")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default 32 on GPU (the aux tower fails above 37 images), 4 on CPU")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: the benchmark's (128 / 1024)")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--workers", type=int, default=None, help="image workers (default up to 8 on GPU, 0 on CPU)")

@@ -150,7 +150,8 @@ class AnswerEngine:
             raise ValueError(f"{len(prompts)} prompts but {len(images)} images")
         order = sorted(range(len(prompts)), key=lambda position: len(prompts[position]), reverse=True)
         batches = [order[start:start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
-        loader = DataLoader(_ImageDataset(images, self.preprocessor, self.dtype), batch_sampler=batches, collate_fn=_collate,
+        loader = DataLoader(_ImageDataset(images, self.preprocessor, self.dtype), batch_sampler=batches,
+                            collate_fn=_collate,
                             num_workers=settings.num_workers, pin_memory=self.device.startswith("cuda"),
                             multiprocessing_context="fork" if settings.num_workers else None)
         answers: list[list[int]] = [[] for _ in prompts]

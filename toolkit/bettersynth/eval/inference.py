@@ -77,7 +77,8 @@ def merge_shards(shard_files: Sequence[Path], out: Path, expected_ids: list[Any]
     records = [record for path in shard_files for record in read_jsonl(path)]
     ids = [record.get("question_id") for record in records]
     if ids != expected_ids:
-        first = next((n for n, (got, want) in enumerate(zip(ids, expected_ids)) if got != want), min(len(ids), len(expected_ids)))
+        first = next((n for n, (got, want) in enumerate(zip(ids, expected_ids)) if got != want),
+                     min(len(ids), len(expected_ids)))
         raise EvalDataError(f"shards hold {len(ids)} answers for {len(expected_ids)} questions; first difference at "
                             f"answer {first}; not merging into {out}")
     return write_jsonl_atomic(out, records)

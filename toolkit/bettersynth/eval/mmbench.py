@@ -83,7 +83,8 @@ def read_tsv(path: Path):
     if frame.empty:
         raise EvalDataError(f"{path}: no rows")
     if frame["index"].duplicated().any():
-        raise EvalDataError(f"{path}: duplicate index values {frame['index'][frame['index'].duplicated()].tolist()[:5]}")
+        raise EvalDataError(f"{path}: duplicate index values "
+                            f"{frame['index'][frame['index'].duplicated()].tolist()[:5]}")
     return frame
 
 
@@ -185,7 +186,8 @@ def check_upload(upload_path: Path, answers_path: Path, tsv_path: Path) -> None:
     if blank:
         parts.append(f"{len(blank)} of {len(indices)} rows without a prediction (index {listed(blank)})")
     if differ:
-        parts.append(f"prediction differs from {answers_path} in {counted(len(differ), 'row')} (index {listed(differ)})")
+        parts.append(f"prediction differs from {answers_path} in {counted(len(differ), 'row')} "
+                     f"(index {listed(differ)})")
     if parts:
         raise EvalDataError(f"{upload_path}: " + "; ".join(parts))
 
@@ -207,7 +209,8 @@ def write_upload(tsv_path: Path, answers_path: Path, out_path: Path) -> int:
               file=sys.stderr)
     upload.insert(6, "prediction", cleaned)
     if tuple(upload.columns) != UPLOAD_COLUMNS:
-        raise EvalDataError(f"{tsv_path}: upload columns would be {list(upload.columns)}, expected {list(UPLOAD_COLUMNS)}")
+        raise EvalDataError(f"{tsv_path}: upload columns would be {list(upload.columns)}, "
+                            f"expected {list(UPLOAD_COLUMNS)}")
     with atomic_path(out_path) as temporary:
         upload.to_excel(temporary, index=False, engine="openpyxl")
     return len(upload)
@@ -258,7 +261,8 @@ def circular_results(answers_path: Path, tsv_path: Path) -> list[CircularResult]
     answers = read_predictions(answers_path, [int(row["index"]) for row in rows])
     empty = [index for index, prediction in answers.items() if str(prediction) == ""]
     if empty:
-        print(f"warning: {answers_path}: {counted(len(empty), 'empty prediction')}, scored as wrong (index {listed(empty)})",
+        print(f"warning: {answers_path}: {counted(len(empty), 'empty prediction')}, "
+              f"scored as wrong (index {listed(empty)})",
               file=sys.stderr)
     strict: dict[int, bool] = defaultdict(lambda: True)
     extracted: dict[int, bool] = defaultdict(lambda: True)

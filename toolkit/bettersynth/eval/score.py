@@ -63,7 +63,8 @@ def challenge_score(run: dict[str, Any], reference: dict[str, Any]) -> dict[str,
     text, bench = benchmark_values(run, "run")
     ref_text, ref_bench = benchmark_values(reference, "reference")
     if ref_text <= 0 or ref_bench <= 0:
-        raise EvalDataError(f"reference scores must be positive to form ratios (TextVQA {ref_text}, MMBench {ref_bench})")
+        raise EvalDataError("reference scores must be positive to form ratios "
+                            f"(TextVQA {ref_text}, MMBench {ref_bench})")
     ratios = {"textvqa_ratio": text / ref_text, "mmbench_ratio": bench / ref_bench}
     return {**ratios, "score": (ratios["textvqa_ratio"] + ratios["mmbench_ratio"]) / 2}
 

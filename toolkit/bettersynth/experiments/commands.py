@@ -2,7 +2,8 @@
 
     bsynth runs [--json | --csv] [--reference EXP]
     bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
-    bsynth report RUN... [--group-by settings|recipe] [--reference EXP] [--draws N] [--bootstrap-seed S] --out report.html
+    bsynth report RUN... [--group-by settings|recipe] [--reference EXP] [--draws N] [--bootstrap-seed S]
+        --out report.html
 
 ``runs record`` is what the main job calls after each step (bettersynth.experiments.record): it
 rebuilds ``output/experiments/<EXP_NAME>/run.json`` from the files there now and exits 0 whatever
@@ -83,7 +84,8 @@ def runs_handler(args) -> int:
     if not rows and not (args.json or args.csv):
         print(f"no run records under {output / 'experiments'}", file=sys.stderr)
         return 0
-    print(format_json(rows) if args.json else format_csv(rows) if args.csv else format_text(rows), end="" if args.csv else "\n")
+    print(format_json(rows) if args.json else format_csv(rows) if args.csv else format_text(rows),
+          end="" if args.csv else "\n")
     return 0
 
 
@@ -118,7 +120,8 @@ def register(subparsers) -> None:
     runs.add_argument("--reference", default=None, metavar="EXP", help="the run the ratios are taken to")
     runs.set_defaults(func=runs_handler)
     commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND")
-    record = commands.add_parser("record", help="rebuild output/experiments/EXP_NAME/run.json (the main job, after each step)")
+    record = commands.add_parser("record",
+                                 help="rebuild output/experiments/EXP_NAME/run.json (the main job, after each step)")
     record.add_argument("exp_name", metavar="EXP_NAME")
     record.add_argument("--editable", action="append", default=[], metavar="KEY=VALUE",
                         help="an Editable Part value (repeatable; merged into the record's)")

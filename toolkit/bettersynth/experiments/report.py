@@ -54,13 +54,15 @@ def figure(folder: Path, name: str, alt: str) -> str:
 def runs_section(records: list[dict[str, Any]], reference: dict[str, Any] | None) -> str:
     names = [field.name for field in fields(RunRow)]
     rows = table_rows(records, reference)
-    return table([HEADERS[name] for name in names], [[shown(name, getattr(row, name)) for name in names] for row in rows])
+    return table([HEADERS[name] for name in names],
+                 [[shown(name, getattr(row, name)) for name in names] for row in rows])
 
 
 def loss_section(records: list[dict[str, Any]], folder: Path) -> str:
     parts = []
     for stage in STAGES:
-        logs = {record["exp_name"]: ((record.get("stages") or {}).get(stage) or {}).get("log") or [] for record in records}
+        logs = {record["exp_name"]: ((record.get("stages") or {}).get(stage) or {}).get("log") or []
+                for record in records}
         logs = {name: log for name, log in logs.items() if log}
         if logs:
             plots.loss_curves(logs, stage, folder / f"loss_{stage}.png")
@@ -91,10 +93,12 @@ def spread_text(spread: stats.Spread) -> str:
 
 def group_section(run_groups: list[grouping.RunGroup], group_values: list[dict], chosen: dict[str, stats.Weights],
                   folder: Path) -> str:
-    spreads = {metric: [stats.seed_spread(values, weights) for values in group_values] for metric, weights in chosen.items()}
+    spreads = {metric: [stats.seed_spread(values, weights) for values in group_values]
+               for metric, weights in chosen.items()}
     labels = [group.label for group in run_groups]
     plots.spread_bars(labels, spreads, folder / "groups.png")
-    rows = [[group.label, ", ".join(group.names), str(len(group.records))] + [spread_text(spreads[m][n]) for m in chosen]
+    rows = [[group.label, ", ".join(group.names), str(len(group.records))]
+            + [spread_text(spreads[m][n]) for m in chosen]
             for n, group in enumerate(run_groups)]
     return table(["group", "runs", "seeds"] + [f"{metric} mean ± std" for metric in chosen], rows) + \
         figure(folder, "groups.png", "group means with one standard deviation")
@@ -158,7 +162,8 @@ STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0
          "th{background:#f3f3f3}img{max-width:100%}")
 
 
-def build_report(records: list[dict[str, Any]], out: Path, by: str = "settings", reference: dict[str, Any] | None = None,
+def build_report(records: list[dict[str, Any]], out: Path, by: str = "settings",
+                 reference: dict[str, Any] | None = None,
                  draws: int = DRAWS, seed: int = BOOTSTRAP_SEED) -> Path:
     """Writes the page and its figures; returns the page's path."""
     if not records:

@@ -110,7 +110,8 @@ def run_scores(group: Group, weights: Weights) -> np.ndarray:
     return sum(weight * group[name].mean(axis=1) for name, weight in weights.items())
 
 
-def resampled_scores(group: Group, weights: Weights, questions: Mapping[str, np.ndarray], seeds: np.ndarray) -> np.ndarray:
+def resampled_scores(group: Group, weights: Weights, questions: Mapping[str, np.ndarray],
+                     seeds: np.ndarray) -> np.ndarray:
     """The group's score in every draw (module docstring)."""
     totals = np.zeros(len(seeds))
     for name, weight in weights.items():

@@ -67,8 +67,10 @@ def build_mgm(llm_dir: str | Path, vision_tower_dir: str | Path, vision_tower_au
     llm, info = GemmaForCausalLM.from_pretrained(llm_dir, config=llm_config, dtype=dtype, output_loading_info=True,
                                                  attn_implementation=options.attn_implementation)
     if info["missing_keys"] or info["mismatched_keys"] or info["unexpected_keys"]:
-        raise ValueError(f"LLM weights in {llm_dir} do not match its config: missing {sorted(info['missing_keys'])[:10]}, "
-                         f"unexpected {sorted(info['unexpected_keys'])[:10]}, mismatched {list(info['mismatched_keys'])[:10]}")
+        raise ValueError(f"LLM weights in {llm_dir} do not match its config: "
+                         f"missing {sorted(info['missing_keys'])[:10]}, "
+                         f"unexpected {sorted(info['unexpected_keys'])[:10]}, "
+                         f"mismatched {list(info['mismatched_keys'])[:10]}")
     vision_tower = CLIPVisionTower.from_pretrained(vision_tower_dir, options.mm_vision_select_layer, dtype,
                                                    options.attn_implementation)
     aux_tower = ConvNeXtAuxTower.from_openclip_folder(vision_tower_aux_dir, options.aux_drop_path_in_training,

@@ -18,7 +18,8 @@ embeddings the same way (``input_scale.py``): the decoder's input equals the off
 too.
 
 Training runs the LLM without a padding mask (right padding under the causal mask makes it
-unnecessary; see ``forward``). The loss runs the LM head only at supervised positions (labels shifted by one != IGNORE_INDEX) and
+unnecessary; see ``forward``). The loss runs the LM head only at supervised positions
+(labels shifted by one != IGNORE_INDEX) and
 returns the SUM of token cross-entropies with the token count; the trainer chooses the divisor.
 """
 

@@ -34,7 +34,8 @@ class SplicedBatch:
     labels: torch.Tensor | None      # [B, T] long, or None when no labels were given
 
 
-def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int, padding_side: str) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int,
+                  padding_side: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Lists of token ids → (ids [B, T] long, attention mask [B, T] bool), padded on one side."""
     if padding_side not in PADDING_SIDES:
         raise ValueError(f"padding_side must be one of {PADDING_SIDES}, got {padding_side!r}")

@@ -5,7 +5,8 @@
 
 ``from_pretrained`` accepts a full ``CLIPModel`` folder (the official tower folder) as well as a
 vision-only one; transformers then logs the unused text-tower weights as UNEXPECTED (expected),
-while a missing vision weight is an error. The tower never trains: parameters are frozen and the forward runs under no_grad.
+while a missing vision weight is an error. The tower never trains: parameters are frozen and the
+forward runs under no_grad.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class CLIPVisionTower(nn.Module):
         model, info = CLIPVisionModel.from_pretrained(folder, dtype=dtype, output_loading_info=True,
                                                       attn_implementation=attn_implementation)
         if info["missing_keys"] or info["mismatched_keys"]:
-            raise ValueError(f"CLIP vision weights in {folder} are incomplete: missing {sorted(info['missing_keys'])[:10]}, "
+            raise ValueError(f"CLIP vision weights in {folder} are incomplete: "
+                             f"missing {sorted(info['missing_keys'])[:10]}, "
                              f"mismatched {list(info['mismatched_keys'])[:10]}")
         return cls(model, select_layer)
 

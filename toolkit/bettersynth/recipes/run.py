@@ -72,7 +72,8 @@ def worker_environment(run: RecipeRun, config: dict) -> dict[str, str]:
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Settings Data-Juicer is given by the run itself, not by the recipe: they do not change what it keeps.
-RUN_ONLY_KEYS = ("dataset_path", "dataset", "export_path", "work_dir", "executor_type", "skip_op_error", "np", "ray_address",
+RUN_ONLY_KEYS = ("dataset_path", "dataset", "export_path", "work_dir", "executor_type",
+                 "skip_op_error", "np", "ray_address",
                  "custom_operator_paths")
 
 

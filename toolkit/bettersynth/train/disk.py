@@ -118,7 +118,8 @@ def saves_left(args, global_step: int, max_steps: int) -> int:
     --stop_after_steps stops it (the loop stops after at least one more step)."""
     stop = None if args.stop_after_steps is None else max(args.stop_after_steps, global_step + 1)
     end = max_steps if stop is None else min(stop + 1, max_steps)
-    due = {step for step in range(global_step + 1, end) if args.save_strategy == "steps" and step % args.save_steps == 0}
+    due = {step for step in range(global_step + 1, end)
+           if args.save_strategy == "steps" and step % args.save_steps == 0}
     if stop is not None and stop < max_steps:
         due.add(stop)
     return len(due)

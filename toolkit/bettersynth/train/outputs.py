@@ -6,7 +6,8 @@ finetune: the complete checkpoint folder of ``bettersynth.model.io.save_checkpoi
 safetensors shards, tokenizer, generation and preprocessor configs), ``train_args.json``,
 ``trainer_state.json``.
 Then the stage's record of what it was made from (``made-from.json``, with the finishing time:
-bettersynth.train.made_from), and last of all ``training_complete.json``: without it the outputs are not to be trusted (a re-run
+bettersynth.train.made_from), and last of all ``training_complete.json``: without it the outputs are
+not to be trusted (a re-run
 resumes and rewrites them). Called by run.py.
 """
 

@@ -109,7 +109,8 @@ class ProgressReporter:
         state.log_history.append(entry)
         self.bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{entry['learning_rate']:.2e}", refresh=False)
         self.log.info("step %d/%d | epoch %.3f | loss %.4f | lr %.2e | %.1f samples/s | %s tokens/s | "
-                      "data wait %.0f%%", state.global_step, state.max_steps, entry["epoch"], entry["loss"], entry["learning_rate"],
+                      "data wait %.0f%%", state.global_step, state.max_steps, entry["epoch"], entry["loss"],
+                      entry["learning_rate"],
                       entry["samples_per_second"], f"{entry['tokens_per_second']:,.0f}",
                       100 * entry["data_wait_share"])
         self._reset_window()
