@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bettersynth import paths
+from bettersynth.train.stages import STAGES
 
 ROUNDS = ("online", "offline")
 TOP_LEVEL = ("output", "solution")
@@ -289,9 +290,11 @@ def _required(round_name: str, exp: str, split: str, output: Path, result: Plan)
     pretrain, finetune = f"{PRETRAIN_PREFIX}{exp}", f"{FINETUNE_PREFIX}{exp}"
     pre_dir, fin_dir = output / "training_dirs" / pretrain, output / "training_dirs" / finetune
     eval_dir, arc_eval = output / "eval_results" / finetune, f"output/eval_results/{finetune}"
-    finetune_log = fin_dir / "finetuning.log" if (fin_dir / "finetuning.log").exists() else fin_dir / "finetune.log"
+    # the logs the job writes (the stage spec names them); the zip names the finetune log finetune.log
+    job_log = fin_dir / STAGES["finetune"].log_name
+    finetune_log = job_log if job_log.exists() else fin_dir / "finetune.log"
     required = [("output/train.sh", output / "train.sh"),
-                (f"output/training_dirs/{pretrain}/pretrain.log", pre_dir / "pretrain.log"),
+                (f"output/training_dirs/{pretrain}/pretrain.log", pre_dir / STAGES["pretrain"].log_name),
                 (f"output/training_dirs/{finetune}/finetune.log", finetune_log),
                 (f"{arc_eval}/textvqa/bm1.jsonl", eval_dir / "textvqa" / "bm1.jsonl"),
                 (f"{arc_eval}/mmbench/answers/{split}/{finetune}.jsonl",
