@@ -180,6 +180,7 @@ while IFS=$'\t' read -r -u 3 name group kind source dest top after; do
     file) mkdir -p "$(dirname "$dest")" && fetch "$source" "$dest" || status=$? ;;
     modelscope|huggingface)
       bsynth_py -m bettersynth.download snapshot --hub "$kind" --model-id "$source" --dest "$dest" || status=$? ;;
+    nltk) bsynth_py -m bettersynth.download nltk --packages "$source" --dest "$dest" || status=$? ;;
   esac
   if [ "$status" = 0 ]; then
     state[$name]=complete

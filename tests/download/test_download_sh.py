@@ -135,7 +135,7 @@ def test_dry_run_full_lists_every_real_file_with_its_destination(download, tmp_p
     assert run.returncode == 0, run.stderr
     full = AssetLayout(tmp_path, "full")
     lines = [line for line in run.stdout.splitlines() if line.strip().startswith("would get")]
-    assert len(lines) == 13
+    assert len(lines) == 18
     expected = [
         ("models/gemma-2b-it.tar.gz", full.llm_dir),
         ("models/clip-vit-large-patch14-336.tar.gz", full.vision_tower_dir),
@@ -146,6 +146,10 @@ def test_dry_run_full_lists_every_real_file_with_its_destination(download, tmp_p
         ("data/stage_1/mgm_instruction_stage_1.json", full.finetune_json),
         ("data/stage_1/eval_stage_1.tar.gz", full.eval_dir),
         ("goldsj/blip2-opt-2.7b", full.recipe_models_dir / "Salesforce" / "blip2-opt-2.7b"),
+        ("google/owlvit-base-patch32", full.recipe_models_dir / "google" / "owlvit-base-patch32"),
+        ("CompVis/stable-diffusion-v1-4", full.recipe_models_dir / "CompVis" / "stable-diffusion-v1-4"),
+        ("amrul-hzz/watermark_detector", full.recipe_models_dir / "amrul-hzz" / "watermark_detector"),
+        ("punkt_tab,averaged_perceptron_tagger_eng", full.recipe_models_dir / "nltk_data"),
     ]
     for source, dest in expected:
         assert any(source in line and line.endswith(f"-> {dest}") for line in lines), source

@@ -29,7 +29,10 @@ DEFAULT_BASE_URL = "http://dail-wlcb.oss-cn-wulanchabu.aliyuncs.com/dj-competiti
 TEXTVQA_ANNOTATIONS_URL = "https://dl.fbaipublicfiles.com/textvqa/data/TextVQA_0.5.1_val.json"
 MARKER_NAME = ".bsynth-download-complete"
 GROUPS = ("models", "data", "eval", "recipe-models")
-KINDS = ("archive", "file", "modelscope", "huggingface")
+KINDS = ("archive", "file", "modelscope", "huggingface", "nltk")
+# Stable Diffusion repositories also hold full .ckpt files and .bin duplicates of the safetensors
+# weights (~12 GB that diffusers never reads): left out of the snapshot.
+SNAPSHOT_IGNORE = {"CompVis/stable-diffusion-v1-4": ["*.ckpt", "*.bin", "*.msgpack", "*.h5", "*.onnx*"]}
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,17 @@ def manifest(layout: AssetLayout, base_url: str) -> list[Item]:
              recipe / "openai" / "clip-vit-base-patch32"),
         Item("blip-itm-base-coco", "recipe-models", "huggingface", "Salesforce/blip-itm-base-coco",
              recipe / "Salesforce" / "blip-itm-base-coco"),
+        Item("aesthetics-predictor-v2", "recipe-models", "huggingface",
+             "shunk031/aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE",
+             recipe / "shunk031" / "aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE"),
+        Item("watermark_detector", "recipe-models", "huggingface", "amrul-hzz/watermark_detector",
+             recipe / "amrul-hzz" / "watermark_detector"),
+        Item("owlvit-base-patch32", "recipe-models", "huggingface", "google/owlvit-base-patch32",
+             recipe / "google" / "owlvit-base-patch32"),
+        Item("stable-diffusion-v1-4", "recipe-models", "huggingface", "CompVis/stable-diffusion-v1-4",
+             recipe / "CompVis" / "stable-diffusion-v1-4"),
+        # the grounding filter's noun phrases: NLTK's own data server (no pip or apt package ships it)
+        Item("nltk_data", "recipe-models", "nltk", "punkt_tab,averaged_perceptron_tagger_eng", recipe / "nltk_data"),
     ]
 
 
@@ -110,10 +124,28 @@ def snapshot(hub: str, model_id: str, dest: Path) -> None:
     else:
         from huggingface_hub import snapshot_download as hf_snapshot
 
-        hf_snapshot(model_id, local_dir=partial)
+        hf_snapshot(model_id, local_dir=partial, ignore_patterns=SNAPSHOT_IGNORE.get(model_id))
     (partial / MARKER_NAME).write_text(f"{hub}:{model_id}\n")
     partial.rename(dest)
     print(f"downloaded {hub}:{model_id} -> {dest}")
+
+
+def nltk_packages(packages: list[str], dest: Path) -> None:
+    """NLTK data packages into `dest` (NLTK's folder layout) through a temporary sibling; skip a complete `dest`."""
+    import nltk
+
+    if (dest / MARKER_NAME).is_file():
+        print(f"complete: {dest}")
+        return
+    if dest.exists():
+        raise SystemExit(f"{dest} exists but was not completed by download.sh; remove it to download again")
+    partial = dest.with_name(f".{dest.name}.partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    for package in packages:
+        nltk.download(package, download_dir=str(partial), quiet=True, raise_on_error=True)
+    (partial / MARKER_NAME).write_text(f"nltk:{','.join(packages)}\n")
+    partial.rename(dest)
+    print(f"downloaded nltk:{','.join(packages)} -> {dest}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,9 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--hub", choices=("modelscope", "huggingface"), required=True)
     fetch.add_argument("--model-id", required=True)
     fetch.add_argument("--dest", type=Path, required=True)
+    nltk_data = sub.add_parser("nltk", help="download NLTK data packages into DEST")
+    nltk_data.add_argument("--packages", required=True, help="comma-separated NLTK package names")
+    nltk_data.add_argument("--dest", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "snapshot":
         snapshot(args.hub, args.model_id, args.dest)
+        return 0
+    if args.command == "nltk":
+        nltk_packages([name for name in args.packages.split(",") if name], args.dest)
         return 0
     groups = [g for g in args.groups.split(",") if g]
     unknown = sorted(set(groups) - set(GROUPS))
