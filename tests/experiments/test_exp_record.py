@@ -116,12 +116,3 @@ def test_incomplete_answers_are_a_note(output, eval_data):
 def test_unusable_names(output, name):
     with pytest.raises(RecordError, match="cannot name a folder"):
         build_record(output, name, {})
-
-
-def test_stage_file_names_match_the_trainer():
-    from bettersynth.experiments import stages
-    from bettersynth.train import checkpoint
-
-    assert (stages.STATE_FILE, stages.FINAL_MARKER, stages.CHECKPOINT_MARKER) == \
-        (checkpoint.STATE_FILE, checkpoint.FINAL_MARKER, checkpoint.CHECKPOINT_MARKER)
-    assert stages.CHECKPOINT_PATTERN.pattern == checkpoint.CHECKPOINT_PATTERN.pattern

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bettersynth.provenance import fingerprint, read_record, short
-from bettersynth.train.checkpoint import FINAL_MARKER
+from bettersynth.train.folders import FINAL_MARKER
 
 
 def stage_problem(stage_dir: Path, stage: str) -> str | None:

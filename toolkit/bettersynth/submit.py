@@ -334,7 +334,7 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
     result.entries += [Entry(arcname, source, output) for arcname, source in required if arcname not in packed]
     result.problems += [p for p in map(_file_problem, result.entries) if p]
     eval_dir = output / "eval_results" / f"{FINETUNE_PREFIX}{exp}"
-    from bettersynth.lineage import lineage_problems  # imports torch: only when a zip is planned
+    from bettersynth.lineage import lineage_problems
 
     answers = [source for arcname, source in required if "/eval_results/" in arcname and not arcname.endswith(".json")]
     problems, result.notes = lineage_problems(output / "training_dirs" / f"{PRETRAIN_PREFIX}{exp}",

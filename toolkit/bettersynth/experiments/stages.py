@@ -11,8 +11,7 @@ so it must be cheap and must accept a stage that has not started, is running or 
 The log is the trainer state's ``log_history`` (one entry per logged window: step, epoch, loss,
 learning_rate, samples_per_second, tokens_per_second, data_wait_share): from the stage folder's
 ``trainer_state.json`` when finished, else from the latest complete checkpoint's (what a resumed
-run continues from), else empty. The file names are those of bettersynth.train.checkpoint, which
-imports torch; tests/experiments checks that they agree.
+run continues from), else empty. The file names come from bettersynth.train.folders (no torch).
 
     from bettersynth.experiments.stages import read_stage
     read_stage(Path("output/training_dirs/MGM-2B-Pretrain-demo")).to_dict()
@@ -21,17 +20,13 @@ imports torch; tests/experiments checks that they agree.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bettersynth.provenance import read_record
+from bettersynth.train.folders import CHECKPOINT_MARKER, CHECKPOINT_PATTERN, FINAL_MARKER, STATE_FILE
 
-STATE_FILE = "trainer_state.json"
-FINAL_MARKER = "training_complete.json"
-CHECKPOINT_MARKER = "checkpoint_complete.json"
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
 class StageReadError(ValueError):

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,15 +34,12 @@ import numpy as np
 import torch
 
 from bettersynth.files import write_json_atomic
+from bettersynth.train.folders import CHECKPOINT_MARKER, CHECKPOINT_PATTERN, FINAL_MARKER, STATE_FILE
 from bettersynth.train.disk import DiskSpaceError, out_of_space, space_message
 from bettersynth.train.distributed import DistInfo, all_reduce_sum, barrier
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-CHECKPOINT_MARKER = "checkpoint_complete.json"
-FINAL_MARKER = "training_complete.json"
-STATE_FILE = "trainer_state.json"
 TOTAL_KEYS = ("samples", "supervised_tokens", "input_tokens", "skipped_samples", "mismatched_samples",
               "truncated_samples")
 
