@@ -1,9 +1,10 @@
-"""``bsynth runs`` (the table of run records), ``bsynth runs record`` and ``bsynth report``.
+"""``bsynth runs`` (the table of run records), ``bsynth runs record``, ``bsynth report`` and ``bsynth sweep``.
 
     bsynth runs [--json | --csv] [--reference EXP]
     bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
     bsynth report RUN... [--group-by settings|recipe] [--reference EXP] [--draws N] [--bootstrap-seed S]
         --out report.html
+    bsynth sweep SWEEP.yaml      (bettersynth.experiments.sweep; exit status: the number of failed runs)
 
 ``runs record`` is what the main job calls after each step (bettersynth.experiments.record): it
 rebuilds ``output/experiments/<EXP_NAME>/run.json`` from the files there now and exits 0 whatever
@@ -109,6 +110,31 @@ def report_handler(args) -> int:
     return 0
 
 
+def sweep_handler(args) -> int:
+    from bettersynth import paths
+    from bettersynth.eval.files import EvalDataError
+    from bettersynth.experiments.groups import GroupError
+    from bettersynth.experiments.record import RecordError
+    from bettersynth.experiments.sweep import SweepError, load_sweep, run_sweep, write_sweep_report
+
+    root, output = paths.repo_root(), paths.output_dir()
+    try:
+        sweep = load_sweep(args.sweep, root)
+    except SweepError as error:
+        print(f"bsynth sweep: {error}", file=sys.stderr)
+        return 2
+    state = run_sweep(sweep, root, output, args.job or root / "train_mgm_2b_stage_1.sh")
+    failed = sorted(name for name, run in state["runs"].items() if run["status"] != "finished")
+    try:
+        report = write_sweep_report(sweep, state, output)
+    except (RecordError, GroupError, EvalDataError) as error:
+        print(f"bsynth sweep: no report: {error}", file=sys.stderr)
+        report = None
+    print(f"[sweep] {len(state['runs']) - len(failed)} of {len(state['runs'])} runs finished"
+          + (f"; failed: {', '.join(failed)}" if failed else "") + (f"; report {report}" if report else ""))
+    return min(len(failed), 125)
+
+
 def register(subparsers) -> None:
     from bettersynth.experiments.defaults import BOOTSTRAP_SEED, DRAWS, GROUP_BY
 
@@ -141,6 +167,13 @@ def register(subparsers) -> None:
                         help=f"seed of the bootstrap's numpy Generator (default {BOOTSTRAP_SEED})")
     report.add_argument("--out", type=Path, required=True, help="the HTML page; figures go to <stem>_files/ beside it")
     report.set_defaults(func=report_handler, outputs=lambda args: [args.out])
+
+    sweep = subparsers.add_parser("sweep", help="recipes x seeds (x proxy budgets) through the main job, resumable",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("sweep", type=Path, metavar="SWEEP.yaml", help="see bettersynth/experiments/sweep.py")
+    sweep.add_argument("--job", type=Path, default=None,
+                       help="the job each run is (default: the checkout's train_mgm_2b_stage_1.sh)")
+    sweep.set_defaults(func=sweep_handler)
 
 
 def _experiments_dir() -> Path:
