@@ -109,7 +109,8 @@ class TrainArgs:
     save_total_limit: int | None = flag("keep at most this many checkpoints", None)
     logging_steps: int = flag("optimizer steps between log lines", 1)
     deepspeed: str | None = flag("DeepSpeed JSON (ZeRO-2); 'auto' values are filled from these arguments", None)
-    report_to: str = flag("where metrics go", "none", ("none",))
+    report_to: str = flag("where the logged scalars also go (bettersynth/train/report_to.py)", "none",
+                          ("none", "tensorboard", "wandb"))
     local_rank: int = flag("set by the deepspeed launcher", -1)
     seed: int = flag("random seed", SEED)
     loss_normalization: str = flag("global_tokens: mean over every supervised token of the global batch "

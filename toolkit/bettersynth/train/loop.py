@@ -33,6 +33,7 @@ from bettersynth.train.collate import BatchInfo, Collator
 from bettersynth.train.dataset import LazySupervisedDataset
 from bettersynth.train.distributed import DistInfo, all_reduce_sum
 from bettersynth.train.progress import ProgressReporter, StepResult
+from bettersynth.train.report_to import open_sink
 from bettersynth.train.sampler import BatchLayout, StepBatchSampler
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ def _loader(context: FitContext, epoch: int, start: int, stop: int) -> DataLoade
 def fit(context: FitContext) -> bool:
     """Trains from ``state.global_step`` to ``max_steps``; False when stopped by --stop_after_steps."""
     args, state, layout = context.args, context.state, context.layout
-    reporter = ProgressReporter(state, args.logging_steps, context.dist.is_main)
+    sink = open_sink(args.report_to, context.output_dir, args.stage) if context.dist.is_main else None
+    reporter = ProgressReporter(state, args.logging_steps, context.dist.is_main, sink)
     try:
         while state.global_step < state.max_steps:
             epoch, start = divmod(state.global_step, state.steps_per_epoch)

@@ -8,8 +8,8 @@ Every ``--logging_steps`` optimizer steps the main process writes one line::
 (loss: mean of the window's step losses; samples/s and tokens/s over the window's wall time,
 data loading included; tokens are spliced sequence tokens, image tokens included; data wait: the
 share of that time the main process spent waiting for the data loader's micro-batches, where
-more loader workers help). Other processes log warnings and errors only. Used by run.py and the
-loop.
+more loader workers help). Other processes log warnings and errors only. The same values also go
+to ``--report_to`` (TensorBoard, wandb: bettersynth.train.report_to). Used by run.py and the loop.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bettersynth.train.checkpoint import TrainerState
+from bettersynth.train.report_to import NoSink, ScalarSink
 
 LOGGER_NAME = "bettersynth"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -70,10 +71,11 @@ class StepResult:
 class ProgressReporter:
     """Progress bar + periodic log lines; appends each logged window to ``state.log_history``."""
 
-    def __init__(self, state: TrainerState, logging_steps: int, is_main: bool):
+    def __init__(self, state: TrainerState, logging_steps: int, is_main: bool, sink: ScalarSink | None = None):
         self.state = state
         self.logging_steps = logging_steps
         self.is_main = is_main
+        self.sink = sink if sink is not None and is_main else NoSink()
         self.log = logging.getLogger(f"{LOGGER_NAME}.train")
         self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=f"{state.stage}", unit="step",
                         disable=not is_main, dynamic_ncols=True, mininterval=1.0)
@@ -107,6 +109,8 @@ class ProgressReporter:
                  "tokens_per_second": self.window_tokens / elapsed,
                  "data_wait_share": min(self.window_data_wait / elapsed, 1.0)}
         state.log_history.append(entry)
+        self.sink.write(state.global_step,
+                        {name: value for name, value in entry.items() if name not in ("step", "epoch")})
         self.bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{entry['learning_rate']:.2e}", refresh=False)
         self.log.info("step %d/%d | epoch %.3f | loss %.4f | lr %.2e | %.1f samples/s | %s tokens/s | "
                       "data wait %.0f%%", state.global_step, state.max_steps, entry["epoch"], entry["loss"],
@@ -117,3 +121,4 @@ class ProgressReporter:
 
     def close(self) -> None:
         self.bar.close()
+        self.sink.close()

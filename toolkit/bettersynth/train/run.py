@@ -39,6 +39,7 @@ from bettersynth.train.loop import FitContext, fit
 from bettersynth.train.made_from import judge_stage, prepare_stage_dir, stage_provenance
 from bettersynth.train.outputs import write_final_outputs
 from bettersynth.train.progress import setup_logging
+from bettersynth.train.report_to import ReportToError, check_report_to
 from bettersynth.train.sampler import BatchLayout, grouped_order, random_order
 
 log = logging.getLogger("bettersynth.train")
@@ -130,6 +131,7 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     output_dir = Path(args.output_dir)
     made_from = stage_provenance(args, BatchLayout(dist.world_size, args.gradient_accumulation_steps,
                                                    args.per_device_train_batch_size).global_batch)
+    check_report_to(args.report_to)  # a missing package stops the stage before any work
     warn_unofficial(args, made_from.settings["global_batch"])
     decision = judge_stage(output_dir, made_from, args.overwrite_output_dir)
     if decision == "reuse":
@@ -206,6 +208,9 @@ def run_unlocked(args: TrainArgs) -> int:
         return 0
     except BadSampleError as error:
         log.error("bad training data: %s", error)
+        return 1
+    except ReportToError as error:
+        log.error("%s", error)
         return 1
     except FileNotFoundError as error:
         log.error("missing input: %s", error)
