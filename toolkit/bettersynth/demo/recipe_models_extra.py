@@ -29,6 +29,10 @@ from bettersynth.demo.scenes import COLOURS, NUMBER_WORDS, SHAPES, SIGN_WORDS
 OWLVIT_IMAGE_SIZE = 96   # real 768
 OWLVIT_PATCH_SIZE = 16   # real 32: 6x6 patches here, 24x24 there
 OWLVIT_TEXT_LENGTH = 16  # as real: OWL-ViT's queries are at most 16 tokens
+# The BPE trainer breaks ties between equally frequent pairs in an order that changes from process to
+# process; on this corpus the first tie falls past ~650 entries, so a smaller vocabulary keeps the
+# tokenizer (and the demo's bytes) the same in every build.
+OWLVIT_VOCAB_SIZE = 900
 OWLVIT_HEAD_STD = 0.1    # the box and class heads' random weights (see build_recipe_owlvit)
 SD_LATENT_SIZE = 8       # real 64; the VAE's four blocks scale by 8 as the real one does
 
@@ -61,7 +65,7 @@ def build_recipe_owlvit(folder: Path, texts: list[str], seed: int) -> None:
     """google/owlvit-base-patch32 for the phrase-grounding filters: CLIP-style towers + box and class heads."""
     from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTImageProcessor, OwlViTProcessor
 
-    tokenizer = tok.clip_tokenizer(texts)
+    tokenizer = tok.clip_tokenizer(texts, vocab_size=OWLVIT_VOCAB_SIZE)
     tokenizer.model_max_length = OWLVIT_TEXT_LENGTH
     text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=2, max_position_embeddings=OWLVIT_TEXT_LENGTH, bos_token_id=tokenizer.bos_token_id,
