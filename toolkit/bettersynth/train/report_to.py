@@ -15,6 +15,7 @@ optimizer step, on the main process only. Used by bettersynth.train.progress.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 from typing import Protocol
@@ -58,8 +59,8 @@ class TensorBoardSink:
 
 class WandbSink:
     def __init__(self, output_dir: Path, stage: str):
-        import wandb
-
+        # optional, not a dependency of the toolkit: imported by name once check_report_to found it
+        wandb = importlib.import_module("wandb")
         self.run = wandb.init(project="bettersynth", name=output_dir.name, group=stage, dir=str(output_dir),
                               resume="allow")
 
