@@ -5,6 +5,7 @@ Booleans are spelled as the official kit's command lines spell them (``--restore
 
     parser.add_argument("--flag", type=parse_bool, nargs="?", const=True, default=False)
     parser.add_argument("--workers", type=positive_int)
+    parser.add_argument("--setting", type=key_value, action="append", default=[])   # [(KEY, VALUE), ...]
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def non_negative_int(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return number
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` as (KEY, VALUE); the value may be empty or hold "=" (``--input "seed pool=a=b"``)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def optional_str(value: str) -> str | None:

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from bettersynth import paths
+from bettersynth.arguments import key_value
 
 
 class IncompleteLayoutError(RuntimeError):
@@ -109,14 +110,6 @@ def run(args) -> int:
     return 0
 
 
-def labelled(text: str) -> tuple[str, str]:
-    """WHAT=VALUE -> (WHAT, VALUE)."""
-    what, equals, value = text.partition("=")
-    if not equals or not what:
-        raise argparse.ArgumentTypeError(f"expected WHAT=VALUE, got {text!r}")
-    return what, value
-
-
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be one folder name (None when it can)."""
     if name in ("", ".", "..") or "/" in name:
@@ -162,7 +155,7 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--which", choices=["real", "demo", "auto"], default="auto")
     parser.add_argument("--format", choices=["shell", "json"], default="shell")
-    parser.add_argument("--editable", type=labelled, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--editable", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="an Editable Part value of the main job (repeatable): with them, the job's "
                              "layout-dependent settings are printed too (global batches, the planned batch "
                              "split, the demo's scaled values; bettersynth/job_settings.py)")
@@ -170,9 +163,9 @@ def register(subparsers) -> None:
 
     check = subparsers.add_parser("check-paths", help="stop early when a path or name the job uses cannot be used",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    check.add_argument("paths", nargs="*", type=labelled, metavar="WHAT=PATH", help="a path to be read or written")
-    check.add_argument("--file", dest="files", action="append", type=labelled, default=[], metavar="WHAT=PATH",
+    check.add_argument("paths", nargs="*", type=key_value, metavar="WHAT=PATH", help="a path to be read or written")
+    check.add_argument("--file", dest="files", action="append", type=key_value, default=[], metavar="WHAT=PATH",
                        help="a file that must exist")
-    check.add_argument("--name", dest="names", action="append", type=labelled, default=[], metavar="WHAT=NAME",
+    check.add_argument("--name", dest="names", action="append", type=key_value, default=[], metavar="WHAT=NAME",
                        help="a name that becomes one folder name (EXP_NAME)")
     check.set_defaults(func=check_paths)

@@ -21,17 +21,8 @@ import argparse
 import subprocess
 from pathlib import Path
 
+from bettersynth.arguments import key_value
 from bettersynth.provenance import Provenance, judge, record_path, write_record
-
-
-def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
-    parsed = {}
-    for pair in pairs:
-        label, sep, value = pair.partition("=")
-        if not sep or not label:
-            raise ValueError(f"{what} must look like LABEL=VALUE, got {pair!r}")
-        parsed[label] = value
-    return parsed
 
 
 def run_step(name: str, output: Path, inputs: dict[str, Path], settings: dict[str, str], command: list[str]) -> int:
@@ -58,13 +49,8 @@ def handler(args) -> int:
     if not command:
         print("bsynth step: no command given after --")
         return 2
-    try:
-        inputs = {label: Path(value) for label, value in parse_pairs(args.input, "--input").items()}
-        settings = parse_pairs(args.setting, "--setting")
-    except ValueError as error:
-        print(f"bsynth step: {error}")
-        return 2
-    return run_step(args.name, args.output.resolve(), inputs, settings, command)
+    inputs = {label: Path(value) for label, value in args.input}
+    return run_step(args.name, args.output.resolve(), inputs, dict(args.setting), command)
 
 
 def register(subparsers) -> None:
@@ -73,9 +59,9 @@ def register(subparsers) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, help="the step's name, recorded and shown (e.g. cap, textvqa)")
     parser.add_argument("--output", type=Path, required=True, help="the file or folder the command makes")
-    parser.add_argument("--input", action="append", default=[], metavar="LABEL=PATH",
+    parser.add_argument("--input", type=key_value, action="append", default=[], metavar="LABEL=PATH",
                         help="a file or folder the output is made from (repeatable)")
-    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--setting", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="a setting the output depends on (repeatable)")
     # options first, then "--" and the command (argparse's REMAINDER starts at the first positional)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")

@@ -18,16 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def parse_editable(pairs: list[str]) -> dict[str, str]:
-    """KEY=VALUE pairs (the value may be empty or hold "=")."""
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--editable must look like KEY=VALUE, got {pair!r}")
-        values[key] = value
-    return values
+from bettersynth.arguments import key_value
 
 
 def parse_steps(pairs: list[str]) -> dict[str, float]:
@@ -49,7 +40,7 @@ def record_handler(args) -> int:
     from bettersynth.experiments.record import RecordError, record_file, write_record
 
     try:
-        editable, steps = parse_editable(args.editable), parse_steps(args.step)
+        editable, steps = dict(args.editable), parse_steps(args.step)
     except ValueError as error:
         print(f"bsynth runs record: {error}", file=sys.stderr)
         return 2
@@ -149,7 +140,7 @@ def register(subparsers) -> None:
     record = commands.add_parser("record",
                                  help="rebuild output/experiments/EXP_NAME/run.json (the main job, after each step)")
     record.add_argument("exp_name", metavar="EXP_NAME")
-    record.add_argument("--editable", action="append", default=[], metavar="KEY=VALUE",
+    record.add_argument("--editable", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="an Editable Part value (repeatable; merged into the record's)")
     record.add_argument("--step", action="append", default=[], metavar="NAME=SECONDS",
                         help="a finished step's duration (repeatable; merged into the record's)")
