@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,32 +109,9 @@ def manifest(layout: AssetLayout, base_url: str) -> list[Item]:
     ]
 
 
-def snapshot(hub: str, model_id: str, dest: Path) -> None:
-    """Download a model repository into `dest` through a temporary sibling; skip a complete `dest`."""
-    if (dest / MARKER_NAME).is_file():
-        print(f"complete: {dest}")
-        return
-    if dest.exists():
-        raise SystemExit(f"{dest} exists but was not completed by download.sh; remove it to download again")
-    partial = dest.with_name(f".{dest.name}.partial")
-    partial.mkdir(parents=True, exist_ok=True)  # kept across attempts: the hubs resume their files
-    if hub == "modelscope":
-        from modelscope import snapshot_download as modelscope_snapshot
-
-        modelscope_snapshot(model_id, local_dir=str(partial))
-    else:
-        from huggingface_hub import snapshot_download as hf_snapshot
-
-        hf_snapshot(model_id, local_dir=partial, ignore_patterns=SNAPSHOT_IGNORE.get(model_id))
-    (partial / MARKER_NAME).write_text(f"{hub}:{model_id}\n")
-    partial.rename(dest)
-    print(f"downloaded {hub}:{model_id} -> {dest}")
-
-
-def nltk_packages(packages: list[str], dest: Path) -> None:
-    """NLTK data packages into `dest` (NLTK's folder layout) through a temporary sibling; skip a complete `dest`."""
-    import nltk
-
+def fill_once(dest: Path, source: str, fill: Callable[[Path], None]) -> None:
+    """``fill(folder)`` into a temporary sibling of `dest` (kept across attempts: the hubs resume their
+    files), marked with `source` and renamed onto `dest`; a complete `dest` is skipped."""
     if (dest / MARKER_NAME).is_file():
         print(f"complete: {dest}")
         return
@@ -141,11 +119,36 @@ def nltk_packages(packages: list[str], dest: Path) -> None:
         raise SystemExit(f"{dest} exists but was not completed by download.sh; remove it to download again")
     partial = dest.with_name(f".{dest.name}.partial")
     partial.mkdir(parents=True, exist_ok=True)
-    for package in packages:
-        nltk.download(package, download_dir=str(partial), quiet=True, raise_on_error=True)
-    (partial / MARKER_NAME).write_text(f"nltk:{','.join(packages)}\n")
+    fill(partial)
+    (partial / MARKER_NAME).write_text(f"{source}\n")
     partial.rename(dest)
-    print(f"downloaded nltk:{','.join(packages)} -> {dest}")
+    print(f"downloaded {source} -> {dest}")
+
+
+def snapshot(hub: str, model_id: str, dest: Path) -> None:
+    """Download a model repository from a hub into `dest` (fill_once)."""
+    def fill(folder: Path) -> None:
+        if hub == "modelscope":
+            from modelscope import snapshot_download as modelscope_snapshot
+
+            modelscope_snapshot(model_id, local_dir=str(folder))
+        else:
+            from huggingface_hub import snapshot_download as hf_snapshot
+
+            hf_snapshot(model_id, local_dir=folder, ignore_patterns=SNAPSHOT_IGNORE.get(model_id))
+
+    fill_once(dest, f"{hub}:{model_id}", fill)
+
+
+def nltk_packages(packages: list[str], dest: Path) -> None:
+    """NLTK data packages into `dest`, in NLTK's folder layout (fill_once)."""
+    def fill(folder: Path) -> None:
+        import nltk
+
+        for package in packages:
+            nltk.download(package, download_dir=str(folder), quiet=True, raise_on_error=True)
+
+    fill_once(dest, f"nltk:{','.join(packages)}", fill)
 
 
 def main(argv: list[str] | None = None) -> int:
