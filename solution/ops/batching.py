@@ -1,6 +1,7 @@
 """What the batched model operators share: model folders, device and dtype, parallel image decoding.
 
-Not an operator. ``fast_image_text_similarity_filter`` and ``fast_image_captioning_mapper`` decode
+Not an operator. The image-text filters take their samples' image chunks from ``unscored_chunks``
+and check their common options with ``check_filter_options``. The model operators decode
 and preprocess images in the worker processes of a torch ``DataLoader`` (so the GPU is fed while
 the CPU cores decode JPEGs) and run the model in large batches on the device Data-Juicer assigns.
 """
@@ -12,12 +13,44 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
-from data_juicer.utils.mm_utils import load_image
+from data_juicer.utils.constant import Fields
+from data_juicer.utils.mm_utils import SpecialTokens, load_image, remove_special_tokens
 from data_juicer.utils.model_utils import check_model_home
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+REDUCERS = {"avg": np.mean, "max": np.max, "min": np.min}  # over the images of one chunk
+
+
+def check_filter_options(reduce_mode: str, any_or_all: str, gpu_batch_size: int, num_workers: int) -> None:
+    """The image-text filters' shared options, as the built-ins take them; ValueError naming a bad one."""
+    if reduce_mode not in REDUCERS:
+        raise ValueError(f"reduce_mode must be one of {sorted(REDUCERS)}, got {reduce_mode!r}")
+    if any_or_all not in ("any", "all"):
+        raise ValueError(f"any_or_all must be 'any' or 'all', got {any_or_all!r}")
+    if gpu_batch_size < 1 or num_workers < 0:
+        raise ValueError("gpu_batch_size must be >= 1 and num_workers >= 0")
+
+
+def unscored_chunks(samples, text_key: str, image_key: str, stat_key: str) -> list[tuple[int, str, list[str]]]:
+    """(sample index, chunk text without special tokens, chunk image paths) of every image chunk of the
+    samples that have no ``stat_key`` stat yet (a sample scored earlier keeps its score)."""
+    chunks = []
+    texts = samples[text_key]
+    for index, (stats, text, images) in enumerate(
+            zip(samples[Fields.stats], texts, samples.get(image_key, [None] * len(texts)))):
+        if stats.get(stat_key) is not None or not images:
+            continue
+        offset = 0
+        for chunk in text.split(SpecialTokens.eoc):
+            count = chunk.count(SpecialTokens.image)
+            if count == 0 or len(chunk) == 0:
+                continue
+            chunks.append((index, remove_special_tokens(chunk), list(images[offset:offset + count])))
+            offset += count
+    return chunks
 
 
 def resolve_model_dir(name: str) -> str:

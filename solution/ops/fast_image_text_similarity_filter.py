@@ -33,13 +33,12 @@ import numpy as np
 import torch
 from data_juicer.ops.base_op import OPERATORS, Filter
 from data_juicer.utils.constant import Fields, StatsKeys
-from data_juicer.utils.mm_utils import SpecialTokens, remove_special_tokens
 from data_juicer.utils.model_utils import get_model
 
-from .batching import PixelScaling, check_dtype, one_process_per_gpu, pixel_batches, resolve_model_dir, torch_dtype
+from .batching import (REDUCERS, PixelScaling, check_dtype, check_filter_options, one_process_per_gpu, pixel_batches,
+                       resolve_model_dir, torch_dtype, unscored_chunks)
 
 OP_NAME = "fast_image_text_similarity_filter"
-REDUCERS = {"avg": np.mean, "max": np.max, "min": np.min}
 
 
 def load_clip(model_dir: str, dtype: str, device: str = "cpu"):
@@ -73,12 +72,7 @@ class FastImageTextSimilarityFilter(Filter):
         kwargs.setdefault("memory", "4GB")
         kwargs.setdefault("batch_size", 65536)
         super().__init__(*args, **one_process_per_gpu(kwargs))
-        if reduce_mode not in REDUCERS:
-            raise ValueError(f"reduce_mode must be one of {sorted(REDUCERS)}, got {reduce_mode!r}")
-        if any_or_all not in ("any", "all"):
-            raise ValueError(f"any_or_all must be 'any' or 'all', got {any_or_all!r}")
-        if gpu_batch_size < 1 or num_workers < 0:
-            raise ValueError("gpu_batch_size must be >= 1 and num_workers >= 0")
+        check_filter_options(reduce_mode, any_or_all, gpu_batch_size, num_workers)
         check_dtype(dtype)
         self.min_score, self.max_score = min_score, max_score
         self.any = any_or_all == "any"
@@ -87,21 +81,7 @@ class FastImageTextSimilarityFilter(Filter):
         self.model_key = functools.partial(load_clip, resolve_model_dir(hf_clip), dtype)
 
     def _chunks(self, samples) -> list[tuple[int, str, list[str]]]:
-        """(sample index, chunk text, chunk image paths) of every sample still without a score."""
-        chunks = []
-        texts = samples[self.text_key]
-        for index, (stats, text, images) in enumerate(
-                zip(samples[Fields.stats], texts, samples.get(self.image_key, [None] * len(texts)))):
-            if stats.get(StatsKeys.image_text_similarity) is not None or not images:
-                continue
-            offset = 0
-            for chunk in text.split(SpecialTokens.eoc):
-                count = chunk.count(SpecialTokens.image)
-                if count == 0 or len(chunk) == 0:
-                    continue
-                chunks.append((index, remove_special_tokens(chunk), list(images[offset:offset + count])))
-                offset += count
-        return chunks
+        return unscored_chunks(samples, self.text_key, self.image_key, StatsKeys.image_text_similarity)
 
     @torch.no_grad()
     def _image_embeddings(self, model, scaling: PixelScaling, batches: Iterator) -> torch.Tensor:

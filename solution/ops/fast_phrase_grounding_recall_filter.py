@@ -35,19 +35,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from data_juicer.ops.base_op import OPERATORS, Filter
 from data_juicer.utils.constant import Fields, StatsKeys
-from data_juicer.utils.mm_utils import SpecialTokens, iou, remove_special_tokens
+from data_juicer.utils.mm_utils import iou
 from data_juicer.utils.model_utils import get_model
 from PIL import Image, ImageOps
 
-from .batching import PixelScaling, check_dtype, one_process_per_gpu, pixel_batches, resolve_model_dir, torch_dtype
+from .batching import (REDUCERS, PixelScaling, check_dtype, check_filter_options, one_process_per_gpu, pixel_batches,
+                       resolve_model_dir, torch_dtype, unscored_chunks)
 from .noun_phrases import NounPhrases
 
 OP_NAME = "fast_phrase_grounding_recall_filter"
-REDUCERS = {"avg": np.mean, "max": np.max, "min": np.min}
 
 
 def load_owlvit(model_dir: str, dtype: str, device: str = "cpu"):
@@ -107,12 +106,7 @@ class FastPhraseGroundingRecallFilter(Filter):
         kwargs.setdefault("memory", "4GB")
         kwargs.setdefault("batch_size", 8192)
         super().__init__(*args, **one_process_per_gpu(kwargs))
-        if reduce_mode not in REDUCERS:
-            raise ValueError(f"reduce_mode must be one of {sorted(REDUCERS)}, got {reduce_mode!r}")
-        if any_or_all not in ("any", "all"):
-            raise ValueError(f"any_or_all must be 'any' or 'all', got {any_or_all!r}")
-        if gpu_batch_size < 1 or num_workers < 0:
-            raise ValueError("gpu_batch_size must be >= 1 and num_workers >= 0")
+        check_filter_options(reduce_mode, any_or_all, gpu_batch_size, num_workers)
         check_dtype(dtype)
         self.min_recall, self.max_recall = min_recall, max_recall
         self.flips = (horizontal_flip, vertical_flip)
@@ -125,21 +119,8 @@ class FastPhraseGroundingRecallFilter(Filter):
 
     def _chunks(self, samples) -> list[tuple[int, list[str], list[str]]]:
         """(sample index, noun phrases, image paths) of each image chunk of the samples without a recall."""
-        chunks = []
-        texts = samples[self.text_key]
-        for index, (stats, text, images) in enumerate(
-                zip(samples[Fields.stats], texts, samples.get(self.image_key, [None] * len(texts)))):
-            if stats.get(StatsKeys.phrase_grounding_recall) is not None or not images:
-                continue
-            offset = 0
-            for chunk in text.split(SpecialTokens.eoc):
-                count = chunk.count(SpecialTokens.image)
-                if count == 0 or len(chunk) == 0:
-                    continue
-                phrases = self.noun_phrases(remove_special_tokens(chunk))
-                chunks.append((index, phrases, list(images[offset:offset + count])))
-                offset += count
-        return chunks
+        return [(index, self.noun_phrases(text), paths) for index, text, paths in
+                unscored_chunks(samples, self.text_key, self.image_key, StatsKeys.phrase_grounding_recall)]
 
     def _prepare(self, scaling: PixelScaling, image: Image.Image) -> dict:
         """In a decoding worker: the flipped image, resized for the model, and its (height, width)."""
