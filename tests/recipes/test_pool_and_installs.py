@@ -1,9 +1,10 @@
 """The files around a Data-Juicer run and the install guard, without running Data-Juicer.
 
-Staging makes image paths absolute and stops at the first bad line with file:line; the export
-writer makes them relative to the image root again (outside paths stay absolute) and concatenates
-Ray's shard folder; the install guard reads Data-Juicer's install lines, diffs distributions and
-strips pip/uv settings so an install attempt fails.
+Staging makes image paths absolute and stops at the first bad line with file:line (a recipe's
+export, with synthetic samples, is refused as input); the export writer makes them relative to the
+image root again, marks the samples whose images the run drew (relative to the export's folder),
+refuses any other image and concatenates Ray's shard folder; the install guard reads Data-Juicer's
+install lines, diffs distributions and strips pip/uv settings so an install attempt fails.
 
     HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_pool_and_installs.py -q      (~2 s)
 """
@@ -49,6 +50,8 @@ def test_staging_makes_paths_absolute(tmp_path, image_root):
     ({"id": "9", "text": "t", "images": "images/a.jpg"}, "pool.jsonl:2: `images` must be a list"),
     ({"id": "9", "text": "t", "images": ["images/zzz.jpg"]},
      "pool.jsonl:2: sample '9': image .*zzz.jpg does not exist"),
+    ({"id": "9", "text": "t", "images": ["pool_synthetic_images/x.jpg"], "synthetic_images": True},
+     "pool.jsonl:2: sample '9' has synthetic images"),
 ])
 def test_staging_names_the_bad_line(tmp_path, image_root, bad, message):
     dataset = write_lines(tmp_path / "pool.jsonl", [{"id": "1", "text": "t", "images": ["images/a.jpg"]}, bad])
@@ -60,18 +63,34 @@ def test_staging_names_the_bad_line(tmp_path, image_root, bad, message):
 def test_export_paths_become_relative_and_ray_shards_are_joined(tmp_path, image_root):
     shards = tmp_path / "dj_export.jsonl"
     shards.mkdir()
-    outside = str(tmp_path / "elsewhere" / "c.jpg")
-    write_lines(shards / "b_000001.json", [{"id": "2", "images": [str(image_root / "images/b.jpg")]}])
-    write_lines(shards / "a_000000.json", [{"id": "1", "images": [str(image_root / "images/./a.jpg"), outside]}])
+    drawn = tmp_path / "out_synthetic_images"
+    write_lines(shards / "b_000001.json", [
+        {"id": "2", "images": [str(drawn / "op/ab/b_1.jpg")], "synthetic_images": None},
+        {"id": "3", "images": [str(image_root / "images/b.jpg")]}])
+    write_lines(shards / "a_000000.json", [{"id": "1", "images": [str(image_root / "images/./a.jpg")]}])
     target = tmp_path / "out.jsonl"
-    assert write_export(shards, image_root, target) == 2
+    assert write_export(shards, image_root, drawn, target) == (3, 1)
     rows = [json.loads(line) for line in target.read_text().splitlines()]
-    assert rows == [{"id": "1", "images": ["images/a.jpg", outside]}, {"id": "2", "images": ["images/b.jpg"]}]
+    assert rows == [{"id": "1", "images": ["images/a.jpg"]},
+                    {"id": "2", "images": ["out_synthetic_images/op/ab/b_1.jpg"], "synthetic_images": True},
+                    {"id": "3", "images": ["images/b.jpg"]}]
+
+
+@pytest.mark.parametrize("images, message", [
+    (["{elsewhere}/c.jpg"], "out.jsonl:1: sample '1': image .*c.jpg is neither under the image root"),
+    (["{drawn}/op/c.jpg", "{seed}/images/a.jpg"], "out.jsonl:1: sample '1' mixes drawn and seed images"),
+])
+def test_export_refuses_images_it_cannot_place(tmp_path, image_root, images, message):
+    drawn = tmp_path / "out_synthetic_images"
+    places = {"elsewhere": tmp_path / "elsewhere", "drawn": drawn, "seed": image_root}
+    export = write_lines(tmp_path / "out.jsonl", [{"id": "1", "images": [image.format(**places) for image in images]}])
+    with pytest.raises(PoolError, match=message):
+        write_export(export, image_root, drawn, tmp_path / "target.jsonl")
 
 
 def test_missing_export_is_an_error(tmp_path, image_root):
     with pytest.raises(PoolError, match="wrote no export"):
-        write_export(tmp_path / "absent.jsonl", image_root, tmp_path / "out.jsonl")
+        write_export(tmp_path / "absent.jsonl", image_root, tmp_path / "drawn", tmp_path / "out.jsonl")
 
 
 def test_install_lines_and_distribution_changes_are_reported():

@@ -51,7 +51,9 @@ def test_recipe_ops_are_registered_and_models_exist_in_the_demo(path: Path, cust
         assert name in OPERATORS.modules, f"{path.name}: unknown operator {name}"
         for key, value in (args or {}).items():
             if key.startswith("hf_"):
-                assert (recipe_demo.recipe_models_dir / value / "config.json").is_file(), \
+                # a transformers folder has config.json, a diffusers pipeline folder model_index.json
+                folder = recipe_demo.recipe_models_dir / value
+                assert (folder / "config.json").is_file() or (folder / "model_index.json").is_file(), \
                     f"{path.name}: {name}.{key}={value} is not a demo recipe model"
 
 

@@ -74,6 +74,8 @@ def _run_dj2llava(args: argparse.Namespace) -> int:
         image_root=args.image_root, max_examples=args.max_examples)
     result = dj_to_llava(args.dj_ds_path, args.target_llava_ds_path, options)
     note = f" ({result.num_relativised:,} absolute image paths made relative)" if result.num_relativised else ""
+    if result.num_synthetic:
+        note += f" ({result.num_synthetic:,} synthetic samples: their images as absolute paths)"
     print(f"wrote {result.num_samples:,} samples to {result.output}{note}")
     if result.num_samples == 0:
         print(f"bsynth dj2llava: warning: {args.dj_ds_path} holds no samples", file=sys.stderr)
@@ -90,7 +92,8 @@ def _register_dj2llava(subparsers) -> None:
             "multimodal/data_juicer_format_to_target_format/dj_to_llava.py). In addition: every bad "
             "sample is reported at once (count per kind + first examples) and nothing is written "
             "then; the input is streamed and the output appears only when complete; --image-root "
-            "makes absolute image paths under it relative.",
+            "makes absolute image paths under it relative; a synthetic sample's image (\"synthetic_images\": "
+            "true, relative to the input file's folder) is written as an absolute path.",
             "With --restore_questions True every sample's id must be in --original_llava_ds_path "
             "(synthetic samples reuse seed ids): the question and the answer's role come from "
             "there; the answer is the sample's text stripped of a trailing separator, a trailing "

@@ -13,6 +13,9 @@ What differs, on purpose:
   a target that is a folder, the input or the original LLaVA file is refused before any work;
 * with ``image_root``, absolute image paths under it (Data-Juicer exports absolute paths) are
   made relative to it; absolute paths outside it are errors;
+* a synthetic sample's image (``"synthetic_images": true``: relative to the input file's folder,
+  bettersynth.data.image_roots) is written as an absolute path, which training's image folder
+  leaves as it is;
 * empty special tokens or separators are rejected (the tool would silently empty every caption).
 
     bsynth dj2llava in.jsonl out.json --image_special_token "<__dj__image>" \\
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, IMAGE_TOKEN
+from bettersynth.data.image_roots import ImageRootError, image_path, is_synthetic
 from bettersynth.data.jsonl import JsonLine, iter_json_lines, load_json
 from bettersynth.data.output_path import check_output
 from bettersynth.files import atomic_output
@@ -67,6 +71,7 @@ class ConversionResult:
     output: Path
     num_samples: int
     num_relativised: int  # absolute image paths made relative to image_root
+    num_synthetic: int = 0  # synthetic samples, their images written as absolute paths
 
 
 def clean_sentence(sentence: str, round_index: int, options: DjToLlavaOptions) -> str:
@@ -114,12 +119,14 @@ def load_original_index(path: Path) -> dict[str, Any]:
 class _Converter:
     """Converts one parsed line at a time, recording problems instead of raising."""
 
-    def __init__(self, options: DjToLlavaOptions) -> None:
+    def __init__(self, options: DjToLlavaOptions, dj_path: Path) -> None:
         self.options = options
+        self.dj_path = dj_path
         self.index = (load_original_index(options.original_llava_ds_path)
                       if options.restore_questions else None)
         self.problems: list[Problem] = []
         self.num_relativised = 0
+        self.num_synthetic = 0
 
     def _problem(self, kind: str, message: str, line: JsonLine, sample_id: Any = None) -> None:
         self.problems.append(Problem(kind, message, line.lineno, sample_id))
@@ -147,7 +154,7 @@ class _Converter:
                           f"{len(set(images))} distinct images; LLaVA format holds one", line, sid)
         if len(self.problems) > bad:
             return None
-        image = self._image(images[0], line, sid) if images else None
+        image = self._image(sample, images[0], line, sid) if images else None
         conversations = self._conversations(sid, text, line)
         if conversations is None or (images and image is None):
             return None
@@ -158,8 +165,15 @@ class _Converter:
             record["image"] = image
         return record
 
-    def _image(self, image: str, line: JsonLine, sid: Any) -> str | None:
+    def _image(self, sample: dict[str, Any], image: str, line: JsonLine, sid: Any) -> str | None:
         root = self.options.image_root
+        try:
+            if is_synthetic(sample):
+                self.num_synthetic += 1
+                return os.path.abspath(image_path(sample, image, self.dj_path, root or self.dj_path.parent))
+        except ImageRootError as error:
+            self._problem("bad_synthetic_image", str(error), line, sid)
+            return None
         if root is None:
             return image
         relative = relative_to_root(image, root)
@@ -207,7 +221,7 @@ def dj_to_llava(dj_path: Path, target_path: Path, options: DjToLlavaOptions) -> 
         raise ValueError(f'only a ".json" target is supported for LLaVA, got {target_path}')
     check_output(target_path, {"input": dj_path,
                                "original LLaVA file (--original_llava_ds_path)": options.original_llava_ds_path})
-    converter = _Converter(options)
+    converter = _Converter(options, dj_path)
     count = 0
     with atomic_output(target_path) as out:
         out.write("[")
@@ -220,4 +234,4 @@ def dj_to_llava(dj_path: Path, target_path: Path, options: DjToLlavaOptions) -> 
         if converter.problems:
             raise DataError(dj_path, converter.problems, options.max_examples)
         out.write("]")
-    return ConversionResult(target_path, count, converter.num_relativised)
+    return ConversionResult(target_path, count, converter.num_relativised, converter.num_synthetic)

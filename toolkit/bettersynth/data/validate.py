@@ -9,7 +9,9 @@ Per line (errors unless noted):
   * with ``--original``, the id is one of that LLaVA file's ids (dj2llava --restore_questions
     needs it);
   * the image is relative to the image root, or absolute under it (a warning: dj2llava
-    --image-root makes it relative), not absolute elsewhere; training can use it: it passes
+    --image-root makes it relative), not absolute elsewhere; a synthetic sample's
+    (``"synthetic_images": true``) is relative to the jsonl file's folder instead
+    (bettersynth.data.image_roots); training can use it: it passes
     ``image_check.load_rgb``, the very function the training loader reads images with (it exists,
     its header's size is within the side and aspect-ratio limits and its mode converts correctly
     to RGB, and it decodes fully), each distinct image once, in ``workers`` processes.
@@ -31,6 +33,7 @@ from typing import Any
 from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN
 from bettersynth.data.dj_llava import DjToLlavaOptions, clean_sentence, relative_to_root
 from bettersynth.data.image_check import check_images
+from bettersynth.data.image_roots import ImageRootError, image_path, is_synthetic
 from bettersynth.data.jsonl import InputError, iter_json_lines, load_json
 from bettersynth.data.problems import Problem
 from bettersynth.data.validate_report import Duplicates, ValidationReport
@@ -92,12 +95,14 @@ def check_text(text: str, options: ValidateOptions) -> list[tuple[str, str, str]
 class _LineChecker:
     """Checks lines one by one; gathers problems, id/image counts and the images to decode."""
 
-    def __init__(self, options: ValidateOptions, known_ids: set[str] | None) -> None:
+    def __init__(self, options: ValidateOptions, known_ids: set[str] | None, data_file: Path) -> None:
         self.options = options
+        self.data_file = data_file
         self.known_ids = known_ids
         self.problems: list[Problem] = []
         self.ids: Counter = Counter()
         self.images: Counter = Counter()
+        self.synthetic = 0
         self.image_lines: dict[str, list[tuple[int, Any]]] = {}
 
     def add(self, severity: str, kind: str, message: str, line: int | None, sid: Any = None) -> None:
@@ -124,9 +129,17 @@ class _LineChecker:
         elif len(images) != 1:
             self.add("error", "image_count", f"{len(images)} images, expected exactly 1", lineno, sid)
         else:
-            self._check_path(images[0], lineno, sid)
+            self._check_path(sample, images[0], lineno, sid)
 
-    def _check_path(self, image: str, lineno: int, sid: Any) -> None:
+    def _check_path(self, sample: dict, image: str, lineno: int, sid: Any) -> None:
+        try:
+            if is_synthetic(sample):
+                self.synthetic += 1
+                self._count_image(image_path(sample, image, self.data_file, self.options.image_root), lineno, sid)
+                return
+        except ImageRootError as error:
+            self.add("error", "bad_synthetic_image", str(error), lineno, sid)
+            return
         root = self.options.image_root
         relative = relative_to_root(image, root)
         if relative is None:
@@ -136,7 +149,9 @@ class _LineChecker:
         if relative != image:
             self.add("warning", "absolute_image_path", f"{image} is absolute (dj2llava --image-root "
                      "makes it relative)", lineno, sid)
-        full = os.path.normpath(os.path.join(root, relative))
+        self._count_image(os.path.normpath(os.path.join(root, relative)), lineno, sid)
+
+    def _count_image(self, full: str, lineno: int, sid: Any) -> None:
         self.images[full] += 1
         self.image_lines.setdefault(full, []).append((lineno, sid))
 
@@ -148,7 +163,7 @@ def validate(dj_path: Path, options: ValidateOptions) -> ValidationReport:
     if not Path(options.image_root).is_dir():
         raise InputError(f"image root is not a folder: {options.image_root}")
     known = load_known_ids(options.original) if options.original is not None else None
-    checker = _LineChecker(options, known)
+    checker = _LineChecker(options, known, dj_path)
     report = ValidationReport(dj_path, Path(options.image_root), options.original, options.workers)
     for line in iter_json_lines(dj_path):
         report.num_lines = line.lineno
@@ -167,6 +182,7 @@ def validate(dj_path: Path, options: ValidateOptions) -> ValidationReport:
             checker.add("error", failure.kind, failure.message, lineno, sid)
     report.problems = checker.problems
     report.images_checked = len(checker.image_lines)
+    report.synthetic_samples = checker.synthetic
     report.duplicate_ids = Duplicates.from_counter(checker.ids)
     report.duplicate_images = Duplicates.from_counter(checker.images)
     report.total_seconds = time.perf_counter() - start

@@ -44,6 +44,7 @@ class ValidationReport:
     duplicate_ids: Duplicates = field(default_factory=lambda: Duplicates(0, 0, []))
     duplicate_images: Duplicates = field(default_factory=lambda: Duplicates(0, 0, []))
     images_checked: int = 0
+    synthetic_samples: int = 0  # samples marked "synthetic_images": true (images beside the file)
     decode_seconds: float = 0.0
     total_seconds: float = 0.0
 
@@ -74,7 +75,8 @@ class ValidationReport:
             "error_counts": dict(Counter(p.kind for p in errors).most_common()),
             "warning_counts": dict(Counter(p.kind for p in warnings).most_common()),
             "duplicate_ids": vars(self.duplicate_ids), "duplicate_images": vars(self.duplicate_images),
-            "images_checked": self.images_checked, "workers": self.workers,
+            "images_checked": self.images_checked, "synthetic_samples": self.synthetic_samples,
+            "workers": self.workers,
             "decode_seconds": round(self.decode_seconds, 3), "total_seconds": round(self.total_seconds, 3),
             "samples_per_second": round(self.num_lines / self.total_seconds, 1) if self.total_seconds else None,
             "errors": [p.to_json() for p in errors], "warnings": [p.to_json() for p in warnings],
@@ -100,6 +102,7 @@ class ValidationReport:
                               f"{self.duplicate_ids.extra_lines:,} extra line(s)"),
             ("duplicate images", f"{self.duplicate_images.repeated_values:,} image(s) on "
                                  f"{self.duplicate_images.extra_lines:,} extra line(s)"),
+            ("synthetic samples", f"{self.synthetic_samples:,} (images relative to {self.file.parent})"),
             ("images decoded", f"{self.images_checked:,} in {self.decode_seconds:.2f} s "
                                f"({self.workers} worker(s))"),
             ("total time", f"{self.total_seconds:.2f} s ({rate})"),

@@ -4,6 +4,8 @@ Where things go, for an export ``DIR/NAME.jsonl``:
   DIR/NAME.jsonl          the curated pool (written last, by rename: it exists only when complete)
   DIR/NAME_work/          Data-Juicer's work folder: resolved recipe, staged input, logs, stats, run.json
   DIR/NAME_report/        report.html (per-op table, score histograms) and report.json
+  DIR/NAME_synthetic_images/  images the recipe drew (Data-Juicer's DJ_PRODUCED_DATA_DIR), when it drew any;
+                          the export's synthetic samples point into it (bettersynth.data.image_roots)
 
 Defaults: the dataset is the real seed pool when present, else the demo's; the recipe models are
 the real layout's ``recipe_models_dir`` (``toolkit/training/model_zoo/recipe_models/<org>/<name>``),
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from bettersynth import paths
+from bettersynth.data.image_roots import synthetic_images_dir
 
 EXECUTORS = ("default", "ray")
 
@@ -102,6 +105,11 @@ class RecipeRun:
     @property
     def report_dir(self) -> Path:
         return report_dir_for(self.export)
+
+    @property
+    def synthetic_images_dir(self) -> Path:
+        """Where operators write the images they draw (DJ_PRODUCED_DATA_DIR), committed with the export."""
+        return synthetic_images_dir(self.export)
 
     @property
     def staged_dataset(self) -> Path:

@@ -7,13 +7,16 @@ paths on export, so:
 - ``stage_input`` writes the input with absolute paths (image root + relative path), checking on
   the way that every line is a JSON object with an ``images`` list of existing files: a bad line
   stops the run before Data-Juicer starts, with the file and line number;
-- ``write_export`` turns Data-Juicer's export back into paths relative to the image root (paths
-  outside it, e.g. images a recipe synthesised elsewhere, stay absolute) and writes it to a
-  temporary file that the caller renames into place only when everything succeeded. The Ray
-  executor exports a folder of shards; they are concatenated in file-name order.
+- ``write_export`` turns Data-Juicer's export back into paths relative to the image root; the
+  images a recipe drew (under the run's synthetic-images folder, ``DJ_PRODUCED_DATA_DIR``) become
+  paths relative to the export's folder and their sample is marked ``"synthetic_images": true``
+  (bettersynth.data.image_roots); any other image is an error naming the sample. It writes to a
+  file that the caller renames into place only when everything succeeded. The Ray executor exports
+  a folder of shards; they are concatenated in file-name order.
 
 So ``bsynth recipe run``'s export has the seed pool's own layout, and ``bsynth validate`` /
-``bsynth dj2llava`` read it with the same ``--image-root`` as the seed pool.
+``bsynth dj2llava`` read it with the same ``--image-root`` as the seed pool. A recipe runs on a
+seed pool: an input that already holds synthetic samples is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from bettersynth.data.image_roots import SYNTHETIC_FIELD
 from bettersynth.data.jsonl import InputError, JsonLinesError, iter_json_objects
 from bettersynth.files import atomic_output
 
@@ -47,6 +51,9 @@ def stage_input(dataset: Path, image_root: Path, staged: Path) -> int:
             images = row.get("images", [])
             if not isinstance(images, list) or not all(isinstance(path, str) for path in images):
                 raise PoolError(f"{dataset}:{number}: `images` must be a list of paths")
+            if SYNTHETIC_FIELD in row:
+                raise PoolError(f"{dataset}:{number}: sample {row.get('id')!r} has synthetic images (a recipe's "
+                                f"export): run the recipe on the seed pool it was made from instead")
             absolute = [str(image_root / path) for path in images]
             for path in absolute:
                 if not os.path.isfile(path):
@@ -66,21 +73,34 @@ def export_files(dj_export: Path) -> list[Path]:
     raise PoolError(f"Data-Juicer wrote no export at {dj_export}")
 
 
-def relative_image_path(path: str, image_root: Path) -> str:
-    """``path`` relative to ``image_root`` when inside it (no symlinks followed), else unchanged."""
-    normalized = Path(os.path.normpath(path))
-    return str(normalized.relative_to(image_root)) if normalized.is_relative_to(image_root) else path
+def exported_images(row: dict, image_root: Path, synthetic_dir: Path, where: str) -> list[str]:
+    """``row``'s image paths as the export holds them; marks ``row`` synthetic when its images were
+    drawn by the run (all of them under ``synthetic_dir``: relative to its parent, the export's folder)."""
+    images = [Path(os.path.normpath(path)) for path in row.get("images") or []]
+    drawn = [path.is_relative_to(synthetic_dir) for path in images]
+    row.pop(SYNTHETIC_FIELD, None)
+    if images and all(drawn):
+        row[SYNTHETIC_FIELD] = True
+        return [path.relative_to(synthetic_dir.parent).as_posix() for path in images]
+    if any(drawn):
+        raise PoolError(f"{where}: sample {row.get('id')!r} mixes drawn and seed images: {row['images']}")
+    outside = [str(path) for path in images if not path.is_relative_to(image_root)]
+    if outside:
+        raise PoolError(f"{where}: sample {row.get('id')!r}: image {outside[0]} is neither under the image root "
+                        f"{image_root} nor among the images this run drew ({synthetic_dir}); an operator that "
+                        f"writes images must write them under DJ_PRODUCED_DATA_DIR (leave its save_dir unset)")
+    return [str(path.relative_to(image_root)) for path in images]
 
 
-def write_export(dj_export: Path, image_root: Path, target: Path) -> int:
-    """Write Data-Juicer's export to ``target`` with image paths relative to ``image_root``;
-    returns the sample count."""
-    root = Path(os.path.normpath(image_root))
-    count = 0
+def write_export(dj_export: Path, image_root: Path, synthetic_dir: Path, target: Path) -> tuple[int, int]:
+    """Write Data-Juicer's export to ``target`` (see the module docstring); returns (samples, synthetic samples)."""
+    root, drawn = Path(os.path.normpath(image_root)), Path(os.path.normpath(synthetic_dir))
+    count = synthetic = 0
     with target.open("w", encoding="utf-8") as out:
         for source in export_files(dj_export):
-            for _, row in _lines(source):
-                row["images"] = [relative_image_path(path, root) for path in row.get("images") or []]
+            for number, row in _lines(source):
+                row["images"] = exported_images(row, root, drawn, f"{source}:{number}")
+                synthetic += row.get(SYNTHETIC_FIELD, False)
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
-    return count
+    return count, synthetic

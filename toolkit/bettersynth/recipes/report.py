@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN
+from bettersynth.data.image_roots import image_path
 
 STATS_KEY = "__dj__stats__"
 META_KEY = "__dj__meta__"
@@ -67,7 +68,7 @@ def sample_metrics(export: Path, image_root: Path) -> tuple[dict[str, list[float
             row = json.loads(line)
             caption = row.get("text", "").replace(DJ_IMAGE_TOKEN, " ").replace(DJ_EOC_TOKEN, " ")
             metrics["caption length (words)"].append(len(caption.split()))
-            images += row.get("images") or []
+            images += [image_path(row, path, export, image_root) for path in row.get("images") or []]
             recaptioned += bool((row.get(META_KEY) or {}).get("recaptioned"))
             for key, value in (row.get(STATS_KEY) or {}).items():
                 number = numeric(value)
@@ -77,7 +78,7 @@ def sample_metrics(export: Path, image_root: Path) -> tuple[dict[str, list[float
     drawn = random.Random(0).sample(unique, min(MAX_IMAGES, len(unique)))
     sizes = []
     for path in drawn:
-        with Image.open(image_root / path) as image:
+        with Image.open(path) as image:
             sizes.append(image.size)
     metrics["image width (px)"] = [float(width) for width, _ in sizes]
     metrics["image height (px)"] = [float(height) for _, height in sizes]

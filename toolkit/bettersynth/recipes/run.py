@@ -11,9 +11,16 @@ with caches under the toolkit's cache folder, the hub offline and package instal
 check nothing was installed -> write the export with image paths relative to the image root ->
 report (bettersynth.recipes.report) -> commit.
 
+Images an operator draws (``fast_image_regeneration_mapper``) go to ``DJ_PRODUCED_DATA_DIR``, which is the
+attempt's ``NAME_synthetic_images/``: the export's synthetic samples point into it (relative to the
+export's folder, marked ``"synthetic_images": true``; bettersynth.data.image_roots), images the export
+does not use are removed from it, and it is committed with the export and fingerprinted in the export's
+record. A new attempt starts from (hard links to) the images of the committed export and of an
+unfinished earlier attempt, so a rerun draws only the images it has not drawn before.
+
 Everything of a run is written into an attempt folder beside the export (``NAME_attempt/``); only a
-run that succeeded is committed: its work folder and report replace the earlier ones and its
-export replaces the earlier export by one rename, then the export's record (what it was made
+run that succeeded is committed: its work folder, report and synthetic images replace the earlier
+ones and its export replaces the earlier export by one rename, then the export's record (what it was made
 from: bettersynth.provenance) is written. A failed or interrupted run (Ctrl-C, SIGTERM, SIGHUP)
 leaves the previous export, report and record exactly as they were, exits non-zero (1; 128 +
 the signal number when interrupted) and keeps its attempt folder for the post-mortem (run.json,
@@ -43,8 +50,10 @@ from bettersynth import paths
 from bettersynth.recipes import installs
 from bettersynth.recipes.config import RecipeRun
 from bettersynth.recipes.pool import PoolError, stage_input, write_export
-from bettersynth.provenance import Provenance, file_sha256, fingerprint, judge, value_fingerprint, write_record
+from bettersynth.provenance import (ABSENT, Provenance, file_sha256, fingerprint, judge, read_record, short,
+                                    value_fingerprint, write_record)
 from bettersynth.recipes.recipe import RecipeError, resolve_recipe, write_resolved
+from bettersynth.recipes.synthetic_images import keep_only, link_files, synthetic_paths
 
 ECHOED = ("| WARNING ", "| ERROR ", "| CRITICAL ", "OP [", "bsynth recipe:")
 
@@ -63,6 +72,8 @@ def worker_environment(run: RecipeRun, config: dict) -> dict[str, str]:
         DATA_JUICER_CACHE_HOME=str(cache / "data_juicer"), CACHE_HOME=str(cache),
         HF_DATASETS_CACHE=str(cache / "hf_datasets"),
         HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+        # operators that write files (drawn images) write them here, inside the attempt
+        DJ_PRODUCED_DATA_DIR=str(run.synthetic_images_dir),
         # worker processes started by spawn/forkserver (Data-Juicer's choice for GPU ops) import
         # the custom operators by module name
         PYTHONPATH=os.pathsep.join(op_parents + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else op_parents),
@@ -158,30 +169,52 @@ def unchanged_export(run: RecipeRun) -> tuple[bool, str]:
     except RecipeError as error:
         return False, str(error)
     verdict = judge(run.export, recipe_provenance(run, config))
-    return verdict.fresh, verdict.reason
+    if not verdict.fresh:
+        return False, verdict.reason
+    # a record without the entry is from a run that drew nothing
+    recorded = (read_record(run.export) or {}).get("synthetic_images", ABSENT)
+    now = fingerprint(run.synthetic_images_dir)
+    if recorded != now:
+        return False, f"{run.synthetic_images_dir} changed ({short(recorded)} → {short(now)}) since it was made"
+    return True, verdict.reason
 
 
-def clear_attempt(attempt: RecipeRun) -> None:
+def clear_attempt(attempt: RecipeRun, run: RecipeRun) -> None:
+    """A fresh attempt folder whose synthetic-images folder holds what the committed export and an
+    unfinished earlier attempt already drew."""
     folder = attempt.export.parent
+    drawn = folder.with_name(folder.name + ".drawn")
+    if drawn.exists():
+        shutil.rmtree(drawn)
     if folder.exists():
-        say(f"removing {folder}, left by an earlier run that did not finish")
+        say(f"removing {folder}, left by an earlier run that did not finish (keeping the images it drew)")
+        if attempt.synthetic_images_dir.is_dir():
+            attempt.synthetic_images_dir.rename(drawn)
         shutil.rmtree(folder)
     attempt.work_dir.mkdir(parents=True)
+    if drawn.exists():
+        drawn.rename(attempt.synthetic_images_dir)
+    reused = link_files(run.synthetic_images_dir, attempt.synthetic_images_dir)
+    if reused:
+        say(f"reusing {reused} images drawn for the committed export ({run.synthetic_images_dir})")
 
 
 def commit(attempt: RecipeRun, run: RecipeRun, provenance: Provenance) -> None:
-    """Moves a finished attempt into place: work folder and report, then the export (one rename), then
-    its record. Run with stop signals held."""
-    for new, final in ((attempt.work_dir, run.work_dir), (attempt.report_dir, run.report_dir)):
+    """Moves a finished attempt into place: work folder, report and synthetic images (or none), then
+    the export (one rename), then its record. Run with stop signals held."""
+    folders = ((attempt.work_dir, run.work_dir), (attempt.report_dir, run.report_dir),
+               (attempt.synthetic_images_dir, run.synthetic_images_dir))
+    for new, final in folders:
         previous = final.with_name(final.name + ".previous")
         if previous.exists():
             shutil.rmtree(previous)
         if final.exists():
             final.rename(previous)
-        new.rename(final)
+        if new.exists():
+            new.rename(final)
     os.replace(attempt.export, run.export)
-    write_record(run.export, provenance)
-    for final in (run.work_dir, run.report_dir):
+    write_record(run.export, provenance, synthetic_images=fingerprint(run.synthetic_images_dir))
+    for _, final in folders:
         shutil.rmtree(final.with_name(final.name + ".previous"), ignore_errors=True)
     shutil.rmtree(attempt.export.parent)
 
@@ -218,7 +251,7 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
 
     start = time.time()
     say(f"{run.recipe} on {run.dataset} -> {run.export} (executor {run.executor}, models {run.models_root})")
-    clear_attempt(attempt)
+    clear_attempt(attempt, run)
     summary: dict = {"recipe": str(run.recipe), "recipe_sha256": file_sha256(run.recipe),
                      "dataset": str(run.dataset), "image_root": str(run.image_root),
                      "models_root": str(run.models_root), "executor": run.executor, "np": run.np,
@@ -256,7 +289,8 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
         say(f"FAILED{where}: {summary.get('error')} (full log: {attempt.log})")
         return 1
     try:
-        summary["output_samples"] = write_export(attempt.dj_export, attempt.image_root, attempt.export)
+        summary["output_samples"], summary["synthetic_samples"] = write_export(
+            attempt.dj_export, attempt.image_root, attempt.synthetic_images_dir, attempt.export)
     except PoolError as error:
         summary["error"] = str(error)
         write_summary(attempt, summary)
@@ -268,12 +302,15 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
         say(f"FAILED: the recipe kept none of the {summary['input_samples']} samples (see the per-op counts "
             f"in {attempt.summary}); an empty pool cannot be trained on")
         return 1
+    keep_only(attempt.synthetic_images_dir, synthetic_paths(attempt.export))
     build_report(attempt.export, summary, attempt.report_dir)
     summary.update(status="complete", seconds=round(time.time() - start, 3))
     write_summary(attempt, summary)
     provenance = recipe_provenance(run, config)
     with stop_signals_held():
         commit(attempt, run, provenance)
-    say(f"done in {summary['seconds']:.1f} s: {summary['input_samples']} -> {summary['output_samples']} samples; "
-        f"export {run.export}; report {run.report_dir / 'report.html'}")
+    drawn = f" ({summary['synthetic_samples']} with drawn images, in {run.synthetic_images_dir})" \
+        if summary["synthetic_samples"] else ""
+    say(f"done in {summary['seconds']:.1f} s: {summary['input_samples']} -> {summary['output_samples']} samples"
+        f"{drawn}; export {run.export}; report {run.report_dir / 'report.html'}")
     return 0
