@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -23,6 +24,7 @@ from bettersynth.train.collate import BatchInfo, Collator
 from bettersynth.train.dataset import DataOptions, LazySupervisedDataset
 from bettersynth.train.distributed import DistInfo
 from bettersynth.train.loop import FitContext, train_step
+from bettersynth.train.progress import StepResult
 from bettersynth.train.sampler import BatchLayout, StepBatchSampler
 
 from train_helpers import TEST_IMAGE_SIZE_AUX
@@ -63,7 +65,7 @@ def setup(demo_layout_for_tests, finetune_records, tmp_path_factory):
     return model, Collator(tokenizer.pad_token_id, TEST_IMAGE_SIZE_AUX), dataset
 
 
-def gradients(setup, per_device: int, accumulation: int, mode: str) -> dict[str, torch.Tensor]:
+def run_step(setup, per_device: int, accumulation: int, mode: str) -> tuple[GradientRecorder, StepResult]:
     model, collator, dataset = setup
     args = SimpleNamespace(loss_normalization=mode, learning_rate=1e-3, weight_decay=0.0, adam_beta1=0.9,
                            adam_beta2=0.999, adam_epsilon=1e-8, lr_scheduler_type="constant", warmup_ratio=0.0,
@@ -77,7 +79,11 @@ def gradients(setup, per_device: int, accumulation: int, mode: str) -> dict[str,
                          state=state, epoch_order=lambda epoch: list(range(8)), output_dir=None)
     result = train_step(context, micro_batches)
     assert result.samples == 8 and result.supervised_tokens == sum(info.num_tokens for _, info in micro_batches)
-    return backend.gradients
+    return backend, result
+
+
+def gradients(setup, per_device: int, accumulation: int, mode: str) -> dict[str, torch.Tensor]:
+    return run_step(setup, per_device, accumulation, mode)[0].gradients
 
 
 def reference_gradients(setup, micro_sizes: list[int] | None) -> dict[str, torch.Tensor]:
@@ -115,6 +121,15 @@ def test_micro_batch_mean_is_the_official_rule_and_differs(setup):
     reference = reference_gradients(setup, None)
     name = "llm.model.embed_tokens.weight"
     assert not torch.allclose(official[name], reference[name], rtol=1e-3, atol=1e-6)
+
+
+def test_the_step_reports_the_global_gradient_norm_of_its_update(setup):
+    """The norm a step reports is the L2 norm, over every trainable parameter, of the gradient its
+    update applies: here from direct autograd, summed in float64 by hand."""
+    reference = reference_gradients(setup, None)
+    expected = math.sqrt(sum(float(gradient.double().pow(2).sum()) for gradient in reference.values()))
+    _, result = run_step(setup, 4, 2, "global_tokens")
+    assert expected > 0 and result.grad_norm == pytest.approx(expected, rel=1e-5)
 
 
 class MiscountingBackend:

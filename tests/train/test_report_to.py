@@ -1,5 +1,5 @@
-"""``--report_to tensorboard`` writes the logged scalars as TensorBoard event files under
-OUTPUT_DIR/runs/, equal to the trainer state's log; ``none`` writes none.
+"""``--report_to tensorboard`` writes the logged scalars (the losses and the gradient norms among them)
+as TensorBoard event files under OUTPUT_DIR/runs/, equal to the trainer state's log; ``none`` writes none.
 
     HF_HUB_OFFLINE=1 python -m pytest tests/train/test_report_to.py -q      (~30 s)
 """
@@ -25,6 +25,9 @@ def test_tensorboard_holds_the_logged_losses(demo_layout_for_tests, pretrain_rec
     assert [value for _, value in losses] == pytest.approx([value for _, value in logged], rel=1e-6)
     assert {"train/learning_rate", "train/samples_per_second", "train/tokens_per_second"} <= \
         set(events.Tags()["scalars"])
+    norms = [event.value for event in events.Scalars("train/grad_norm")]
+    assert norms == pytest.approx([entry["grad_norm"] for entry in outcome.state.log_history], rel=1e-6)
+    assert all(norm > 0 for norm in norms)
     plain = run_in_process(stage_argv(demo_layout_for_tests, data, tmp_path / "plain", "pretrain"))
     assert plain.status == "finished" and not (tmp_path / "plain" / "runs").exists()
 

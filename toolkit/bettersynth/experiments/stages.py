@@ -9,7 +9,7 @@ so it must be cheap and must accept a stage that has not started, is running or 
     finished  ``training_complete.json`` is there
 
 The log is the trainer state's ``log_history`` (one entry per logged window: step, epoch, loss,
-learning_rate, samples_per_second, tokens_per_second, data_wait_share): from the stage folder's
+learning_rate, grad_norm, samples_per_second, tokens_per_second, data_wait_share): from the stage folder's
 ``trainer_state.json`` when finished, else from the latest complete checkpoint's (what a resumed
 run continues from), else empty. The file names come from bettersynth.train.folders (no torch).
 

@@ -5,9 +5,11 @@ The loop calls, per micro-batch: ``with backend.sync(last): out = backend.forwar
 backend.backward(loss)`` then ``backend.end_micro_batch(last)``; the optimizer steps after the last
 micro-batch of a global batch. The loss passed in is already normalised for the global batch and
 the number of processes (gradients are averaged over processes by DDP and DeepSpeed alike), so
-neither backend rescales it. ``save``/``load`` write and read the trainable weights, optimizer
-and schedule of a checkpoint folder. ``TrainingBackend`` is that interface, typed; both classes
-implement it and ``make_backend`` (called by run.py) returns one.
+neither backend rescales it. ``grad_norm()`` is the global gradient norm the last optimizer step
+took in (a figure for the log: neither backend clips, as the official run does not).
+``save``/``load`` write and read the trainable weights, optimizer and schedule of a checkpoint
+folder. ``TrainingBackend`` is that interface, typed; both classes implement it and
+``make_backend`` (called by run.py) returns one.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class TrainingBackend(Protocol):
 
     def learning_rate(self) -> float: ...
 
+    def grad_norm(self) -> torch.Tensor | float | None: ...
+
     def save(self, folder: Path) -> None: ...
 
     def load(self, folder: Path) -> None: ...
@@ -62,6 +66,7 @@ class PlainBackend:
         self.autocast = bool(args.bf16) and dist.device.type == "cuda"
         self.wrapped = (DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type == "cuda"
                                                 else None) if dist.distributed else model)
+        self.last_grad_norm: torch.Tensor | None = None
 
     def sync(self, last: bool):
         """Gradients are all-reduced only on the last micro-batch of a global batch."""
@@ -78,12 +83,19 @@ class PlainBackend:
 
     def end_micro_batch(self, last: bool) -> None:
         if last:
+            # the accumulated gradients, all-reduced on the last micro-batch: the same on every process
+            gradients = [param.grad for param in self.model.parameters() if param.grad is not None]
+            self.last_grad_norm = torch.nn.utils.get_total_norm(gradients) if gradients else None
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
 
     def learning_rate(self) -> float:
         return self.scheduler.get_last_lr()[0]
+
+    def grad_norm(self) -> torch.Tensor | None:
+        """L2 norm over all trainable parameters' gradients taken into the last optimizer step."""
+        return self.last_grad_norm
 
     def save(self, folder: Path) -> None:
         if not self.dist.is_main:
@@ -146,6 +158,10 @@ class DeepSpeedBackend:
 
     def learning_rate(self) -> float:
         return self.scheduler.get_last_lr()[0]
+
+    def grad_norm(self) -> torch.Tensor | float | None:
+        """The global gradient norm ZeRO computed in the last step (None where its config turns it off)."""
+        return self.engine.get_global_grad_norm()
 
     def save(self, folder: Path) -> None:
         self.engine.save_checkpoint(str(folder), tag=DEEPSPEED_TAG, save_latest=False,

@@ -12,7 +12,10 @@ Loss normalisation (``--loss_normalization``):
   would produce NaN).
 Both multiply by the number of processes because DDP and DeepSpeed average gradients over them.
 A micro-batch left empty by skipped samples runs a zero loss over the trainable parameters so every
-process takes part in the gradient reduction. Called by run.py as ``fit(context)``.
+process takes part in the gradient reduction. Each step also reports the global gradient norm of
+its update (``backend.grad_norm()``: computed from the accumulated gradients before the optimizer
+step on plain torch, DeepSpeed's own on the engine); nothing is clipped, as in the official run.
+Called by run.py as ``fit(context)``.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def train_step(context: FitContext, micro_batches: list[tuple[dict | None, Batch
                                    f"micro-batches where the data set counted {counted_tokens}; the loss "
                                    "normalisation would be wrong")
         backend.end_micro_batch(last)
+    grad_norm = backend.grad_norm()  # of the update just applied; read back with the step's other figures
     loss_sum, micro_means, counted_micro = 0.0, 0.0, 0
     if micro_loss_sums:
         sums = torch.stack(micro_loss_sums).cpu().tolist()
@@ -114,7 +118,8 @@ def train_step(context: FitContext, micro_batches: list[tuple[dict | None, Batch
         loss = totals[1] / max(totals[2], 1.0)
     if global_tokens == 0:
         log.warning("step %d had no supervised tokens in its whole global batch", context.state.global_step + 1)
-    return StepResult(loss=loss, learning_rate=learning_rate, samples=int(totals[3]),
+    return StepResult(loss=loss, learning_rate=learning_rate, grad_norm=None if grad_norm is None else float(grad_norm),
+                      samples=int(totals[3]),
                       supervised_tokens=int(global_tokens), input_tokens=int(totals[4]),
                       skipped_samples=int(totals[5]), mismatched_samples=int(totals[6]),
                       truncated_samples=int(totals[7]))

@@ -3,9 +3,11 @@ the log history kept in the trainer state.
 
 Every ``--logging_steps`` optimizer steps the main process writes one line::
 
-    step 12/781 | epoch 0.015 | loss 2.3456 | lr 1.00e-03 | 45.2 samples/s | 27,900 tokens/s | data wait 1%
+    step 12/781 | epoch 0.015 | loss 2.3456 | lr 1.00e-03 | grad norm 0.812 | 45.2 samples/s | 27,900 tokens/s
+        | data wait 1%
 
-(loss: mean of the window's step losses; samples/s and tokens/s over the window's wall time,
+(loss: mean of the window's step losses; grad norm: the global gradient norm of the window's last
+step, before its update, over all trainable parameters; samples/s and tokens/s over the window's wall time,
 data loading included; tokens are spliced sequence tokens, image tokens included; data wait: the
 share of that time the main process spent waiting for the data loader's micro-batches, where
 more loader workers help). Other processes log warnings and errors only. The same values also go
@@ -60,6 +62,7 @@ class StepResult:
 
     loss: float
     learning_rate: float
+    grad_norm: float | None           # None where the backend does not compute it
     samples: int
     supervised_tokens: int
     input_tokens: int
@@ -105,6 +108,7 @@ class ProgressReporter:
         entry = {"step": state.global_step, "epoch": round(state.epoch, 4),
                  "loss": sum(self.window_losses) / len(self.window_losses),
                  "learning_rate": result.learning_rate,
+                 **({} if result.grad_norm is None else {"grad_norm": result.grad_norm}),
                  "samples_per_second": self.window_samples / elapsed,
                  "tokens_per_second": self.window_tokens / elapsed,
                  "data_wait_share": min(self.window_data_wait / elapsed, 1.0)}
@@ -112,9 +116,10 @@ class ProgressReporter:
         self.sink.write(state.global_step,
                         {name: value for name, value in entry.items() if name not in ("step", "epoch")})
         self.bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{entry['learning_rate']:.2e}", refresh=False)
-        self.log.info("step %d/%d | epoch %.3f | loss %.4f | lr %.2e | %.1f samples/s | %s tokens/s | "
+        norm = f" | grad norm {result.grad_norm:.4g}" if result.grad_norm is not None else ""
+        self.log.info("step %d/%d | epoch %.3f | loss %.4f | lr %.2e%s | %.1f samples/s | %s tokens/s | "
                       "data wait %.0f%%", state.global_step, state.max_steps, entry["epoch"], entry["loss"],
-                      entry["learning_rate"],
+                      entry["learning_rate"], norm,
                       entry["samples_per_second"], f"{entry['tokens_per_second']:,.0f}",
                       100 * entry["data_wait_share"])
         self._reset_window()

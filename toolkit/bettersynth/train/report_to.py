@@ -6,8 +6,9 @@
                    wandb package is installed; asking for it without the package stops the stage
 
 Every logged window (``--logging_steps``) writes ``train/loss``, ``train/learning_rate``,
-``train/samples_per_second``, ``train/tokens_per_second`` and ``train/data_wait_share`` at its
-optimizer step, on the main process only. Used by bettersynth.train.progress.
+``train/grad_norm`` (the global gradient norm of the window's last step; logged only, nothing is
+clipped), ``train/samples_per_second``, ``train/tokens_per_second`` and ``train/data_wait_share`` at
+its optimizer step, on the main process only. Used by bettersynth.train.progress.
 
     sink = open_sink("tensorboard", Path("output/training_dirs/MGM-2B-Pretrain-x"), "pretrain")
     sink.write(step=12, scalars={"loss": 2.3, "learning_rate": 1e-3}); sink.close()
