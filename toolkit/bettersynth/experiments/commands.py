@@ -4,7 +4,8 @@
     bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
     bsynth report RUN... [--group-by settings|recipe] [--reference EXP] [--draws N] [--bootstrap-seed S]
         --out report.html
-    bsynth sweep SWEEP.yaml      (bettersynth.experiments.sweep; exit status: the number of failed runs)
+    bsynth sweep SWEEP.yaml [--gpus ID,...]   (bettersynth.experiments.sweep; exit status: the number of
+                                              failed runs; 2: a bad sweep file; 128 + N: stopped by signal N)
 
 ``runs record`` is what the main job calls after each step (bettersynth.experiments.record): it
 rebuilds ``output/experiments/<EXP_NAME>/run.json`` from the files there now and exits 0 whatever
@@ -106,7 +107,10 @@ def sweep_handler(args) -> int:
     from bettersynth.eval.files import EvalDataError
     from bettersynth.experiments.groups import GroupError
     from bettersynth.experiments.record import RecordError
-    from bettersynth.experiments.sweep import SweepError, load_sweep, run_sweep, write_sweep_report
+    from bettersynth.experiments.scheduler import SlotError
+    from bettersynth.experiments.sweep import SweepError, load_sweep, run_sweep, summary_line, write_sweep_report
+    from bettersynth.layout import IncompleteLayoutError
+    from bettersynth.recipes.run import Interrupted
 
     root, output = paths.repo_root(), paths.output_dir()
     try:
@@ -114,16 +118,22 @@ def sweep_handler(args) -> int:
     except SweepError as error:
         print(f"bsynth sweep: {error}", file=sys.stderr)
         return 2
-    state = run_sweep(sweep, root, output, args.job or root / "train_mgm_2b_stage_1.sh")
-    failed = sorted(name for name, run in state["runs"].items() if run["status"] != "finished")
+    try:
+        state = run_sweep(sweep, root, output, args.job or root / "train_mgm_2b_stage_1.sh", args.gpus)
+    except (SweepError, SlotError, IncompleteLayoutError) as error:
+        print(f"bsynth sweep: {error}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        print(f"bsynth sweep: INTERRUPTED by {stop}: the running runs were stopped; run the same command again "
+              "to resume them", file=sys.stderr)
+        return 128 + stop.signum
     try:
         report = write_sweep_report(sweep, state, output)
     except (RecordError, GroupError, EvalDataError) as error:
         print(f"bsynth sweep: no report: {error}", file=sys.stderr)
         report = None
-    print(f"[sweep] {len(state['runs']) - len(failed)} of {len(state['runs'])} runs finished"
-          + (f"; failed: {', '.join(failed)}" if failed else "") + (f"; report {report}" if report else ""))
-    return min(len(failed), 125)
+    print(summary_line(sweep, state, report))
+    return min(len(state.unfinished([run.name for run in sweep.runs()])), 125)
 
 
 def register(subparsers) -> None:
@@ -164,7 +174,11 @@ def register(subparsers) -> None:
     sweep.add_argument("sweep", type=Path, metavar="SWEEP.yaml", help="see bettersynth/experiments/sweep.py")
     sweep.add_argument("--job", type=Path, default=None,
                        help="the job each run is (default: the checkout's train_mgm_2b_stage_1.sh)")
-    sweep.set_defaults(func=sweep_handler)
+    sweep.add_argument("--gpus", default=None, metavar="ID,ID,...",
+                       help="the GPUs gpus_per_run splits (default: CUDA_VISIBLE_DEVICES, else every CUDA device)")
+    # the sweep holds the output tree's lock: it writes the recipes' exports and its folder there (each run's
+    # job locks the run's own tree)
+    sweep.set_defaults(func=sweep_handler, outputs=lambda args: [_experiments_dir()])
 
 
 def _experiments_dir() -> Path:

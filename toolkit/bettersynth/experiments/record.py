@@ -16,6 +16,10 @@ has not run: what is not there yet is ``null`` (or an empty list). What it reads
 - ``SEED`` (else the pretrain stage's recorded seed) and ``PROXY_PRETRAIN_SAMPLES`` (empty: the
   official run, ``proxy_pretrain_samples: null``).
 
+A sweep's runs each have an output tree of their own (bettersynth.experiments.sweep), so their
+records are ``experiments/sweeps/<sweep>/runs/<run>/experiments/<run>/run.json``: ``all_records``
+and ``load_run`` find them too.
+
 Editable values and step durations accumulate over calls (a later value replaces an earlier one);
 ``wall_time_s`` is the sum of the recorded step durations. Artefacts that exist but cannot be
 read (and answers that cannot be scored) are listed under ``notes``, printed as warnings.
@@ -26,6 +30,7 @@ read (and answers that cannot be scored) are listed under ``notes``, printed as 
 
 from __future__ import annotations
 
+import glob
 import json
 import time
 from pathlib import Path
@@ -42,6 +47,7 @@ SCHEMA_VERSION = 1
 RECORD_NAME = "run.json"
 CAPPED_SUFFIX = "-200k.jsonl"  # the main job's capped file: "$PRETRAIN_DATASET-200k.jsonl"
 STAGE_FOLDERS = {"pretrain": "MGM-2B-Pretrain-{}", "finetune": "MGM-2B-Finetune-{}"}
+SWEEPS_FOLDER, SWEEP_RUNS_FOLDER = "sweeps", "runs"  # experiments/sweeps/<sweep>/runs/<run>/: a run's tree
 
 
 class RecordError(ValueError):
@@ -70,9 +76,26 @@ def read_run_record(path: Path) -> dict[str, Any]:
     return payload
 
 
+def sweep_dir(output_dir: Path, sweep: str) -> Path:
+    """``<output>/experiments/sweeps/<sweep>``: a sweep's state, logs and report."""
+    return experiments_dir(output_dir) / SWEEPS_FOLDER / sweep
+
+
+def sweep_run_tree(output_dir: Path, sweep: str, run: str) -> Path:
+    """The output tree of one run of a sweep (its job's BSYNTH_OUTPUT)."""
+    return sweep_dir(output_dir, sweep) / SWEEP_RUNS_FOLDER / run
+
+
+def sweep_record_files(output_dir: Path, exp_name: str = "*") -> list[Path]:
+    """The run.json files in the sweeps' run trees (of ``exp_name``; every one by default)."""
+    pattern = f"{SWEEPS_FOLDER}/*/{SWEEP_RUNS_FOLDER}/*/experiments/{exp_name}/{RECORD_NAME}"
+    return sorted(experiments_dir(output_dir).glob(pattern))
+
+
 def all_records(output_dir: Path) -> list[dict[str, Any]]:
-    """Every ``experiments/*/run.json`` under ``output_dir``, by experiment name."""
-    return [read_run_record(path) for path in sorted(experiments_dir(output_dir).glob(f"*/{RECORD_NAME}"))]
+    """Every ``experiments/*/run.json`` under ``output_dir`` by experiment name, then the sweeps' runs."""
+    paths = sorted(experiments_dir(output_dir).glob(f"*/{RECORD_NAME}")) + sweep_record_files(output_dir)
+    return [read_run_record(path) for path in paths]
 
 
 def load_run(output_dir: Path, run: str) -> dict[str, Any]:
@@ -83,9 +106,16 @@ def load_run(output_dir: Path, run: str) -> dict[str, Any]:
     if (given / RECORD_NAME).is_file():
         return read_run_record(given / RECORD_NAME)
     path = record_file(output_dir, run)
-    if not path.is_file():
-        raise RecordError(f"no run record for {run!r}: {path} does not exist (see `bsynth runs`)")
-    return read_run_record(path)
+    if path.is_file():
+        return read_run_record(path)
+    in_sweeps = sweep_record_files(output_dir, glob.escape(run))
+    if len(in_sweeps) > 1:
+        raise RecordError(f"{run!r} names runs of several sweeps ({', '.join(map(str, in_sweeps))}): give the "
+                          "path of the run.json meant")
+    if not in_sweeps:
+        raise RecordError(f"no run record for {run!r}: {path} does not exist, nor does a sweep's run of that "
+                          "name (see `bsynth runs`)")
+    return read_run_record(in_sweeps[0])
 
 
 def optional_int(editable: dict[str, str], key: str) -> int | None:

@@ -1,39 +1,67 @@
 """``bsynth sweep SWEEP.yaml``: recipes x seeds (x proxy budgets) through the main job, one run after
-another, resumable, a failed run reported while the others go on, a report at the end.
+another or several at once on disjoint GPU sets, resumable, a failed run reported while the others
+go on, a report at the end.
 
     # SWEEP.yaml
     name: palette                     # runs are named <name>-<recipe stem>-s<seed>[-p<proxy>]
     recipes: [solution/recipes/clip_top_repeat.yaml, solution/recipes/cpu_prefilter.yaml]
     seeds: [1024, 1025]
     proxy_pretrain_samples: [20000]   # optional; null (or leaving it out) is the official run
-    env: {INFER_CUDA_IDX: "0,1"}      # optional: other Editable Part values, the same for every run
+    gpus_per_run: 2                   # optional: floor(GPUs / 2) runs at once, each on 2 GPUs of its own
+    env: {PRETRAIN_GRADIENT_CHECKPOINTING: "True"}   # optional: Editable Part values for every run
 
-    bsynth sweep SWEEP.yaml           # exit status: the number of failed runs (0: all finished)
+    bsynth sweep SWEEP.yaml [--gpus 0,1,2,3]   # exit status: the number of failed runs (0: all finished)
 
-Each run is ``bash train_mgm_2b_stage_1.sh`` with EXP_NAME, RECIPE, SEED, PROXY_PRETRAIN_SAMPLES and
-PRETRAIN_DATASET=``output/processed_data/<name>-<recipe stem>.jsonl`` set, its output going to
-``output/experiments/sweeps/<name>/<run>.log``. The runs of one recipe share its export, so the
-recipe runs once (the second run finds it made from the same inputs: bettersynth.provenance), and
-each training runs once per seed. State is ``output/experiments/sweeps/<name>/sweep.json``: a run
-that finished is not started again, an interrupted or failed one is started again and resumes
-from what it left (the main job skips finished steps and resumes training). At the end the report
-of every finished run is written to ``output/experiments/sweeps/<name>/report.html``
-(bettersynth.experiments.report). Runs go one after another on all the GPUs the job sees; several
-at once on disjoint GPU sets is not built (one job holds an output tree's lock at a time).
+How it runs (folders under ``output/experiments/sweeps/<name>/``; the sweep holds ``output/``'s lock):
+
+1. **Each recipe once**, one after another on every GPU: ``bsynth recipe run --skip-unchanged`` with
+   the main job's arguments (the layout's seed pool and recipe models, decided here once and passed
+   to every run as BSYNTH_LAYOUT) into ``output/processed_data/<name>-<recipe stem>.jsonl``; its log
+   is ``recipe-<stem>.log``. A recipe that fails fails its runs; the others go on.
+2. **Each run in an output tree of its own**, ``runs/<run>/`` (the job's BSYNTH_OUTPUT): the main job
+   locks one tree for its whole run, so runs that share a tree could not go at once. The recipe's
+   export is shown in the tree read-only, as ``processed_data/<stem>.jsonl``: a hard link (a copy
+   across file systems) with copies of its record and its run's summary; the job's own recipe step
+   then finds it made from the same inputs and skips it, and every writer of the toolkit replaces a
+   file by a rename, never through the link. Validation, cap, proxy subset, conversion, both
+   trainings, evals and scores are the run's own, in its tree. Each run is ``bash
+   train_mgm_2b_stage_1.sh`` with EXP_NAME (and DEMO_EXP_NAME, which the demo reads instead), RECIPE,
+   SEED, PROXY_PRETRAIN_SAMPLES and PRETRAIN_DATASET set; its output goes to ``<run>.log``.
+3. **Runs on GPU slots** (bettersynth.experiments.scheduler): without ``gpus_per_run`` one after
+   another, each seeing every GPU; with it, floor(N / gpus_per_run) at once, each with its own
+   CUDA_VISIBLE_DEVICES, INFER_CUDA_IDX and MASTER_PORT (MASTER_PORT from the environment, else
+   29500, plus the slot's number).
+
+State is ``sweep.json``: a run that finished is not started again; a failed or interrupted one is
+started again in its tree, where the main job skips the finished steps and resumes training from
+the last checkpoint. At the end the report of every finished run is written to ``report.html``
+(bettersynth.experiments.report). ``bsynth runs`` lists the runs (their records are in their trees);
+``BSYNTH_OUTPUT=output/experiments/sweeps/<name>/runs/<run>`` points any command at one run's tree.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import yaml
 
-from bettersynth.files import write_json_atomic
+from bettersynth.experiments.record import read_run_record, record_file, sweep_dir, sweep_run_tree
+from bettersynth.experiments.scheduler import Job, SweepState, plan_slots, run_jobs
+from bettersynth.files import atomic_path
+from bettersynth.layout import resolve_layout
+from bettersynth.paths import AssetLayout
+from bettersynth.provenance import record_path
+from bettersynth.recipes.config import work_dir_for
+
+SET_BY_THE_SWEEP = ("EXP_NAME", "DEMO_EXP_NAME", "RECIPE", "SEED", "PROXY_PRETRAIN_SAMPLES", "PRETRAIN_DATASET",
+                    "BSYNTH_OUTPUT")
+SET_PER_SLOT = ("CUDA_VISIBLE_DEVICES", "INFER_CUDA_IDX", "MASTER_PORT")
 
 
 class SweepError(ValueError):
@@ -47,9 +75,9 @@ class SweepRun:
     seed: int
     proxy: int | None
 
-    def environment(self, export: Path, extra: dict[str, str]) -> dict[str, str]:
-        return {**extra, "EXP_NAME": self.name, "RECIPE": str(self.recipe), "SEED": str(self.seed),
-                "PROXY_PRETRAIN_SAMPLES": "" if self.proxy is None else str(self.proxy),
+    def environment(self, export: Path) -> dict[str, str]:
+        return {"EXP_NAME": self.name, "DEMO_EXP_NAME": self.name, "RECIPE": str(self.recipe),
+                "SEED": str(self.seed), "PROXY_PRETRAIN_SAMPLES": "" if self.proxy is None else str(self.proxy),
                 "PRETRAIN_DATASET": str(export)}
 
 
@@ -60,9 +88,10 @@ class Sweep:
     seeds: tuple[int, ...]
     proxies: tuple[int | None, ...]
     env: dict[str, str] = field(default_factory=dict)
+    gpus_per_run: int | None = None
 
     def runs(self) -> list[SweepRun]:
-        """Recipe-major, so the runs that share a recipe's export follow each other."""
+        """Recipe-major: the runs of one recipe follow each other."""
         return [SweepRun(f"{self.name}-{recipe.stem}-s{seed}" + ("" if proxy is None else f"-p{proxy}"),
                          recipe, seed, proxy)
                 for recipe in self.recipes for proxy in self.proxies for seed in self.seeds]
@@ -73,6 +102,20 @@ def _list(payload: dict, key: str, source: Path, default: list | None = None) ->
     if not isinstance(value, list) or not value:
         raise SweepError(f"{source}: `{key}` must be a non-empty list")
     return value
+
+
+def _env(payload: dict, source: Path, gpus_per_run: int | None) -> dict[str, str]:
+    env = payload.get("env") or {}
+    if not isinstance(env, dict):
+        raise SweepError(f"{source}: `env` must be a mapping of Editable Part names to values")
+    env = {str(key): str(value) for key, value in env.items()}
+    for key in SET_BY_THE_SWEEP:
+        if key in env:
+            raise SweepError(f"{source}: `env` sets {key}, which the sweep sets for each run")
+    for key in SET_PER_SLOT if gpus_per_run is not None else ():
+        if key in env:
+            raise SweepError(f"{source}: `env` sets {key}, which gpus_per_run sets for each run's GPUs")
+    return env
 
 
 def load_sweep(path: Path, root: Path) -> Sweep:
@@ -98,45 +141,114 @@ def load_sweep(path: Path, root: Path) -> Sweep:
         raise SweepError(f"{path}: `proxy_pretrain_samples` must be positive integers or null, got {proxies}")
     if len({recipe.stem for recipe in recipes}) != len(recipes):
         raise SweepError(f"{path}: two recipes share a file name; their runs would share names")
-    env = payload.get("env") or {}
-    if not isinstance(env, dict):
-        raise SweepError(f"{path}: `env` must be a mapping of Editable Part names to values")
-    return Sweep(name, recipes, tuple(seeds), tuple(proxies), {str(k): str(v) for k, v in env.items()})
+    gpus_per_run = payload.get("gpus_per_run")
+    if gpus_per_run is not None and (not isinstance(gpus_per_run, int) or isinstance(gpus_per_run, bool)
+                                     or gpus_per_run < 1):
+        raise SweepError(f"{path}: `gpus_per_run` must be a positive integer, got {gpus_per_run!r}")
+    return Sweep(name, recipes, tuple(seeds), tuple(proxies), _env(payload, path, gpus_per_run), gpus_per_run)
 
 
-def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, say=print) -> dict[str, Any]:
-    """Runs what is not finished; returns the state (also in sweep.json)."""
-    folder = output / "experiments" / "sweeps" / sweep.name
+def shared_export(output: Path, sweep: Sweep, recipe: Path) -> Path:
+    return output / "processed_data" / f"{sweep.name}-{recipe.stem}.jsonl"
+
+
+def place_export_view(export: Path, view: Path) -> None:
+    """``view`` shows ``export``: a hard link (a copy across file systems), then copies of its record
+    and of its recipe run's summary, each replacing the earlier one by a rename."""
+    with atomic_path(view) as temporary:
+        try:
+            os.link(export, temporary)
+        except OSError:
+            shutil.copy2(export, temporary)
+    pairs = [(record_path(export), record_path(view)),
+             (work_dir_for(export) / "run.json", work_dir_for(view) / "run.json")]
+    for source, target in pairs:
+        if source.is_file():
+            with atomic_path(target) as temporary:
+                shutil.copy2(source, temporary)
+
+
+def bsynth(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bettersynth", *args]
+
+
+def run_logged(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> int:
+    with open(log, "a", encoding="utf-8") as handle:
+        return subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def make_exports(sweep: Sweep, recipes: list[Path], layout: AssetLayout, root: Path, output: Path,
+                 env: dict[str, str], state: SweepState, say: Callable[[str], None]) -> dict[Path, Path | None]:
+    """Step 1: each recipe's export once (None for a recipe that failed), as the main job runs it."""
+    folder = sweep_dir(output, sweep.name)
+    if env["BSYNTH_LAYOUT"] == "demo":
+        log = folder / "demo-build.log"
+        if run_logged(bsynth("demo", "build"), log, root, env) != 0:
+            raise SweepError(f"the demo assets could not be built (see {log})")
+    exports: dict[Path, Path | None] = {}
+    for recipe in recipes:
+        export, log = shared_export(output, sweep, recipe), folder / f"recipe-{recipe.stem}.log"
+        say(f"[sweep] recipe {recipe} -> {export} (log {log})")
+        status = run_logged(bsynth("recipe", "run", str(recipe), "--dataset", str(layout.seed_jsonl),
+                                   "--export", str(export), "--models-root", str(layout.recipe_models_dir),
+                                   "--skip-unchanged"), log, root, env)
+        state.set_recipe(recipe.stem, status="made" if status == 0 else "failed", exit_status=status,
+                         export=str(export), log=str(log))
+        exports[recipe] = export if status == 0 else None
+        if status != 0:
+            say(f"[sweep] recipe {recipe}: FAILED with exit status {status} (see {log}); its runs are not started")
+    return exports
+
+
+def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | None,
+              say: Callable[[str], None] = print) -> SweepState:
+    """Runs what is not finished (module docstring); returns the state (also in sweep.json).
+    SlotError or IncompleteLayoutError before anything runs."""
+    environ = {**os.environ, **sweep.env}
+    slots = plan_slots(sweep.gpus_per_run, gpus, environ)
+    folder = sweep_dir(output, sweep.name)
     folder.mkdir(parents=True, exist_ok=True)
-    state_path = folder / "sweep.json"
-    state = {"name": sweep.name, "runs": {}}
-    if state_path.is_file():
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+    state = SweepState(folder / "sweep.json", sweep.name)
+    todo = []
     for run in sweep.runs():
-        if state["runs"].get(run.name, {}).get("status") == "finished":
+        if state.status(run.name) == "finished":
             say(f"[sweep] {run.name}: finished earlier, skipped")
+        else:
+            todo.append(run)
+    if not todo:
+        return state
+    # the one layout decision, passed to every run as the main job passes it to its steps
+    mode, layout = resolve_layout(environ.get("BSYNTH_LAYOUT") or "auto")
+    env = {**environ, "BSYNTH_LAYOUT": mode}
+    exports = make_exports(sweep, list(dict.fromkeys(run.recipe for run in todo)), layout, root, output, env,
+                           state, say)
+    jobs = []
+    for run in todo:
+        export, tree = exports[run.recipe], sweep_run_tree(output, sweep.name, run.name)
+        if export is None:
+            state.set_run(run.name, status="failed", exit_status=None, tree=str(tree),
+                          log=state.data["recipes"][run.recipe.stem]["log"], reason=f"recipe {run.recipe} failed")
             continue
-        export = output / "processed_data" / f"{sweep.name}-{run.recipe.stem}.jsonl"
-        log = folder / f"{run.name}.log"
-        say(f"[sweep] {run.name}: recipe {run.recipe}, seed {run.seed}, proxy {run.proxy or 'none'} (log {log})")
-        state["runs"][run.name] = {"status": "running", "log": str(log)}
-        write_json_atomic(state_path, state)
-        with open(log, "a", encoding="utf-8") as handle:
-            status = subprocess.run(["bash", str(job)], cwd=root, stdout=handle, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **run.environment(export, sweep.env)}).returncode
-        state["runs"][run.name] = {"status": "finished" if status == 0 else "failed", "exit_status": status,
-                                   "log": str(log)}
-        write_json_atomic(state_path, state)
-        say(f"[sweep] {run.name}: " + ("finished" if status == 0 else f"FAILED with exit status {status} (see {log})"))
+        view = tree / "processed_data" / f"{run.recipe.stem}.jsonl"
+        place_export_view(export, view)
+        jobs.append(Job(run.name, ["bash", str(job)], {**env, **run.environment(view), "BSYNTH_OUTPUT": str(tree)},
+                        folder / f"{run.name}.log", tree))
+    run_jobs(jobs, slots, root, state, say)
     return state
 
 
-def write_sweep_report(sweep: Sweep, state: dict[str, Any], output: Path) -> Path | None:
-    from bettersynth.experiments.record import load_run
+def write_sweep_report(sweep: Sweep, state: SweepState, output: Path) -> Path | None:
     from bettersynth.experiments.report import build_report
 
-    finished = [name for name, run in state["runs"].items() if run["status"] == "finished"]
+    finished = [run.name for run in sweep.runs() if state.status(run.name) == "finished"]
     if not finished:
         return None
-    return build_report([load_run(output, name) for name in finished],
-                        output / "experiments" / "sweeps" / sweep.name / "report.html")
+    records = [read_run_record(record_file(sweep_run_tree(output, sweep.name, name), name)) for name in finished]
+    return build_report(records, sweep_dir(output, sweep.name) / "report.html")
+
+
+def summary_line(sweep: Sweep, state: SweepState, report: Path | None) -> str:
+    names = [run.name for run in sweep.runs()]
+    failed = state.unfinished(names)
+    return (f"[sweep] {len(names) - len(failed)} of {len(names)} runs finished"
+            + (f"; failed: {', '.join(failed)}" if failed else "") + (f"; report {report}" if report else ""))
