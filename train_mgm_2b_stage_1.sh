@@ -53,7 +53,19 @@ LOGGING_STEP=${LOGGING_STEP:-1}
 CKPT_SAVE_STEPS=${CKPT_SAVE_STEPS:-100}
 TOTAL_SAVE_CKPT_LIMIT=${TOTAL_SAVE_CKPT_LIMIT:-1}
 
-# inference args: one eval shard per listed GPU, e.g. "0,1,2,3"
+# more than one machine (README "More than one machine"); every node needs this checkout and the models
+# and data at the same paths, and output/ on storage all nodes share. Either HOSTFILE: deepspeed's
+# "host slots=N" lines, run this script once on the first host (it reaches the others by passwordless
+# ssh), or one launch per node: the same script on every node with NNODES, its NODE_RANK (0..NNODES-1)
+# and MASTER_ADDR (node 0's address). MASTER_PORT: the rendezvous port on node 0 (also on one machine:
+# two jobs on one host need two ports). Only node 0 prepares the data, evaluates and scores.
+HOSTFILE=${HOSTFILE-}
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+MASTER_ADDR=${MASTER_ADDR-}
+MASTER_PORT=${MASTER_PORT:-29500}
+
+# inference args: one eval shard per listed GPU of node 0, e.g. "0,1,2,3"
 INFER_CUDA_IDX=${INFER_CUDA_IDX:-0}
 
 # experiments: the training seed of both stages (1024: the official value); a proxy budget pretrains on
@@ -95,13 +107,14 @@ run_logged() { local log=$1; shift; "$@" 2>&1 | tee -a "$log"; }
 export BSYNTH_ROOT=${BSYNTH_ROOT:-$SCRIPT_DIR}  # every bsynth call works in this checkout
 # The one decision "real assets or the demo?" (BSYNTH_LAYOUT=real|demo|auto; auto stops naming what is
 # missing when only some real assets are there), with the asset paths and the settings that depend on
-# it: the GPUs seen (NUM_GPUS), the stages' global batches (256 / 128; the demo's 8 and 4 per training
+# it: the GPUs seen (NUM_GPUS), the machines (NODES, from HOSTFILE or NNODES/NODE_RANK/MASTER_*:
+# TRAINING_PROCESSES counts every node's), the stages' global batches (256 / 128; the demo's 8 and 4 per training
 # process), "auto" batch values planned from the GPUs' memory, and the demo's scaled values
 # (bettersynth/job_settings.py).
 job_values=()
 for key in PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING \
     FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \
-    TORCH_COMPILE DEEPSPEED_CONFIG; do
+    TORCH_COMPILE DEEPSPEED_CONFIG HOSTFILE NNODES NODE_RANK MASTER_ADDR MASTER_PORT; do
     job_values+=(--editable "$key=${!key}")
 done
 layout_variables=$(bsynth layout --which "${BSYNTH_LAYOUT:-auto}" --format shell "${job_values[@]}")
@@ -109,14 +122,19 @@ eval "$layout_variables"
 # paths and names the job will use: refused here, before any work, when the pipeline cannot carry them
 bsynth check-paths --name "EXP_NAME=$EXP_NAME" ${RECIPE:+--file "RECIPE=$RECIPE"} \
     "PRETRAIN_DATASET=$PRETRAIN_DATASET" "PRETRAIN_DATASET_IMAGE_PATH=$PRETRAIN_DATASET_IMAGE_PATH"
-# one job per output tree: the lock is held by this shell's descriptor 9 until the job ends
 mkdir -p "$OUTPUT_DIR"
-exec 9<>"$OUTPUT_DIR/.bsynth.lock"
-bsynth lock take --fd 9 --pid $$ --holder "bash train_mgm_2b_stage_1.sh, EXP_NAME=$EXP_NAME" --tree "$OUTPUT_DIR"
-export BSYNTH_LOCK_HELD=$OUTPUT_DIR
-# on any exit but a kill the holder's note is cleared, so the next job does not "take over" from it
-trap ': > "$OUTPUT_DIR/.bsynth.lock"' EXIT
-if [ "$LAYOUT_MODE" = demo ]; then
+if [ "$NODE_RANK" -gt 0 ]; then
+    # the other nodes only train, inside node 0's job: its lock covers them
+    echo "Node $NODE_RANK of $NNODES: training only, with node 0 at $MASTER_ADDR:$MASTER_PORT (node 0 prepares the data, evaluates and scores)."
+else
+    # one job per output tree: the lock is held by this shell's descriptor 9 until the job ends
+    exec 9<>"$OUTPUT_DIR/.bsynth.lock"
+    bsynth lock take --fd 9 --pid $$ --holder "bash train_mgm_2b_stage_1.sh, EXP_NAME=$EXP_NAME" --tree "$OUTPUT_DIR"
+    export BSYNTH_LOCK_HELD=$OUTPUT_DIR
+    # on any exit but a kill the holder's note is cleared, so the next job does not "take over" from it
+    trap ': > "$OUTPUT_DIR/.bsynth.lock"' EXIT
+fi
+if [ "$LAYOUT_MODE" = demo ] && [ "$NODE_RANK" -eq 0 ]; then
     echo "Real models/data not found under $SCRIPT_DIR (run download.sh for them): running the embedded demo from $ASSETS_ROOT (tiny random models, synthetic data; scores are meaningless)."
     step "build the demo assets" bsynth demo build
     echo "Demo settings: pretrain global batch $PRETRAIN_GLOBAL_BATCH ($PRETRAIN_BATCH_SIZE_PER_GPU per GPU x $PRETRAIN_GRADIENT_ACCUMULATION_STEPS accumulation x $TRAINING_PROCESSES process(es)), finetune global batch $FINETUNE_GLOBAL_BATCH ($FINETUNE_BATCH_SIZE_PER_GPU x $FINETUNE_GRADIENT_ACCUMULATION_STEPS x $TRAINING_PROCESSES), aux size $AUX_SIZE, EXP_NAME=$EXP_NAME, no torch.compile, eval answers of at most $EVAL_MAX_NEW_TOKENS new tokens."
@@ -129,60 +147,75 @@ FINETUNE_DIR=$OUTPUT_DIR/training_dirs/$FINETUNE_NAME
 
 # --- checks first (they cost seconds), then data: recipe, validation, cap, conversion -------
 # the run record (output/experiments/$EXP_NAME/run.json) holds every Editable Part value as resolved
-RECORD_ARGS=(--data-root "$ASSETS_ROOT")
-for key in EXP_NAME RECIPE PRETRAIN_DATASET PRETRAIN_DATASET_IMAGE_PATH PRETRAIN_BATCH_SIZE_PER_GPU \
-    PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING PRETRAIN_DATALOADER_NUM_WORKERS \
-    FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \
-    FINETUNE_DATALOADER_NUM_WORKERS TORCH_COMPILE DEEPSPEED_CONFIG LOGGING_STEP CKPT_SAVE_STEPS \
-    TOTAL_SAVE_CKPT_LIMIT INFER_CUDA_IDX SEED PROXY_PRETRAIN_SAMPLES; do
-    RECORD_ARGS+=(--editable "$key=${!key-}")
-done
-bsynth runs record "$EXP_NAME" "${RECORD_ARGS[@]}"
-step "check the pretrain global batch" \
-    bsynth check-batch "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" "$PRETRAIN_GLOBAL_BATCH"
-step "check the finetune global batch" \
-    bsynth check-batch "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" "$FINETUNE_GLOBAL_BATCH"
-if [ -n "$RECIPE" ]; then
-    # reused only when its record shows the same recipe operators, seed pool, operator code and models
-    step "recipe $RECIPE -> $PRETRAIN_DATASET" \
-        bsynth recipe run "$RECIPE" --dataset "$SEED_JSONL" --export "$PRETRAIN_DATASET" \
-            --models-root "$RECIPE_MODELS_DIR" --skip-unchanged
+if [ "$NODE_RANK" -eq 0 ]; then
+    RECORD_ARGS=(--data-root "$ASSETS_ROOT")
+    for key in EXP_NAME RECIPE PRETRAIN_DATASET PRETRAIN_DATASET_IMAGE_PATH PRETRAIN_BATCH_SIZE_PER_GPU \
+        PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING PRETRAIN_DATALOADER_NUM_WORKERS \
+        FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \
+        FINETUNE_DATALOADER_NUM_WORKERS TORCH_COMPILE DEEPSPEED_CONFIG LOGGING_STEP CKPT_SAVE_STEPS \
+        TOTAL_SAVE_CKPT_LIMIT INFER_CUDA_IDX SEED PROXY_PRETRAIN_SAMPLES; do
+        RECORD_ARGS+=(--editable "$key=${!key-}")
+    done
+    bsynth runs record "$EXP_NAME" "${RECORD_ARGS[@]}"
 fi
-step "validate $PRETRAIN_DATASET" \
-    bsynth step --name validate --output "$PRETRAIN_DATASET.validation.json" \
-        --input "curated data=$PRETRAIN_DATASET" --input "seed records=$STAGE1_JSON" \
-        --input "image root=$PRETRAIN_DATASET_IMAGE_PATH" -- \
-    bsynth validate "$PRETRAIN_DATASET" --image-root "$PRETRAIN_DATASET_IMAGE_PATH" --original "$STAGE1_JSON" \
-        --report "$PRETRAIN_DATASET.validation.json"
+# over the whole world: every node's training processes
+step "check the pretrain global batch" \
+    bsynth check-batch "$PRETRAIN_BATCH_SIZE_PER_GPU" "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" "$PRETRAIN_GLOBAL_BATCH" \
+        --num-gpus "$TRAINING_PROCESSES"
+step "check the finetune global batch" \
+    bsynth check-batch "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" "$FINETUNE_GLOBAL_BATCH" \
+        --num-gpus "$TRAINING_PROCESSES"
 SAMPLED_PRETRAIN_DATASET=$PRETRAIN_DATASET-200k.jsonl
-step "cap at $MAX_SAMPLE_NUM samples" \
-    bsynth step --name cap --output "$SAMPLED_PRETRAIN_DATASET" \
-        --input "curated data=$PRETRAIN_DATASET" --setting "max samples=$MAX_SAMPLE_NUM" -- \
-    bsynth sample "$PRETRAIN_DATASET" "$SAMPLED_PRETRAIN_DATASET" "$MAX_SAMPLE_NUM"
 PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET
 if [ -n "$PROXY_PRETRAIN_SAMPLES" ]; then
     PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET-proxy$PROXY_PRETRAIN_SAMPLES-seed$SEED.jsonl
-    step "proxy budget: $PROXY_PRETRAIN_SAMPLES pretraining samples (seed $SEED)" \
-        bsynth step --name proxy --output "$PRETRAIN_SAMPLES_FILE" --input "capped data=$SAMPLED_PRETRAIN_DATASET" \
-            --setting "samples=$PROXY_PRETRAIN_SAMPLES" --setting "seed=$SEED" -- \
-        bsynth sample "$SAMPLED_PRETRAIN_DATASET" "$PRETRAIN_SAMPLES_FILE" "$PROXY_PRETRAIN_SAMPLES" --seed "$SEED"
 fi
 PRETRAIN_DATASET_JSON=$PRETRAIN_SAMPLES_FILE.json
-step "convert to LLaVA json" \
-    bsynth step --name convert --output "$PRETRAIN_DATASET_JSON" \
-        --input "capped data=$PRETRAIN_SAMPLES_FILE" --input "seed records=$STAGE1_JSON" -- \
-    bsynth dj2llava "$PRETRAIN_SAMPLES_FILE" "$PRETRAIN_DATASET_JSON" \
-        --image_special_token "<__dj__image>" --restore_questions True \
-        --original_llava_ds_path "$STAGE1_JSON" --image-root "$PRETRAIN_DATASET_IMAGE_PATH"
+if [ "$NODE_RANK" -gt 0 ]; then
+    skip "data steps: node 0 writes $PRETRAIN_DATASET_JSON to the shared output folder"
+else
+    if [ -n "$RECIPE" ]; then
+        # reused only when its record shows the same recipe operators, seed pool, operator code and models
+        step "recipe $RECIPE -> $PRETRAIN_DATASET" \
+            bsynth recipe run "$RECIPE" --dataset "$SEED_JSONL" --export "$PRETRAIN_DATASET" \
+                --models-root "$RECIPE_MODELS_DIR" --skip-unchanged
+    fi
+    step "validate $PRETRAIN_DATASET" \
+        bsynth step --name validate --output "$PRETRAIN_DATASET.validation.json" \
+            --input "curated data=$PRETRAIN_DATASET" --input "seed records=$STAGE1_JSON" \
+            --input "image root=$PRETRAIN_DATASET_IMAGE_PATH" -- \
+        bsynth validate "$PRETRAIN_DATASET" --image-root "$PRETRAIN_DATASET_IMAGE_PATH" --original "$STAGE1_JSON" \
+            --report "$PRETRAIN_DATASET.validation.json"
+    step "cap at $MAX_SAMPLE_NUM samples" \
+        bsynth step --name cap --output "$SAMPLED_PRETRAIN_DATASET" \
+            --input "curated data=$PRETRAIN_DATASET" --setting "max samples=$MAX_SAMPLE_NUM" -- \
+        bsynth sample "$PRETRAIN_DATASET" "$SAMPLED_PRETRAIN_DATASET" "$MAX_SAMPLE_NUM"
+    if [ -n "$PROXY_PRETRAIN_SAMPLES" ]; then
+        step "proxy budget: $PROXY_PRETRAIN_SAMPLES pretraining samples (seed $SEED)" \
+            bsynth step --name proxy --output "$PRETRAIN_SAMPLES_FILE" --input "capped data=$SAMPLED_PRETRAIN_DATASET" \
+                --setting "samples=$PROXY_PRETRAIN_SAMPLES" --setting "seed=$SEED" -- \
+            bsynth sample "$SAMPLED_PRETRAIN_DATASET" "$PRETRAIN_SAMPLES_FILE" "$PROXY_PRETRAIN_SAMPLES" --seed "$SEED"
+    fi
+    step "convert to LLaVA json" \
+        bsynth step --name convert --output "$PRETRAIN_DATASET_JSON" \
+            --input "capped data=$PRETRAIN_SAMPLES_FILE" --input "seed records=$STAGE1_JSON" -- \
+        bsynth dj2llava "$PRETRAIN_SAMPLES_FILE" "$PRETRAIN_DATASET_JSON" \
+            --image_special_token "<__dj__image>" --restore_questions True \
+            --original_llava_ds_path "$STAGE1_JSON" --image-root "$PRETRAIN_DATASET_IMAGE_PATH"
+fi
 
 # --- training ---------------------------------------------------------------------------------
+# this node's processes, started as NODES says (one node, a hostfile over ssh, or this node of NNODES)
 if [ "$NUM_GPUS" -gt 0 ]; then
-    launch=(deepspeed --num_gpus "$NUM_GPUS" --module bettersynth.train --deepspeed "$DEEPSPEED_CONFIG"
+    launch=(bsynth launch --nodes "$NODES" -- --deepspeed "$DEEPSPEED_CONFIG"
             --bf16 True --tf32 True --torch_compile "$TORCH_COMPILE")
 else
     echo "No GPU visible: training on CPU in float32 with plain PyTorch (no deepspeed engine)."
-    launch=(python -m bettersynth.train --bf16 False --tf32 False)
+    launch=(bsynth launch --nodes "$NODES" -- --bf16 False --tf32 False)
 fi
+# node 0 keeps the logs' official names; another node's output goes to a log of its own
+LOG_SUFFIX=
+if [ "$NODE_RANK" -gt 0 ]; then LOG_SUFFIX=.node$NODE_RANK; fi
 common_args=(--model_name_or_path "$LLM_DIR" --version gemma
              --vision_tower "$VISION_TOWER_DIR" --vision_tower_aux "$VISION_TOWER_AUX_DIR"
              --mm_projector_type mlp2x_gelu --mm_vision_select_layer -2 --image_size_aux "$AUX_SIZE"
@@ -192,7 +225,7 @@ common_args=(--model_name_or_path "$LLM_DIR" --version gemma
              --seed "$SEED")
 
 mkdir -p "$PRETRAIN_DIR" "$FINETUNE_DIR"
-step "pretrain -> $PRETRAIN_DIR" run_logged "$PRETRAIN_DIR/pretrain.log" \
+step "pretrain -> $PRETRAIN_DIR" run_logged "$PRETRAIN_DIR/pretrain$LOG_SUFFIX.log" \
     "${launch[@]}" "${common_args[@]}" \
     --data_path "$PRETRAIN_DATASET_JSON" --image_folder "$PRETRAIN_DATASET_IMAGE_PATH" \
     --stage pretrain --tune_mm_mlp_adapter True --learning_rate 1e-3 --output_dir "$PRETRAIN_DIR" \
@@ -201,7 +234,7 @@ step "pretrain -> $PRETRAIN_DIR" run_logged "$PRETRAIN_DIR/pretrain.log" \
     --gradient_accumulation_steps "$PRETRAIN_GRADIENT_ACCUMULATION_STEPS" \
     --dataloader_num_workers "$PRETRAIN_DATALOADER_NUM_WORKERS"
 
-step "finetune -> $FINETUNE_DIR" run_logged "$FINETUNE_DIR/finetuning.log" \
+step "finetune -> $FINETUNE_DIR" run_logged "$FINETUNE_DIR/finetuning$LOG_SUFFIX.log" \
     "${launch[@]}" "${common_args[@]}" \
     --data_path "$FINETUNE_JSON" --image_folder "$FINETUNE_IMAGE_DIR" \
     --pretrain_mm_mlp_adapter "$PRETRAIN_DIR/mm_projector.bin" \
@@ -211,6 +244,10 @@ step "finetune -> $FINETUNE_DIR" run_logged "$FINETUNE_DIR/finetuning.log" \
     --per_device_train_batch_size "$FINETUNE_BATCH_SIZE_PER_GPU" \
     --gradient_accumulation_steps "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" \
     --dataloader_num_workers "$FINETUNE_DATALOADER_NUM_WORKERS"
+if [ "$NODE_RANK" -gt 0 ]; then
+    echo "Node $NODE_RANK of $NNODES: training done; node 0 evaluates, scores and records the run. This node stops here."
+    exit 0
+fi
 
 # --- evaluation, scores, the script itself ------------------------------------------------------
 # each eval reruns when the finetuned checkpoint (its record changes with every training run) or its

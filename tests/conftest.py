@@ -1,5 +1,8 @@
 """Shared test settings: everything runs offline on CPU; GPU tests are opt-in (-m gpu).
 
+The demo models and data of the training tests (tests/train, tests/scale) are built once per session
+(``demo_layout_for_tests``); their helpers are in tests/train_helpers.py.
+
 Paths to the shared real sample (../shared/data/seed_sample_1k) are exposed as a fixture that skips
 cleanly where it is absent (a user's clone does not have it).
 """
@@ -10,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from train_helpers import DEMO_ITEMS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,3 +38,36 @@ def real_sample_dir() -> Path:
     if not (SHARED_SAMPLE / "seed_sample_1k.jsonl").exists():
         pytest.skip(f"real sample not present at {SHARED_SAMPLE}")
     return SHARED_SAMPLE
+
+
+# --- demo assets and short training runs ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def demo_layout_for_tests(tmp_path_factory):
+    """The repository's demo_assets/ when complete, else the needed demo items built into a temp root."""
+    from bettersynth.demo.build import build_item, demo_items, is_complete
+    from bettersynth.paths import AssetLayout, demo_layout
+
+    layout = demo_layout()
+    items = [item for item in demo_items(layout) if item.name in DEMO_ITEMS]
+    if all(is_complete(item.folder, 0) for item in items):
+        return layout
+    layout = AssetLayout(tmp_path_factory.mktemp("train_demo"))
+    for item in demo_items(layout):
+        if item.name in DEMO_ITEMS:
+            build_item(item, 0, force=False)
+    return layout
+
+
+@pytest.fixture(scope="session")
+def pretrain_records(demo_layout_for_tests) -> list[dict]:
+    import json
+
+    return json.loads(demo_layout_for_tests.stage1_json.read_text())
+
+
+@pytest.fixture(scope="session")
+def finetune_records(demo_layout_for_tests) -> list[dict]:
+    import json
+
+    return json.loads(demo_layout_for_tests.finetune_json.read_text())

@@ -12,7 +12,6 @@ recognised anywhere in the text; a post-processor prepends ``<bos>``, as Gemma's
 from __future__ import annotations
 
 import pytest
-from train_helpers import DEMO_ITEMS
 
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 WORDS = ["\n", "user", "model", "what", "is", "this", "a", "cat", "dog", "and", "now", "hello",
@@ -46,36 +45,3 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def vocab() -> dict[str, int]:
     return dict(VOCAB)
-
-
-# --- demo assets and short training runs ------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def demo_layout_for_tests(tmp_path_factory):
-    """The repository's demo_assets/ when complete, else the needed demo items built into a temp root."""
-    from bettersynth.demo.build import build_item, demo_items, is_complete
-    from bettersynth.paths import AssetLayout, demo_layout
-
-    layout = demo_layout()
-    items = [item for item in demo_items(layout) if item.name in DEMO_ITEMS]
-    if all(is_complete(item.folder, 0) for item in items):
-        return layout
-    layout = AssetLayout(tmp_path_factory.mktemp("train_demo"))
-    for item in demo_items(layout):
-        if item.name in DEMO_ITEMS:
-            build_item(item, 0, force=False)
-    return layout
-
-
-@pytest.fixture(scope="session")
-def pretrain_records(demo_layout_for_tests) -> list[dict]:
-    import json
-
-    return json.loads(demo_layout_for_tests.stage1_json.read_text())
-
-
-@pytest.fixture(scope="session")
-def finetune_records(demo_layout_for_tests) -> list[dict]:
-    import json
-
-    return json.loads(demo_layout_for_tests.finetune_json.read_text())

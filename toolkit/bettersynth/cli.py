@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "bettersynth.demo.commands",     # demo build
     "bettersynth.recipes.commands",  # recipe run, recipe report
     "bettersynth.train.commands",    # train
+    "bettersynth.train.launch",      # launch (a stage's training processes on this node)
     "bettersynth.eval.commands",     # eval textvqa / mmbench, score
     "bettersynth.submit",            # pack
     "bettersynth.steps",             # step (skip a step whose output is made from the same inputs)

@@ -8,6 +8,8 @@ root.
 Real: the stage specs' global batches (bettersynth.train.stages: 256, 128), high-resolution input
 768 px, the Editable Part's values as given ("auto" batch values planned from the GPUs' memory by
 bettersynth.train.batch).
+Both: the machines (bettersynth.train.nodes: HOSTFILE, or NNODES / NODE_RANK / MASTER_ADDR /
+MASTER_PORT); every batch is planned and checked over the whole world (all nodes' processes).
 Demo (tiny random models, a 300-sample pool): global batches 8 and 4 per training process (one
 per GPU, one on CPU) with 4 x 2 and 2 x 2 per process (``DEMO_*_BATCH_SIZE_PER_GPU`` /
 ``DEMO_*_GRADIENT_ACCUMULATION_STEPS`` override them), 256-px high-resolution input, one data
@@ -27,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bettersynth.train.batch import count_gpus, plan_batch
+from bettersynth.train.nodes import NodeSettings, node_settings
 from bettersynth.train.stages import STAGES
 
 AUTO = "auto"
@@ -48,14 +51,13 @@ class StageBatch:
 class JobSettings:
     mode: str
     num_gpus: int               # CUDA devices this job sees (the deepspeed launcher's --num_gpus)
-    processes: int              # training processes the global batch is spread over
+    nodes: NodeSettings         # the machines; nodes.world_size: processes the global batch is spread over
     batches: dict[str, StageBatch]
     aux_size: int
     overrides: dict[str, str]   # Editable Part values the layout replaces (the demo's)
 
     def shell_variables(self) -> dict[str, str]:
-        variables = {"AUX_SIZE": str(self.aux_size), "NUM_GPUS": str(self.num_gpus),
-                     "TRAINING_PROCESSES": str(self.processes),
+        variables = {"AUX_SIZE": str(self.aux_size), "NUM_GPUS": str(self.num_gpus), **self.nodes.shell_variables(),
                      "EVAL_MAX_NEW_TOKENS": str(DEMO_EVAL_MAX_NEW_TOKENS) if self.mode == "demo" else ""}
         for stage, batch in self.batches.items():
             variables[f"{PREFIX[stage]}_GLOBAL_BATCH"] = str(batch.global_batch)
@@ -124,7 +126,9 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
                  gpu_memory_gib: float | None, optimizer_offload: bool, say: Callable[[str], None]) -> JobSettings:
     """The job's settings for the layout ``mode``; ``say`` gets a line for each "auto" value planned.
     ValueError (naming the stage) when a batch cannot be split or fit."""
-    processes = count_gpus(environ=environ).count
+    num_gpus = visible_gpus()
+    nodes = node_settings(editable, num_gpus, count_gpus(environ=environ).count)
+    processes = nodes.world_size
     batches = stage_batches(mode, processes, editable, environ)
     overrides = demo_overrides(environ, seed_dir) if mode == "demo" else {}
     torch_compile = (overrides.get("TORCH_COMPILE") or editable["TORCH_COMPILE"]) == "True"
@@ -135,4 +139,4 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
         if line:
             say(line)
     aux_size = DEMO_AUX_SIZE if mode == "demo" else REAL_AUX_SIZE
-    return JobSettings(mode, visible_gpus(), processes, batches, aux_size, overrides)
+    return JobSettings(mode, num_gpus, nodes, batches, aux_size, overrides)

@@ -125,6 +125,9 @@ class TrainArgs:
                                       "from scratch", False)
     stop_after_steps: int | None = flag("save a checkpoint and stop after this many optimizer steps (as if "
                                         "interrupted)", None)
+    shared_output_wait: float = flag("seconds every process waits to see a file the first one writes in "
+                                     "OUTPUT_DIR when several processes train (bettersynth/train/shared_output.py)",
+                                     60.0)
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -141,6 +144,7 @@ class TrainArgs:
         _require(0 <= self.warmup_ratio < 1, "--warmup_ratio must be in [0, 1)")
         _require(self.save_total_limit is None or self.save_total_limit >= 1, "--save_total_limit must be >= 1")
         _require(self.stop_after_steps is None or self.stop_after_steps >= 1, "--stop_after_steps must be >= 1")
+        _require(self.shared_output_wait >= 0, "--shared_output_wait must be >= 0")
 
     @property
     def stage(self) -> str:

@@ -35,7 +35,7 @@ OPERATIONAL_FLAGS = frozenset({
     "output_dir", "logging_steps", "save_steps", "save_strategy", "save_total_limit", "report_to",
     "dataloader_num_workers", "local_rank", "overwrite_output_dir", "stop_after_steps", "torch_compile",
     "gradient_checkpointing", "deepspeed", "per_device_train_batch_size", "gradient_accumulation_steps",
-    "per_device_eval_batch_size", "evaluation_strategy", "lazy_preprocess",
+    "per_device_eval_batch_size", "evaluation_strategy", "lazy_preprocess", "shared_output_wait",
 })
 # Flags naming what the stage reads: recorded by content (fingerprint), not by path.
 INPUT_FLAGS = {"data_path": "training data", "image_folder": "image folder",

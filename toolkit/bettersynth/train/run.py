@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from bettersynth.train.outputs import write_final_outputs
 from bettersynth.train.progress import setup_logging
 from bettersynth.train.report_to import ReportToError, check_report_to
 from bettersynth.train.sampler import BatchLayout, grouped_order, random_order
+from bettersynth.train.shared_output import NotSharedError, check_shared_output
 
 log = logging.getLogger("bettersynth.train")
 
@@ -129,6 +131,7 @@ class StageOutcome:
 def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     """One stage in this process (after init_distributed and setup_logging)."""
     output_dir = Path(args.output_dir)
+    check_shared_output(output_dir, dist, args.shared_output_wait)  # before any process reads the folder
     made_from = stage_provenance(args, BatchLayout(dist.world_size, args.gradient_accumulation_steps,
                                                    args.per_device_train_batch_size).global_batch)
     check_report_to(args.report_to)  # a missing package stops the stage before any work
@@ -200,6 +203,16 @@ def run(args: TrainArgs) -> int:
         return 1
 
 
+def log_process_failure(error: RuntimeError, dist: DistInfo, output_dir: Path) -> None:
+    """The message of a process of a several-process job that failed, often because another one died."""
+    checkpoint = latest_checkpoint(output_dir)
+    resume_from = f"resumes from {checkpoint}" if checkpoint else "starts over (no complete checkpoint yet)"
+    log.error("training process rank %d of %d on %s failed: %s\nWhen this is a lost connection or a timeout, "
+              "another process or node of the job died or lost its network: its own log says why. Every node's "
+              "launcher stops the job; start it again on every node and it %s.", dist.rank, dist.world_size,
+              socket.gethostname(), error, resume_from)
+
+
 def run_unlocked(args: TrainArgs) -> int:
     dist = init_distributed(args.local_rank, single_process_group=bool(args.deepspeed) and torch.cuda.is_available())
     setup_logging(dist.is_main, Path(args.output_dir) / "train.log")
@@ -215,8 +228,13 @@ def run_unlocked(args: TrainArgs) -> int:
     except FileNotFoundError as error:
         log.error("missing input: %s", error)
         return 1
-    except DiskSpaceError as error:
+    except (DiskSpaceError, NotSharedError) as error:
         log.error("%s", error)
+        return 1
+    except RuntimeError as error:
+        if not dist.distributed:
+            raise
+        log_process_failure(error, dist, Path(args.output_dir))
         return 1
     finally:
         shutdown()

@@ -1,7 +1,8 @@
-"""Helpers of the training tests (not fixtures): demo-run flags, subsets, in-process runs.
+"""Helpers of the training tests (tests/train, tests/scale; not fixtures): demo-run flags, subsets,
+in-process runs.
 
-Imported by the test modules as ``from train_helpers import ...`` (tests/train is on sys.path while
-they run); fixtures stay in conftest.py.
+Imported by the test modules as ``from train_helpers import ...`` (tests/ is on sys.path: pytest puts
+the folder of the top conftest.py there); the fixtures are in tests/conftest.py.
 """
 
 from __future__ import annotations
