@@ -2,8 +2,8 @@
 (the export validates against the seed pool, nothing is installed), and what it kept obeys the
 recipe's bars, computed by the operators' own stats.
 
-The demo's models are random, so the bars are moved (through the recipes' variables) to where the
-demo's scores lie; the real bars are the recipes' defaults.
+The demo's models are random, so the bars are moved (through the recipes' variables, PALETTE_DEMO_ENV
+of recipe_helpers) to where the demo's scores lie; the real bars are the recipes' defaults.
 
     HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_run_palette_recipes.py -q      (~4 min)
 """
@@ -23,20 +23,19 @@ def stat(row: dict, name: str) -> float:
 
 
 def test_clip_aesthetics_keeps_both_bars(recipe_runs, recipe_demo):
-    rows = check_complete_run(recipe_runs.get("clip_aesthetics", env={"BSYNTH_CLIP_MIN": "0.015",
-                                                                      "BSYNTH_AESTHETICS_MIN": "0.4"}), recipe_demo)
+    rows = check_complete_run(recipe_runs.palette("clip_aesthetics"), recipe_demo)
     assert 0 < len(rows) < 300
     assert all(stat(row, "image_text_similarity") >= 0.015 for row in rows)
     assert all(stat(row, "image_aesthetics_scores") >= 0.4 for row in rows)
 
 
 def test_grounding_recall_keeps_the_bar(recipe_runs, recipe_demo):
-    rows = check_complete_run(recipe_runs.get("grounding_recall", env={"BSYNTH_GROUNDING_MIN": "0.01"}), recipe_demo)
+    rows = check_complete_run(recipe_runs.palette("grounding_recall"), recipe_demo)
     assert rows and all(stat(row, "phrase_grounding_recall") >= 0.01 for row in rows)
 
 
 def test_dedup_watermark_leaves_one_copy_of_each_image_without_watermarks(recipe_runs, recipe_demo):
-    rows = check_complete_run(recipe_runs.get("dedup_watermark"), recipe_demo)
+    rows = check_complete_run(recipe_runs.palette("dedup_watermark"), recipe_demo)
     assert rows
     images = Counter(row["images"][0] for row in rows)
     assert max(images.values()) == 1
@@ -45,7 +44,7 @@ def test_dedup_watermark_leaves_one_copy_of_each_image_without_watermarks(recipe
 
 
 def test_itm_half_repeat_doubles_the_better_half(recipe_runs, recipe_demo):
-    rows = check_complete_run(recipe_runs.get("itm_half_repeat"), recipe_demo)
+    rows = check_complete_run(recipe_runs.palette("itm_half_repeat"), recipe_demo)
     half = rows[:len(rows) // 2]
     assert len(rows) == 2 * len(half) and 140 <= len(half) <= 150
     assert [row["id"] for row in rows[len(half):]] == [row["id"] for row in half]
@@ -54,8 +53,6 @@ def test_itm_half_repeat_doubles_the_better_half(recipe_runs, recipe_demo):
 
 
 def test_recaption_clean_repeat_runs_its_steps(recipe_runs, recipe_demo):
-    result = recipe_runs.get("recaption_clean_repeat", env={"BSYNTH_CLIP_MIN": "0.0", "BSYNTH_MIN_SIDE": "200",
-                                                            "BSYNTH_MAX_SIDE": "900", "BSYNTH_WATERMARK_MAX": "1.0"})
-    rows = check_complete_run(result, recipe_demo)
+    rows = check_complete_run(recipe_runs.palette("recaption_clean_repeat"), recipe_demo)
     kept = Counter(row["id"] for row in rows)
     assert max(kept.values()) <= 4 and len(rows) <= 4 * len(kept)
