@@ -1,6 +1,7 @@
 """Helpers of the recipe tests (``from recipe_helpers import ...``): paths, the CLI runner, run cache.
 
-Not run on its own; the fixtures that use them live in tests/recipes/conftest.py.
+Not run on its own; the fixtures that use them (``recipe_demo``, ``recipe_runs``, ``custom_ops``) live in
+tests/conftest.py, shared by tests/recipes and tests/scale.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bettersynth.paths import AssetLayout
 from bettersynth.recipes.config import report_dir_for, work_dir_for
 from bettersynth.recipes.installs import installed_distributions
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPES_DIR = REPO_ROOT / "solution" / "recipes"
 OPS_DIR = REPO_ROOT / "solution" / "ops"
 
