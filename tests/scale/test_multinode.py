@@ -8,7 +8,8 @@
 - A node killed mid-run (its launcher and trainer, after the first checkpoint) fails the job on the
   other node with a message naming the lost process and the checkpoint a rerun resumes from; the
   rerun on both nodes resumes from it and ends with the uninterrupted run's weights.
-- Nodes that do not share the output folder stop before training, both naming the folder.
+- Nodes that do not share the output folder, or were given other arguments, stop before training,
+  both naming what differs.
 
     HF_HUB_OFFLINE=1 python -m pytest tests/scale/test_multinode.py -q      (about 2 minutes)
 """
@@ -123,14 +124,16 @@ def test_a_killed_node_fails_the_job_and_a_rerun_resumes(demo_layout_for_tests, 
     assert_same_weights(two_nodes, out)
 
 
-def test_nodes_that_do_not_share_the_output_folder_stop(demo_layout_for_tests, data, tmp_path):
-    """Node 1's OUTPUT_DIR path names another folder than node 0's, as on a node without the shared mount."""
+def test_nodes_that_disagree_stop_before_training(demo_layout_for_tests, data, tmp_path):
+    """Node 1's OUTPUT_DIR path names another folder than node 0's, as on a node without the shared
+    mount, and it was given another seed: both nodes stop, naming both problems."""
     logs = [tmp_path / "node0.log", tmp_path / "node1.log"]
-    argvs = [finetune_argv(demo_layout_for_tests, data, tmp_path / f"seen_by_node{rank}", "--shared_output_wait", "1")
-             for rank in (0, 1)]
+    argvs = [finetune_argv(demo_layout_for_tests, data, tmp_path / f"seen_by_node{rank}", "--shared_output_wait", "1",
+                           "--seed", str(seed)) for rank, seed in ((0, 1024), (1, 7))]
     assert run_nodes(argvs, logs) == [1, 1]
     for log in logs:
         said = log.read_text()
+        assert "started with different arguments: rank 1 on" in said and "has --seed 7 (rank 0: 1024)." in said
         assert f"the output folder {tmp_path / 'seen_by_node'}" in said and "is not shared by every node" in said
         assert "rank 1 on" in said and "did not see it within 1 s" in said
     assert not list((tmp_path / "seen_by_node0").glob(".bsynth-shared-check-*"))

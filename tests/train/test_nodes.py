@@ -23,8 +23,7 @@ DEEPSPEED = [sys.executable, "-m", "deepspeed.launcher.runner"]
 def test_one_node_launches_its_gpus_or_one_cpu_process(tmp_path):
     gpus = node_settings({"MASTER_PORT": "29501"}, gpus_per_node=8, processes_per_node=8)
     assert (gpus.form, gpus.nnodes, gpus.world_size, gpus.master_addr) == ("one", 1, 8, "127.0.0.1")
-    assert launcher_argv(gpus, tmp_path) == [*DEEPSPEED, "--num_gpus", "8", "--master_port", "29501",
-                                             "--module", "bettersynth.train"]
+    assert launcher_argv(gpus, tmp_path) == [*DEEPSPEED, "--master_port", "29501", "--module", "bettersynth.train"]
     cpu = node_settings({}, gpus_per_node=0, processes_per_node=1)
     assert (cpu.world_size, cpu.master_port) == (1, 29500)
     assert launcher_argv(cpu, tmp_path) == [sys.executable, "-m", "bettersynth.train"]

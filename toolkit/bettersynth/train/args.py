@@ -126,7 +126,7 @@ class TrainArgs:
     stop_after_steps: int | None = flag("save a checkpoint and stop after this many optimizer steps (as if "
                                         "interrupted)", None)
     shared_output_wait: float = flag("seconds every process waits to see a file the first one writes in "
-                                     "OUTPUT_DIR when several processes train (bettersynth/train/shared_output.py)",
+                                     "OUTPUT_DIR when several processes train (bettersynth/train/preflight.py)",
                                      60.0)
 
     def __post_init__(self) -> None:

@@ -2,8 +2,9 @@
 NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT, and turned into the launcher's command line.
 
 Three forms (README "More than one machine"):
-  one node   neither HOSTFILE nor NNODES > 1: ``deepspeed --num_gpus G --master_port P`` on the GPUs
-             seen (``python -m bettersynth.train`` on a CPU machine: one process, no port);
+  one node   neither HOSTFILE nor NNODES > 1: ``deepspeed --master_port P`` on the GPUs seen (those
+             of CUDA_VISIBLE_DEVICES where set; ``python -m bettersynth.train`` on a CPU machine: one
+             process, no port);
   hostfile   HOSTFILE, deepspeed's MPI-style ``host slots=N`` lines: this machine (node 0, which
              evaluates) launches every node over passwordless ssh (pdsh);
   per-node   NNODES > 1: the same job is started on every node, NODE_RANK 0..NNODES-1 (as SLURM and
@@ -154,7 +155,9 @@ def launcher_argv(nodes: NodeSettings, hostfile_dir: Path) -> list[str]:
     if nodes.form == "one" and nodes.gpus_per_node == 0:
         return [sys.executable, "-m", "bettersynth.train"]
     if nodes.form == "one":
-        argv = [*DEEPSPEED, "--num_gpus", str(nodes.gpus_per_node), "--master_port", str(nodes.master_port)]
+        # no --num_gpus: deepspeed then takes the GPUs CUDA_VISIBLE_DEVICES lists (all without it), so
+        # two jobs on one host can use two GPU sets (and two MASTER_PORTs)
+        argv = [*DEEPSPEED, "--master_port", str(nodes.master_port)]
     elif nodes.form == "hostfile":
         argv = [*DEEPSPEED, "--hostfile", nodes.hostfile, "--master_port", str(nodes.master_port)]
         argv += ["--master_addr", nodes.master_addr] if nodes.master_addr else []

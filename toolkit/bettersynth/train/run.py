@@ -41,8 +41,8 @@ from bettersynth.train.made_from import judge_stage, prepare_stage_dir, stage_pr
 from bettersynth.train.outputs import write_final_outputs
 from bettersynth.train.progress import setup_logging
 from bettersynth.train.report_to import ReportToError, check_report_to
+from bettersynth.train.preflight import NodesDisagreeError, check_nodes_agree
 from bettersynth.train.sampler import BatchLayout, grouped_order, random_order
-from bettersynth.train.shared_output import NotSharedError, check_shared_output
 
 log = logging.getLogger("bettersynth.train")
 
@@ -131,7 +131,7 @@ class StageOutcome:
 def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     """One stage in this process (after init_distributed and setup_logging)."""
     output_dir = Path(args.output_dir)
-    check_shared_output(output_dir, dist, args.shared_output_wait)  # before any process reads the folder
+    check_nodes_agree(args, dist)  # same arguments, one shared folder: before any process reads it
     made_from = stage_provenance(args, BatchLayout(dist.world_size, args.gradient_accumulation_steps,
                                                    args.per_device_train_batch_size).global_batch)
     check_report_to(args.report_to)  # a missing package stops the stage before any work
@@ -228,7 +228,7 @@ def run_unlocked(args: TrainArgs) -> int:
     except FileNotFoundError as error:
         log.error("missing input: %s", error)
         return 1
-    except (DiskSpaceError, NotSharedError) as error:
+    except (DiskSpaceError, NodesDisagreeError) as error:
         log.error("%s", error)
         return 1
     except RuntimeError as error:
