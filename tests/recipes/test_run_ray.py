@@ -1,7 +1,9 @@
-"""Recipes on a local Ray instance started by Data-Juicer (``--executor ray``) keep exactly the
-samples the default executor keeps: solution/recipes/cpu_prefilter.yaml (no models; also checked
-against bounds computed here) and solution/recipes/dj_refine.yaml (CLIP, BLIP ITM and BLIP-2
-operators, custom ones included, in Ray workers).
+"""Recipes on a local Ray instance of the run's own (``--executor ray``) write the default executor's
+export byte for byte (same samples in the same order, same stats):
+solution/recipes/cpu_prefilter.yaml (no models; also checked against bounds computed here) and
+solution/recipes/dj_refine.yaml (CLIP, BLIP ITM and BLIP-2 operators, custom ones included, in Ray
+workers). A recipe split between Ray and the default executor, on a two-node cluster:
+tests/scale/test_ray_cluster.py.
 
     HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_run_ray.py -q      (~2.5 min)
 """
@@ -10,15 +12,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from PIL import Image
 from recipe_helpers import DEMO_SCORE_BARS, check_complete_run, read_rows
 
 STATS = "__dj__stats__"
-
-
-def key(row: dict) -> tuple:
-    return row["id"], row["text"], tuple(row["images"])
 
 
 def test_default_executor_applies_every_bound(recipe_runs, recipe_demo):
@@ -35,20 +32,16 @@ def test_default_executor_applies_every_bound(recipe_runs, recipe_demo):
     assert all(4 <= row[STATS]["num_words"] <= 24 and row[STATS]["word_rep_ratio"] <= 0.3 for row in rows)
 
 
-def test_ray_executor_keeps_the_same_samples(recipe_runs, recipe_demo):
-    default = read_rows(recipe_runs.get("cpu_prefilter").export)
-    ray_rows = check_complete_run(recipe_runs.get("cpu_prefilter", executor="ray"), recipe_demo)
-    assert sorted(map(key, ray_rows)) == sorted(map(key, default))
-    by_id = {row["id"]: row[STATS] for row in default}
-    for row in ray_rows:
-        for name, value in row[STATS].items():
-            assert value == pytest.approx(by_id[row["id"]][name], rel=1e-9), (row["id"], name)
+def test_ray_executor_writes_the_default_executors_export(recipe_runs, recipe_demo):
+    default = recipe_runs.get("cpu_prefilter")
+    on_ray = recipe_runs.get("cpu_prefilter", executor="ray")
+    check_complete_run(on_ray, recipe_demo)
+    assert on_ray.export.read_bytes() == default.export.read_bytes()
 
 
 def test_ray_runs_the_model_recipe_with_custom_operators(recipe_runs, recipe_demo):
-    default = read_rows(recipe_runs.get("dj_refine", env=DEMO_SCORE_BARS).export)
-    ray_rows = check_complete_run(recipe_runs.get("dj_refine", executor="ray", env=DEMO_SCORE_BARS), recipe_demo)
-    assert sorted(map(key, ray_rows)) == sorted(map(key, default))
-    scores = {key(row): row[STATS]["image_text_similarity"] for row in default}
-    for row in ray_rows:
-        assert row[STATS]["image_text_similarity"] == pytest.approx(scores[key(row)], abs=1e-6)
+    default = recipe_runs.get("dj_refine", env=DEMO_SCORE_BARS)
+    on_ray = recipe_runs.get("dj_refine", executor="ray", env=DEMO_SCORE_BARS)
+    rows = check_complete_run(on_ray, recipe_demo)
+    assert any((row.get("__dj__meta__") or {}).get("recaptioned") for row in rows)   # BLIP-2 ran on Ray
+    assert on_ray.export.read_bytes() == default.export.read_bytes()

@@ -1,7 +1,8 @@
 """``bsynth recipe run`` and ``bsynth recipe report``: Data-Juicer recipes over a seed pool.
 
     bsynth recipe run solution/recipes/clip_rank_recaption.yaml [--dataset IN.jsonl] [--export OUT.jsonl]
-        [--image-root DIR] [--np N] [--executor default|ray] [--models-root DIR] [--skip-unchanged] [--verbose]
+        [--image-root DIR] [--np N] [--executor default|ray [--ray-address HOST:PORT]] [--models-root DIR]
+        [--skip-unchanged] [--verbose]
     bsynth recipe report OUT.jsonl
 
 Defaults and output locations: see bettersynth.recipes.config. The export's image paths are
@@ -26,7 +27,8 @@ def run_handler(args) -> int:
 
     try:
         run = RecipeRun.create(args.recipe, dataset=args.dataset, export=args.export, image_root=args.image_root,
-                               models_root=args.models_root, np=args.np, executor=args.executor)
+                               models_root=args.models_root, np=args.np, executor=args.executor,
+                               ray_address=args.ray_address)
     except ValueError as error:
         print(f"[recipe] {error}")
         return 2
@@ -62,7 +64,11 @@ def register(subparsers) -> None:
                      "(default: the dataset file's folder)")
     run.add_argument("--np", type=int, help="processes per operator (default: the recipe's np)")
     run.add_argument("--executor", choices=("default", "ray"), default="default",
-                     help="Data-Juicer executor; ray starts a local Ray instance unless RAY_ADDRESS is set")
+                     help="Data-Juicer executor; with ray, the leading filters and mappers run on Ray and "
+                          "the operators Ray cannot run (selectors, ...) after them on the default executor")
+    run.add_argument("--ray-address", metavar="HOST:PORT",
+                     help="a running Ray cluster's head (as `ray start --head` prints it; default: $RAY_ADDRESS, "
+                          "else a local Ray instance of the run's own)")
     run.add_argument("--models-root", type=Path, help="folder of <org>/<name> model folders (default: "
                      "toolkit/training/model_zoo/recipe_models; the demo's for demo data when that is absent)")
     run.add_argument("--skip-unchanged", action="store_true",

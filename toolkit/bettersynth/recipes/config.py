@@ -65,6 +65,7 @@ class RecipeRun:
     models_root: Path
     np: Optional[int] = None      # processes per op; None: the recipe's own ``np``
     executor: str = "default"     # "default" or "ray" (Data-Juicer's executor_type)
+    ray_address: Optional[str] = None   # a running Ray cluster's head (HOST:PORT); None: $RAY_ADDRESS or local
 
     def __post_init__(self) -> None:
         if not self.recipe.is_file() or self.recipe.suffix not in (".yaml", ".yml"):
@@ -82,6 +83,8 @@ class RecipeRun:
             raise ValueError(f"np must be >= 1, got {self.np}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError(f"a Ray address ({self.ray_address}) needs the ray executor (--executor ray)")
         # Data-Juicer is handed the recipe's operator folders and the work and export paths (beside
         # the export): refused here, before any work, when it could not take them
         paths.check_usable_path(self.recipe, "recipe")
@@ -90,13 +93,13 @@ class RecipeRun:
     @classmethod
     def create(cls, recipe: Path, dataset: Optional[Path] = None, export: Optional[Path] = None,
                image_root: Optional[Path] = None, models_root: Optional[Path] = None, np: Optional[int] = None,
-               executor: str = "default") -> "RecipeRun":
+               executor: str = "default", ray_address: Optional[str] = None) -> "RecipeRun":
         """A run with the documented defaults filled in; every path made absolute."""
         dataset = (dataset or default_dataset()).resolve()
         return cls(recipe=recipe.resolve(), dataset=dataset, export=(export or default_export()).resolve(),
                    image_root=(image_root or dataset.parent).resolve(),
                    models_root=(models_root or default_models_root(dataset)).resolve(),
-                   np=np, executor=executor)
+                   np=np, executor=executor, ray_address=ray_address)
 
     @property
     def work_dir(self) -> Path:

@@ -9,7 +9,8 @@
 - The run's own settings win over the file: the input (as ``dataset``, one local file, with
   ``dataset_path`` emptied: Data-Juicer splits dataset_path at spaces, a weighted mixture, so a
   folder with a space in its name would break every recipe), export_path, work_dir, executor_type,
-  np (when given), ray_address (local Ray unless RAY_ADDRESS is set) and ``skip_op_error: false``
+  np (when given), ray_address (``--ray-address``, else RAY_ADDRESS, else ``local``: a Ray instance of
+  the run's own) and ``skip_op_error: false``
   (Data-Juicer's default true would turn a failing op into an empty, successful run).
 
 Used by ``bettersynth.recipes.run``; ``resolve_recipe`` returns the config and a line per override.
@@ -85,7 +86,7 @@ def resolve_recipe(run: RecipeRun, environ: Mapping[str, str]) -> tuple[dict, li
     if run.np is not None:
         forced["np"] = run.np
     if run.executor == "ray":
-        forced["ray_address"] = environ.get("RAY_ADDRESS") or "local"
+        forced["ray_address"] = run.ray_address or environ.get("RAY_ADDRESS") or "local"
     notes = [f"{key}: {config[key]!r} in the recipe replaced by {value!r}"
              for key, value in forced.items() if key in config and config[key] != value]
     config.update(forced)

@@ -6,8 +6,10 @@
 
 Steps: stage the input (absolute image paths, every line checked) -> resolve the recipe (variables,
 operator paths, forced run settings; see bettersynth.recipes.recipe) -> run Data-Juicer in a child
-process (bettersynth.recipes.worker) pointed at the recipe models (DATA_JUICER_EXTERNAL_MODELS_HOME),
-with caches under the toolkit's cache folder, the hub offline and package installs disabled ->
+process (bettersynth.recipes.worker; with ``--executor ray``, the leading operators Ray runs on Ray
+and the rest on the default executor after it: bettersynth.recipes.stages) pointed at the recipe
+models (DATA_JUICER_EXTERNAL_MODELS_HOME), with caches under the toolkit's cache folder, the hub
+offline and package installs disabled ->
 check nothing was installed -> write the export with image paths relative to the image root ->
 report (bettersynth.recipes.report) -> commit.
 
@@ -52,7 +54,9 @@ from bettersynth.recipes.config import RecipeRun
 from bettersynth.recipes.pool import PoolError, stage_input, write_export
 from bettersynth.provenance import (ABSENT, Provenance, file_sha256, fingerprint, judge, read_record, short,
                                     value_fingerprint, write_record)
+from bettersynth.recipes.placement import PlacementError
 from bettersynth.recipes.recipe import RecipeError, resolve_recipe, write_resolved
+from bettersynth.recipes.stages import Stage, plan_stages, run_stages
 from bettersynth.recipes.synthetic_images import keep_only, link_files, synthetic_paths
 
 ECHOED = ("| WARNING ", "| ERROR ", "| CRITICAL ", "OP [", "bsynth recipe:")
@@ -120,12 +124,12 @@ def stop_signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def run_worker(run: RecipeRun, env: dict[str, str], progress: Path, verbose: bool) -> int:
-    """Run Data-Juicer; its whole output goes to run.log, the important lines to the terminal. An
-    exception here (a stop signal) kills the Data-Juicer process group before it propagates."""
-    command = [sys.executable, "-m", "bettersynth.recipes.worker", str(run.resolved_recipe), str(progress)]
+def run_worker(run: RecipeRun, env: dict[str, str], stage: Stage, verbose: bool) -> int:
+    """Run one Data-Juicer stage; its whole output goes to run.log, the important lines to the terminal.
+    An exception here (a stop signal) kills the Data-Juicer process group before it propagates."""
+    command = [sys.executable, "-m", "bettersynth.recipes.worker", str(stage.resolved), str(stage.progress)]
     # its own process group, so that stopping it also stops what it started (decoding workers, ...)
-    with run.log.open("w", encoding="utf-8") as log, subprocess.Popen(
+    with run.log.open("a", encoding="utf-8") as log, subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             errors="replace", start_new_session=True) as child:
         try:
@@ -267,12 +271,20 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
     for note in notes:
         say(note)
     write_resolved(config, attempt.resolved_recipe)
-    progress_path = attempt.work_dir / "progress.json"
+    env = worker_environment(attempt, config)
     before = installs.installed_distributions()
-    status = run_worker(attempt, worker_environment(attempt, config), progress_path, verbose)
-    progress = json.loads(progress_path.read_text()) if progress_path.exists() else {}
+    try:
+        plan = plan_stages(attempt, config, env)
+    except PlacementError as error:
+        summary["error"] = str(error)
+        write_summary(attempt, summary)
+        say(f"FAILED before Data-Juicer started: {error}")
+        return 1
+    for line in plan.lines:
+        say(line)
+    status, progress = run_stages(plan, lambda stage: run_worker(attempt, env, stage, verbose))
     summary.update(ops=progress.get("ops", []), loaded_samples=progress.get("loaded_samples"),
-                   failed_op=progress.get("failed_op"), error=progress.get("error"))
+                   failed_op=progress.get("failed_op"), error=progress.get("error"), placement=plan.where)
     problems = installs.distribution_changes(before, installs.installed_distributions())
     problems += [f"Data-Juicer tried to install {package}"
                  for package in installs.install_attempts(attempt.log.read_text(errors="replace"))]

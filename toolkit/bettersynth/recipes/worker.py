@@ -2,7 +2,8 @@
 
     python -m bettersynth.recipes.worker RESOLVED.yaml PROGRESS.json
 
-Runs the resolved recipe with the executor its ``executor_type`` names (as ``dj-process`` does) and
+Runs the resolved recipe with the executor its ``executor_type`` names (as ``dj-process`` does; on
+Ray after joining the cluster as bettersynth.recipes.ray_cluster says) and
 writes PROGRESS.json: per op, the samples left and the seconds taken (read from Data-Juicer's own
 progress lines through a log sink), and on failure the operator that failed and the error. Exit
 status 0 on success, 1 on failure. Running Data-Juicer in its own process keeps its global state
@@ -17,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+import yaml
 
 OP_DONE = re.compile(r"OP \[(?P<op>[^\]]+)\] Done in (?P<seconds>[\d.]+)s\. Left (?P<left>\d+) samples")
 OP_FAILED = re.compile(r"An error occurred during Op \[(?P<op>[^\]]+)\]")
@@ -71,6 +74,9 @@ def build_executor(cfg):
     if cfg.executor_type == "ray":
         from data_juicer.core.executor.ray_executor import RayExecutor
 
+        from bettersynth.recipes.ray_cluster import check_gpus
+
+        check_gpus(cfg)
         return RayExecutor(cfg)
     raise ValueError(f"unsupported executor_type {cfg.executor_type!r} (bsynth runs 'default' and 'ray')")
 
@@ -85,6 +91,12 @@ def main(argv: list[str]) -> int:
     try:
         from data_juicer.config import init_configs
 
+        resolved = yaml.safe_load(Path(config_path).read_text())
+        if resolved["executor_type"] == "ray":
+            from bettersynth.recipes.ray_cluster import connect
+
+            # before init_configs, whose resource checks join Ray without the run's environment
+            connect(resolved["ray_address"], resolved["custom_operator_paths"])
         cfg = init_configs(["--config", config_path])
         logger.add(recorder, level="INFO")  # after init_configs, which resets loguru's handlers
         build_executor(cfg).run()
