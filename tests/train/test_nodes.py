@@ -111,3 +111,10 @@ def test_the_jobs_batches_count_every_nodes_processes(tmp_path):
     check = [sys.executable, "-m", "bettersynth", "check-batch", "--num-gpus", real["TRAINING_PROCESSES"]]
     assert subprocess.run([*check, "8", "1", "256"], capture_output=True, env=environ).returncode == 0
     assert subprocess.run([*check, "8", "4", "256"], capture_output=True, env=environ).returncode == 1
+
+
+def test_launch_refuses_settings_that_layout_did_not_print():
+    done = subprocess.run([sys.executable, "-m", "bettersynth", "launch", "--nodes", '{"form": "two"}', "--",
+                           "--output_dir", "x"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "bsynth launch: not the node settings that `bsynth layout` prints as NODES" in done.stderr

@@ -17,7 +17,7 @@ NNODES x the GPUs per node (one process per node on CPU). Torch-free: ``bsynth l
 
     nodes = node_settings({"HOSTFILE": "", "NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1",
                            "MASTER_PORT": "29500"}, gpus_per_node=8, processes_per_node=8)   # world 16
-    launcher_argv(nodes, hostfile_dir)      # ["deepspeed", "--hostfile", ..., "--no_ssh", ...]
+    launcher_argv(nodes, hostfile_dir)      # [python, "-m", "deepspeed.launcher.runner", "--hostfile", ...]
 """
 
 from __future__ import annotations
