@@ -62,8 +62,8 @@ def start_node(arguments: list[str], log: Path, env: dict[str, str]) -> subproce
 
 
 def stop_node(node: subprocess.Popen) -> None:
-    """Stop a node's process group: SIGTERM, then SIGKILL if it is still there after 10 s."""
-    for signum, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):
+    """Stop a node's process group: SIGTERM, then SIGKILL if it is still there after 3 s."""
+    for signum, wait_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 30)):
         try:
             os.killpg(node.pid, signum)
         except ProcessLookupError:
