@@ -30,12 +30,13 @@ DEMO_SCORE_BARS = {"BSYNTH_CLIP_MIN": "0.015", "BSYNTH_ITM_MIN": "0.0"}
 # The recipe palette's runs on the demo pool, with their bars moved to where the demo's random models
 # score (shared by the palette tests, so each recipe runs once a session). regenerate_low_clip: the
 # tiny pipeline draws in 2 steps; its new pairs score about -0.064 to -0.028 (the originals about
-# -0.043 to 0.057), so -0.05 keeps some new pairs and drops others.
+# -0.043 to 0.057), so -0.05 keeps some new pairs and drops others. itm_half_repeat: the demo BLIP-2's
+# captions score about 0.018 to 0.029, so a 0.02 bar swaps some in and leaves others out.
 PALETTE_DEMO_ENV = {
     "clip_aesthetics": {"BSYNTH_CLIP_MIN": "0.015", "BSYNTH_AESTHETICS_MIN": "0.4"},
     "grounding_recall": {"BSYNTH_GROUNDING_MIN": "0.01"},
     "dedup_watermark": {},
-    "itm_half_repeat": {},
+    "itm_half_repeat": {"BSYNTH_RECAPTION_BAND_MIN": "-0.02", "BSYNTH_RECAPTION_BAR": "0.02"},
     "recaption_clean_repeat": {"BSYNTH_CLIP_MIN": "0.0", "BSYNTH_MIN_SIDE": "200", "BSYNTH_MAX_SIDE": "900",
                                "BSYNTH_WATERMARK_MAX": "1.0"},
     "regenerate_low_clip": {"BSYNTH_CLIP_MIN": "-0.05", "BSYNTH_REGEN_STEPS": "2"},

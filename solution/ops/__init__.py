@@ -14,6 +14,7 @@ Operators:
   fast_image_regeneration_mapper     Stable Diffusion images drawn from the captions, batched, bf16 on GPU
   stats_quantile_tagger              writes each sample's rank quantile of a stats field into its meta
   repeat_to_cap_selector             repeats the best-scored samples until a target count is reached
+  recaption_swap_selector            keeps a recaption instead of its source when it scores above a bar
 ``batching.py`` holds what the model operators share (image loading workers, device and dtype);
 ``image_scores.py`` the per-image scoring of the aesthetics and watermark filters;
 ``aesthetics_predictor_model.py`` the aesthetics predictor, loaded with transformers alone;
@@ -22,8 +23,10 @@ Operators:
 
 from . import (fast_image_aesthetics_filter, fast_image_captioning_mapper, fast_image_regeneration_mapper,
                fast_image_text_matching_filter, fast_image_text_similarity_filter, fast_image_watermark_filter,
-               fast_phrase_grounding_recall_filter, repeat_to_cap_selector, stats_quantile_tagger)
+               fast_phrase_grounding_recall_filter, recaption_swap_selector, repeat_to_cap_selector,
+               stats_quantile_tagger)
 
 __all__ = ["fast_image_aesthetics_filter", "fast_image_captioning_mapper", "fast_image_regeneration_mapper",
            "fast_image_text_matching_filter", "fast_image_text_similarity_filter", "fast_image_watermark_filter",
-           "fast_phrase_grounding_recall_filter", "repeat_to_cap_selector", "stats_quantile_tagger"]
+           "fast_phrase_grounding_recall_filter", "recaption_swap_selector", "repeat_to_cap_selector",
+           "stats_quantile_tagger"]

@@ -13,7 +13,10 @@ stage_1.json; same images) whose text is ``"<__dj__image> {caption} <|__dj__eoc|
 meta says ``recaptioned: true``. ``keep_original_sample`` keeps the source next to it. An image
 whose caption comes out empty keeps its source sample (with a warning) rather than losing it.
 ``select_meta_key``/``select_below`` caption only samples whose meta value is below a bound (e.g. the
-lower half of a CLIP ranking written by ``stats_quantile_tagger``); the others pass unchanged.
+lower half of a CLIP ranking written by ``stats_quantile_tagger``); ``select_stats_key`` reads a stats
+value instead (a list is averaged, as Data-Juicer's selectors do), and ``select_min`` adds a lower
+bound, so ``select_stats_key: image_text_similarity, select_min: 0.01, select_below: 0.28`` captions
+an absolute CLIP band; the others pass unchanged.
 
     process:
       - fast_image_captioning_mapper:
@@ -31,6 +34,7 @@ from typing import Optional
 
 import torch
 from data_juicer.ops.base_op import OPERATORS, TAGGING_OPS, Mapper
+from data_juicer.utils.common_utils import stats_to_number
 from data_juicer.utils.constant import Fields
 from data_juicer.utils.mm_utils import SpecialTokens, insert_texts_after_placeholders, remove_non_special_tokens
 from data_juicer.utils.model_utils import get_model
@@ -60,7 +64,8 @@ class FastImageCaptioningMapper(Mapper):
 
     def __init__(self, hf_blip2: str = "Salesforce/blip2-opt-2.7b", prompt: str = "", max_new_tokens: int = 30,
                  num_beams: int = 1, do_sample: bool = False, seed: int = 1024, keep_original_sample: bool = True,
-                 select_meta_key: Optional[str] = None, select_below: float = 0.5, gpu_batch_size: int = 64,
+                 select_meta_key: Optional[str] = None, select_below: float = 0.5,
+                 select_stats_key: Optional[str] = None, select_min: Optional[float] = None, gpu_batch_size: int = 64,
                  num_workers: int = 8, dtype: str = "auto", *args, **kwargs):
         """
         :param hf_blip2: Blip2ForConditionalGeneration folder, or a name under DATA_JUICER_EXTERNAL_MODELS_HOME.
@@ -70,7 +75,10 @@ class FastImageCaptioningMapper(Mapper):
         :param do_sample: sample instead of searching (seeded with ``seed`` before every batch).
         :param keep_original_sample: keep each captioned source sample next to its caption.
         :param select_meta_key: caption only samples whose ``__dj__meta__`` value under this key is
-            below ``select_below``; None captions every sample with an image.
+            below ``select_below``; None (and no ``select_stats_key``) captions every sample with an image.
+        :param select_below: the (exclusive) upper bound of the selected values.
+        :param select_stats_key: select by this ``__dj__stats__`` value instead of a meta value.
+        :param select_min: the (inclusive) lower bound of the selected values; None: no lower bound.
         :param gpu_batch_size: images per generate call.
         :param num_workers: DataLoader processes decoding and preprocessing images.
         :param dtype: 'auto' (bfloat16 on GPU, float32 on CPU), 'bfloat16', 'float16' or 'float32'.
@@ -84,20 +92,32 @@ class FastImageCaptioningMapper(Mapper):
         self.prompt, self.seed = prompt, seed
         self.generate_args = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample)
         self.keep_original_sample = keep_original_sample
-        self.select_meta_key, self.select_below = select_meta_key, select_below
+        if select_meta_key is not None and select_stats_key is not None:
+            raise ValueError("select by select_meta_key or by select_stats_key, not both")
+        if select_min is not None and select_min >= select_below:
+            raise ValueError(f"select_min {select_min} must be below select_below {select_below}")
+        self.select_meta_key, self.select_stats_key = select_meta_key, select_stats_key
+        self.select_min, self.select_below = select_min, select_below
         self.gpu_batch_size, self.num_workers = gpu_batch_size, num_workers
         self.model_key = functools.partial(load_blip2, resolve_model_dir(hf_blip2), dtype)
 
     def _selected(self, sample: dict) -> bool:
         if not sample.get(self.image_key):
             return False
-        if self.select_meta_key is None:
+        if self.select_meta_key is not None:
+            value = (sample.get(Fields.meta) or {}).get(self.select_meta_key)
+            if value is None:
+                raise ValueError(f"sample {sample.get('id')!r} has no meta value {self.select_meta_key!r} "
+                                 f"(tag it first, e.g. with stats_quantile_tagger)")
+        elif self.select_stats_key is not None:
+            value = (sample.get(Fields.stats) or {}).get(self.select_stats_key)
+            if value is None or value == []:
+                raise ValueError(f"sample {sample.get('id')!r} has no stats value {self.select_stats_key!r} "
+                                 f"(score it first, e.g. with fast_image_text_similarity_filter)")
+            value = stats_to_number(value)
+        else:
             return True
-        value = (sample.get(Fields.meta) or {}).get(self.select_meta_key)
-        if value is None:
-            raise ValueError(f"sample {sample.get('id')!r} has no meta value {self.select_meta_key!r} "
-                             f"(tag it first, e.g. with stats_quantile_tagger)")
-        return value < self.select_below
+        return (self.select_min is None or value >= self.select_min) and value < self.select_below
 
     @torch.no_grad()
     def caption_images(self, model, processor, paths: list[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """The dataset-level operators of solution/ops, run through Data-Juicer's own ``op.run`` on a dataset.
 
 ``stats_quantile_tagger`` writes rank / n (ascending, ties in dataset order) into the meta;
-``repeat_to_cap_selector`` appends copies best-first until the target or the repeat limit. Expected
-values are worked out by hand below.
+``repeat_to_cap_selector`` appends copies best-first until the target or the repeat limit;
+``recaption_swap_selector`` keeps one of each source and its recaption (the recaption when it scores
+above the bar). Expected values are worked out by hand below.
 
     HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_dataset_ops.py -q      (~10 s)
 """
@@ -59,3 +60,22 @@ def test_bad_settings_are_refused(custom_ops):
         custom_ops.stats_quantile_tagger.StatsQuantileTagger(field_key="a..b")
     with pytest.raises(ValueError, match=">= 1"):
         custom_ops.repeat_to_cap_selector.RepeatToCapSelector(target_num=0)
+
+
+def test_recaption_swap_keeps_a_recaption_only_above_the_bar(custom_ops):
+    from data_juicer.core.data import NestedDataset
+
+    def row(sample_id, image, score, recaptioned=False):
+        return {"id": sample_id, "text": f"{sample_id} {recaptioned}", "images": [image],
+                STATS: {"image_text_similarity": [score]}, META: {"recaptioned": True} if recaptioned else {}}
+
+    rows = [row("a", "a.jpg", 0.20), row("a", "a.jpg", 0.30, True),      # recaption above 0.28: swapped in
+            row("b", "b.jpg", 0.25), row("b", "b.jpg", 0.28, True),      # at the bar (not above): original stays
+            row("c", "c.jpg", 0.40),                                     # not recaptioned: stays
+            row("d", "d.jpg", 0.10), row("d", "x.jpg", 0.35, True),      # other images: not d's recaption
+            row("e", "e.jpg", 0.27, True)]                               # a recaption whose source is gone
+    op = custom_ops.recaption_swap_selector.RecaptionSwapSelector(field_key=f"{STATS}.image_text_similarity",
+                                                                 min_score=0.28)
+    kept = [(r["id"], r["images"][0], bool(r[META].get("recaptioned"))) for r in op.run(NestedDataset.from_list(rows))]
+    assert kept == [("a", "a.jpg", True), ("b", "b.jpg", False), ("c", "c.jpg", False), ("d", "d.jpg", False),
+                    ("d", "x.jpg", True)]

@@ -227,6 +227,27 @@ def test_captioner_requires_the_selection_tag(custom_ops, blip2_dir, seed_rows):
         op.process_batched(columns([dict(seed_rows[0], **{META: {}})]))
 
 
+def test_captioner_selects_an_absolute_stats_band(custom_ops, blip2_dir, seed_rows):
+    """select_stats_key / select_min / select_below: scores in [0.01, 0.28) are captioned, a list by its mean."""
+    op = custom_ops.fast_image_captioning_mapper.FastImageCaptioningMapper(
+        hf_blip2=str(blip2_dir), select_stats_key="image_text_similarity", select_min=0.01, select_below=0.28,
+        num_workers=0)
+    scores = ([0.005], [0.01], [0.2], [0.28], [0.1, 0.5], [0.3, 0.2])  # means: 0.3 and 0.25
+    rows = [dict(row, **{STATS: {"image_text_similarity": value}, META: {}}) for row, value in zip(seed_rows, scores)]
+    out = op.process_batched(columns(rows))
+    captioned = [i for i, row in enumerate(rows) for meta, sample_id in zip(out[META], out["id"])
+                 if sample_id == row["id"] and meta.get("recaptioned")]
+    assert captioned == [1, 2, 5] and len(out["id"]) == len(rows) + 3
+    with pytest.raises(ValueError, match="no stats value 'image_text_similarity'"):
+        op.process_batched(columns([dict(seed_rows[0], **{STATS: {}, META: {}})]))
+    with pytest.raises(ValueError, match="not both"):
+        custom_ops.fast_image_captioning_mapper.FastImageCaptioningMapper(
+            hf_blip2=str(blip2_dir), select_meta_key="q", select_stats_key="image_text_similarity")
+    with pytest.raises(ValueError, match="must be below"):
+        custom_ops.fast_image_captioning_mapper.FastImageCaptioningMapper(
+            hf_blip2=str(blip2_dir), select_stats_key="image_text_similarity", select_min=0.3, select_below=0.28)
+
+
 @pytest.mark.parametrize("count, batch_size, workers", [(37, 20, 2), (33, 16, 0), (5, 64, 2)])
 def test_pixel_batches_keep_order_and_batch_sizes(custom_ops, tmp_path, count, batch_size, workers):
     """Workers decode small chunks; the batches come out in path order, all full but the last."""

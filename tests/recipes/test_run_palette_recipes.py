@@ -10,11 +10,12 @@ of recipe_helpers) to where the demo's scores lie; the real bars are the recipes
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
-from recipe_helpers import check_complete_run
+from recipe_helpers import PALETTE_DEMO_ENV, check_complete_run, read_rows
 
-STATS = "__dj__stats__"
+STATS, META = "__dj__stats__", "__dj__meta__"
 
 
 def stat(row: dict, name: str) -> float:
@@ -43,13 +44,27 @@ def test_dedup_watermark_leaves_one_copy_of_each_image_without_watermarks(recipe
     assert all(4 <= len(row["text"].replace("<__dj__image>", "").split()) for row in rows)
 
 
-def test_itm_half_repeat_doubles_the_better_half(recipe_runs, recipe_demo):
-    rows = check_complete_run(recipe_runs.palette("itm_half_repeat"), recipe_demo)
+def test_itm_half_repeat_swaps_recaptions_in_then_doubles_the_better_half(recipe_runs, recipe_demo):
+    result = recipe_runs.palette("itm_half_repeat")
+    rows = check_complete_run(result, recipe_demo)
     half = rows[:len(rows) // 2]
     assert len(rows) == 2 * len(half) and 140 <= len(half) <= 150
     assert [row["id"] for row in rows[len(half):]] == [row["id"] for row in half]
     scores = [stat(row, "image_text_matching_score") for row in half]
     assert scores == sorted(scores, reverse=True)
+    # the swap: the band [-0.02, 0.02) was recaptioned; one sample per source came out of it
+    bar = float(PALETTE_DEMO_ENV["itm_half_repeat"]["BSYNTH_RECAPTION_BAR"])
+    left = [op["left"] for op in json.loads((result.work_dir / "run.json").read_text())["ops"]]
+    assert left[:4] == [300, left[1], left[1], 300] and left[1] > 300
+    seed = {row["id"]: row for row in read_rows(recipe_demo.seed_jsonl)}
+    swapped = [row for row in half if row.get(META, {}).get("recaptioned")]
+    assert swapped and len(swapped) < len(half)
+    assert all(stat(row, "image_text_similarity") > bar and row["text"] != seed[row["id"]]["text"]
+               and row["images"] == seed[row["id"]]["images"] for row in swapped)
+    originals = [row for row in half if not row.get(META, {}).get("recaptioned")]
+    assert all(row["text"] == seed[row["id"]]["text"] for row in originals)
+    # a source whose recaption won is gone: no id is both swapped and kept as it was
+    assert not {row["id"] for row in swapped} & {row["id"] for row in originals}
 
 
 def test_recaption_clean_repeat_runs_its_steps(recipe_runs, recipe_demo):
