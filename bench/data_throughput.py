@@ -8,11 +8,21 @@ included, in one run:
   - ``fast_image_text_similarity_filter`` vs the built-in ``image_text_similarity_filter``, pairs/s;
   - ``fast_image_captioning_mapper`` (greedy, --max-new-tokens) vs the built-in
     ``image_captioning_mapper`` (hard-coded: sampled, 128 new tokens), captions/s and new tokens/s;
-the built-ins at each --builtin-np, and prints the ratios against their best np.
+the built-ins at each --builtin-np, and prints the ratios against their best np; and, with
+``--only itm grounding aesthetics watermark regeneration``, the recipe palette's operators against
+their built-ins (``fast_image_text_matching_filter`` / ``image_text_matching_filter``,
+``fast_phrase_grounding_recall_filter`` / ``phrase_grounding_recall_filter``,
+``fast_image_aesthetics_filter`` / ``image_aesthetics_filter``, ``fast_image_watermark_filter`` /
+``image_watermark_filter``, ``fast_image_regeneration_mapper`` at 512 px and --regen-steps /
+``image_diffusion_mapper``), real-size models of bench/recipe_op_models.py, measured as
+bench/recipe_op_timing.py says: each operator's batched method in this process (steady rate),
+decoding and forward alone, and ours once through Data-Juicer at a large size (whole-run rate and
+Data-Juicer's fixed cost per run).
 
     python bench/data_throughput.py --work /tmp/data-bench --out data_throughput.json   # one GPU
     python bench/data_throughput.py --quick --work /tmp/data-quick --out quick.json     # CPU smoke, tiny models
     python bench/data_throughput.py --setup-only --work /tmp/data-bench   # models and images only (no Data-Juicer)
+    python bench/data_throughput.py --only itm grounding aesthetics watermark regeneration --out palette.json
 
 Images: the shared 1k seed sample with its captions when --sample-dir exists, else JPEGs drawn at
 web sizes (500-1024 px, bench/real_size_assets.write_images). Each pair gets its own symlinked
@@ -41,6 +51,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +61,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_size_assets import write_images  # noqa: E402
+from recipe_op_models import write_recipe_models  # noqa: E402
+from recipe_op_timing import OPS, UNITS, core_rate, core_rate_or_error, op_configs, parts  # noqa: E402
 
 from bettersynth.constants import CLIP_MEAN, CLIP_STD, DJ_EOC_TOKEN, DJ_IMAGE_TOKEN  # noqa: E402
 from bettersynth.demo import tokenizer as tok  # noqa: E402
@@ -64,6 +77,16 @@ OURS_CLIP, BUILTIN_CLIP = "ours: fast_image_text_similarity", "built-in: image_t
 OURS_BLIP2, BUILTIN_BLIP2 = "ours: fast_image_captioning", "built-in: image_captioning"
 PARTS_IMAGES = 16384  # images decoded and encoded by the parts of our CLIP filter alone
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
+FAMILIES = list(OPS)  # the recipe palette's operators (recipe_op_timing.OPS)
+# per family: ours (warm-up, timed) in this process, the built-in's (warm-up, timed), ours through
+# Data-Juicer (one run), GPU batch. Each timed size is 10-30 s of work at the expected rate; the
+# Data-Juicer run spans the operator's own Data-Juicer batch (65,536; grounding 8,192; regeneration 1,024).
+PALETTE_SIZES = dict(itm=((1024, 32768), (16, 256), 65536, 256), grounding=((256, 4096), (8, 64), 8192, 128),
+                     aesthetics=((1024, 32768), (16, 256), 65536, 256),
+                     watermark=((1024, 32768), (16, 256), 65536, 256), regeneration=((16, 128), (1, 6), 64, 16))
+QUICK_PALETTE_SIZES = dict(itm=((4, 48), (2, 12), 48, 8), grounding=((4, 24), (2, 8), 24, 8),
+                           aesthetics=((4, 48), (2, 12), 48, 8), watermark=((4, 48), (2, 12), 48, 8),
+                           regeneration=((2, 4), None, 4, 2))  # the built-in's fixed 512 px: minutes on a CPU
 
 
 def clip_config(tokenizer, tiny: bool):
@@ -99,15 +122,16 @@ def blip2_config(tiny: bool):
                        image_token_index=BLIP2_IMAGE_TOKEN_ID)
 
 
-def write_models(root: Path, texts: list[str], tiny: bool, seed: int = 0) -> dict[str, Path]:
-    """CLIP and BLIP-2 folders (float32 random weights, processors, tokenizers); built on the GPU if any."""
+def write_models(root: Path, texts: list[str], tiny: bool, only: list[str], seed: int = 0) -> dict[str, Path]:
+    """CLIP and BLIP-2 folders, those in ``only`` (float32 random weights, processors, tokenizers); built on
+    the GPU if any."""
     from transformers import (BlipImageProcessor, Blip2ForConditionalGeneration, Blip2Processor,
                               CLIPImageProcessor, CLIPModel, CLIPProcessor)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     folders = {"clip": root / "clip-vit-large-patch14-336", "blip2": root / "blip2-opt-2.7b"}
     torch.manual_seed(seed)
-    if not (folders["clip"] / "config.json").exists():
+    if "clip" in only and not (folders["clip"] / "config.json").exists():
         tokenizer = tok.clip_tokenizer(texts)
         with torch.device(device):
             model = CLIPModel(clip_config(tokenizer, tiny))
@@ -116,7 +140,7 @@ def write_models(root: Path, texts: list[str], tiny: bool, seed: int = 0) -> dic
                                              image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
         CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folders["clip"])
         del model
-    if not (folders["blip2"] / "config.json").exists():
+    if "blip2" in only and not (folders["blip2"] / "config.json").exists():
         image_processor = BlipImageProcessor(size={"height": 224, "width": 224},
                                              image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
         processor = Blip2Processor(image_processor=image_processor, tokenizer=tok.opt_tokenizer(texts),
@@ -143,6 +167,11 @@ def image_pool(sample_dir: Path, work: Path, count: int, workers: int) -> list[t
     rng = random.Random(0)
     return [(str(work / "drawn" / name), f"{DJ_IMAGE_TOKEN}\n{caption(random_scene(rng, 64, 64, False), rng)} "
              f"{DJ_EOC_TOKEN}") for name in names]
+
+
+def plain_caption(text: str) -> str:
+    """A Data-Juicer text without its image and end-of-chunk tokens."""
+    return " ".join(text.replace(DJ_IMAGE_TOKEN, " ").replace(DJ_EOC_TOKEN, " ").split())
 
 
 def make_rows(pool: list[tuple[str, str]], links: Path, start: int, count: int) -> list[dict]:
@@ -191,6 +220,58 @@ def measure(name: str, op_cfg: dict, np_: int, sizes: tuple[int, int], new_rows,
     print(f"  {name:<34} np={np_}  {rate or float('nan'):>9.2f}/s steady  "
           f"({sizes[1]} in {t_large:.1f}s, {sizes[0]} in {t_small:.1f}s)", flush=True)
     return result
+
+
+def measure_whole(name: str, op_cfg: dict, count: int, new_rows, unit: str, core: dict | None) -> dict:
+    """One run through Data-Juicer (``NestedDataset.process``: a worker per map pass): the whole-run rate,
+    and Data-Juicer's fixed cost, the run's time less ``count`` at the operator's in-process rate."""
+    from data_juicer.ops import load_ops
+    from data_juicer.utils.model_utils import free_models
+
+    op = load_ops([op_cfg])[0]
+    seconds, out = timed_process(op, new_rows(count))
+    free_models()
+    gc.collect()
+    fixed = seconds - count / core["per_s"] if core and core.get("per_s") else None
+    print(f"  {name + ' (through Data-Juicer)':<44} {count / seconds:>9.2f} {unit}/s whole run  ({count} in "
+          f"{seconds:.1f}s; fixed cost {fixed if fixed is None else round(fixed, 1)}s)", flush=True)
+    return dict(name=name, op=next(iter(op_cfg)), measure="data-juicer", count=count, seconds=round(seconds, 3),
+                per_s=round(count / seconds, 2), unit=unit, rows_out=out,
+                fixed_seconds=None if fixed is None else round(fixed, 1))
+
+
+def palette(args, report: dict, pool: list[tuple[str, str]], new_rows, save) -> None:
+    """The recipe palette's operators against their built-ins (recipe_op_timing), into ``report``."""
+    families = [family for family in args.only if family in FAMILIES]
+    texts = corpus(0) + [text for _, text in pool]
+    folders = write_recipe_models(args.work / ("palette-tiny" if args.quick else "palette"), texts, families,
+                                  tiny=args.quick)
+    sizes = QUICK_PALETTE_SIZES if args.quick else PALETTE_SIZES
+    args.op_gpu_batch = {family: sizes[family][3] for family in FAMILIES}
+    paths = [pool[i % len(pool)][0] for i in range(PARTS_IMAGES // (64 if args.quick else 2))]
+    prompts = [plain_caption(text) for _, text in pool]
+    rows = report.setdefault("palette", [])
+    ratios = report.setdefault("palette_ratios_ours_over_builtin", {})
+    for family in families:
+        if family == "regeneration":  # drawings of an earlier run (same links, same prompts) would be reused
+            for folder in ("regenerated-ours", "regenerated-builtin"):
+                shutil.rmtree(args.work / folder, ignore_errors=True)
+        (core_sizes, builtin_sizes, whole, _), unit = sizes[family], UNITS[family]
+        ours_cfg, builtin_cfg = op_configs(family, folders, args.work, args)
+        report.setdefault("palette_parts", {})[family] = parts(family, ours_cfg, paths, prompts)
+        ours = core_rate(f"ours: {OPS[family][0]}", ours_cfg, core_sizes, new_rows, unit)
+        rows.append(dict(ours, family=family))
+        save()
+        if not args.skip_builtin and builtin_sizes:
+            builtin = core_rate_or_error(f"built-in: {OPS[family][1]}", builtin_cfg, builtin_sizes, new_rows, unit)
+            rows.append(dict(builtin, family=family))
+            if builtin["per_s"]:
+                ratios[family] = round(ours["per_s"] / builtin["per_s"], 2)
+            save()
+        if family in args.whole:
+            rows.append(dict(measure_whole(f"ours: {OPS[family][0]}", ours_cfg, whole, new_rows, unit, ours),
+                             family=family))
+            save()
 
 
 def clip_parts(clip_dir: Path, paths: list[str], workers: int, batch: int) -> dict:
@@ -273,7 +354,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="JSON results file (rewritten after each setting)")
     parser.add_argument("--sample-dir", type=Path, default=DEFAULT_SAMPLE)
     parser.add_argument("--quick", action="store_true", help="tiny models and counts: a CPU smoke run")
-    parser.add_argument("--only", nargs="+", choices=["clip", "blip2"], default=["clip", "blip2"])
+    parser.add_argument("--only", nargs="+", choices=["clip", "blip2", *FAMILIES], default=["clip", "blip2"])
+    parser.add_argument("--whole", nargs="*", choices=FAMILIES, default=FAMILIES,
+                        help="palette operators also run once through Data-Juicer (default: all asked for)")
+    parser.add_argument("--regen-steps", type=int, default=25, help="fast_image_regeneration_mapper's steps")
+    parser.add_argument("--regen-size", type=int, default=512, help="its image side (the built-in's is fixed: 512)")
     parser.add_argument("--skip-builtin", action="store_true")
     parser.add_argument("--setup-only", action="store_true", help="write images and models, then stop")
     parser.add_argument("--images", type=int, default=1024, help="JPEGs to draw when the sample is absent")
@@ -298,6 +383,7 @@ def parse_args() -> argparse.Namespace:
         args.builtin_clip_pairs, args.builtin_captions = [4, 80], [2, 6]
         args.builtin_np_clip, args.builtin_np_blip2 = [1, 2], [1]
         args.clip_gpu_batch, args.blip2_gpu_batch, args.workers = 16, 4, 2
+        args.regen_steps, args.regen_size = 2, 64
     return args
 
 
@@ -307,7 +393,7 @@ def main() -> None:
     start = time.perf_counter()
     pool = image_pool(args.sample_dir, args.work, args.images, args.workers)
     folders = write_models(args.work / ("models-tiny" if args.quick else "models"),
-                           corpus(0) + [text for _, text in pool], tiny=args.quick)
+                           corpus(0) + [text for _, text in pool], tiny=args.quick, only=args.only)
     print(f"setup (images, models): {time.perf_counter() - start:.0f}s, {len(pool)} distinct JPEGs", flush=True)
     if args.setup_only:
         return
@@ -325,7 +411,10 @@ def main() -> None:
     counter = iter(range(0, 10**9, 10**6))  # each dataset gets fresh sample ids and image paths
 
     def new_rows(count: int) -> list[dict]:
-        return make_rows(pool, args.work / "links", next(counter), count)
+        rows = make_rows(pool, args.work / "links", next(counter), count)
+        for row in rows:  # the built-in image_diffusion_mapper's caption_key (else it recaptions with BLIP-2)
+            row["caption"] = plain_caption(row["text"])
+        return rows
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                             text=True).stdout.strip()
@@ -339,21 +428,32 @@ def main() -> None:
     report = dict(device=device, cpus=os.cpu_count(), commit=commit, command=" ".join(sys.argv),
                   torch=torch.__version__, images=images, max_new_tokens=args.max_new_tokens,
                   builtin_new_tokens=BUILTIN_NEW_TOKENS, tiny=args.quick, results=[])
+
+    def save() -> None:
+        report["total_seconds"] = round(time.perf_counter() - start, 1)
+        if args.out:  # after every setting, so a run cut short still leaves its figures
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2))
+
+    if any(family in args.only for family in FAMILIES):
+        palette(args, report, pool, new_rows, save)
     if "clip" in args.only:
         paths = [pool[i % len(pool)][0] for i in range(min(args.clip_pairs[1], PARTS_IMAGES))]
         report["clip_parts"] = clip_parts(folders["clip"], paths, args.workers, args.clip_gpu_batch)
     for name, op_cfg, np_, sizes, tokens in settings(args, folders):
         report["results"].append(measure(name, op_cfg, np_, tuple(sizes), new_rows, tokens))
-        report.update(ratios_ours_over_best_builtin=ratios(report["results"]),
-                      total_seconds=round(time.perf_counter() - start, 1))
-        if args.out:  # after every setting, so a run cut short still leaves its figures
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=2))
+        report.update(ratios_ours_over_best_builtin=ratios(report["results"]))
+        save()
     print(f"\n{'operator':<34} {'np':>3} {'steady/s':>10} {'whole/s':>9} {'tokens/s':>9}")
     for r in report["results"]:
         print(f"{r['name']:<34} {r['np']:>3} {r['steady_per_s'] or float('nan'):>10.2f} {r['whole_per_s']:>9.2f} "
               f"{r.get('new_tokens_per_s', ''):>9}")
-    print(f"ours / best built-in: {report['ratios_ours_over_best_builtin']}   "
+    for r in report.get("palette", []):
+        rate = "BROKEN" if r["per_s"] is None else f"{r['per_s']:.2f} {r['unit']}/s"
+        print(f"{r['name']:<44} {r['measure']:<12} {rate}")
+    if report.get("palette"):
+        print(f"palette, ours / built-in (in-process rates): {report['palette_ratios_ours_over_builtin']}")
+    print(f"ours / best built-in: {report.get('ratios_ours_over_best_builtin')}   "
           f"({device}, commit {commit}, {report['total_seconds']}s)")
 
 
