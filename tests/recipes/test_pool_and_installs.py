@@ -50,7 +50,7 @@ def test_staging_makes_paths_absolute(tmp_path, image_root):
     ({"id": "9", "text": "t", "images": "images/a.jpg"}, "pool.jsonl:2: `images` must be a list"),
     ({"id": "9", "text": "t", "images": ["images/zzz.jpg"]},
      "pool.jsonl:2: sample '9': image .*zzz.jpg does not exist"),
-    ({"id": "9", "text": "t", "images": ["pool_synthetic_images/x.jpg"], "synthetic_images": True},
+    ({"id": "9", "text": "t", "images": ["synthetic_images/pool/x.jpg"], "synthetic_images": True},
      "pool.jsonl:2: sample '9' has synthetic images"),
 ])
 def test_staging_names_the_bad_line(tmp_path, image_root, bad, message):
@@ -63,7 +63,7 @@ def test_staging_names_the_bad_line(tmp_path, image_root, bad, message):
 def test_export_paths_become_relative_and_ray_shards_are_joined(tmp_path, image_root):
     shards = tmp_path / "dj_export.jsonl"
     shards.mkdir()
-    drawn = tmp_path / "out_synthetic_images"
+    drawn = tmp_path / "synthetic_images" / "out"
     write_lines(shards / "b_000001.json", [
         {"id": "2", "images": [str(drawn / "op/ab/b_1.jpg")], "synthetic_images": None},
         {"id": "3", "images": [str(image_root / "images/b.jpg")]}])
@@ -72,7 +72,7 @@ def test_export_paths_become_relative_and_ray_shards_are_joined(tmp_path, image_
     assert write_export(shards, image_root, drawn, target) == (3, 1)
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert rows == [{"id": "1", "images": ["images/a.jpg"]},
-                    {"id": "2", "images": ["out_synthetic_images/op/ab/b_1.jpg"], "synthetic_images": True},
+                    {"id": "2", "images": ["synthetic_images/out/op/ab/b_1.jpg"], "synthetic_images": True},
                     {"id": "3", "images": ["images/b.jpg"]}]
 
 
@@ -81,7 +81,7 @@ def test_export_paths_become_relative_and_ray_shards_are_joined(tmp_path, image_
     (["{drawn}/op/c.jpg", "{seed}/images/a.jpg"], "out.jsonl:1: sample '1' mixes drawn and seed images"),
 ])
 def test_export_refuses_images_it_cannot_place(tmp_path, image_root, images, message):
-    drawn = tmp_path / "out_synthetic_images"
+    drawn = tmp_path / "synthetic_images" / "out"
     places = {"elsewhere": tmp_path / "elsewhere", "drawn": drawn, "seed": image_root}
     export = write_lines(tmp_path / "out.jsonl", [{"id": "1", "images": [image.format(**places) for image in images]}])
     with pytest.raises(PoolError, match=message):

@@ -3,7 +3,7 @@
 The run draws new images for the lowest-scored tenth of the CLIP ranking with the demo's tiny Stable
 Diffusion pipeline (2 steps) and keeps what reaches the demo bar (PALETTE_DEMO_ENV). Checked: the
 low band's samples are replaced by samples whose images are new JPEG files under the export's
-``processed_data_synthetic_images/`` folder (which holds exactly those), marked synthetic and
+``synthetic_images/processed_data/`` folder (which holds exactly those), marked synthetic and
 re-scored (equal to a plain CLIP forward on the new file); every other sample is its seed sample,
 untouched; the export's record fingerprints the folder (a missing image makes the export stale); a
 failing rerun leaves the export and its images as they were; validate, dj2llava and training's data
@@ -28,7 +28,7 @@ from bettersynth.provenance import fingerprint, read_record
 STATS, META = "__dj__stats__", "__dj__meta__"
 BAND = 0.1  # the recipe's default band: rank quantile below 0.1
 BAR = float(PALETTE_DEMO_ENV["regenerate_low_clip"]["BSYNTH_CLIP_MIN"])
-FOLDER = "processed_data_synthetic_images"
+FOLDER = "synthetic_images/processed_data"
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,16 @@ A recipe that draws new images (``fast_image_regeneration_mapper``) exports samp
   as in the seed pool itself;
 - a **synthetic** sample carries ``"synthetic_images": true`` and its image paths are relative to the
   folder of the jsonl file that holds it (Data-Juicer's own rule for relative paths). ``bsynth recipe
-  run`` writes the new images of an export ``DIR/NAME.jsonl`` into ``DIR/NAME_synthetic_images/``,
-  committed with the export, so a path reads ``NAME_synthetic_images/<op>/3f/<image>_<hash>.jpg``.
+  run`` writes the new images of an export ``DIR/NAME.jsonl`` into ``DIR/synthetic_images/NAME/``,
+  committed with the export, so a path reads ``synthetic_images/NAME/<op>/3f/<image>_<hash>.jpg``
+  (``output/processed_data/synthetic_images/`` is where the offline round's submission has them).
 
 So the export, the capped file and the proxy subset (written beside it by the main job) need no
 second option: each consumer calls :func:`image_path` with the sample, the file it came from and
 the image root. ``bsynth dj2llava`` writes a synthetic sample's image as an absolute path (LLaVA json
 has one image folder; training joins it with ``--image_folder``, which leaves an absolute path as it
 is), so training needs nothing more either. A file holding synthetic samples must stay beside its
-``NAME_synthetic_images/`` folder.
+``synthetic_images/`` folder.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 SYNTHETIC_FIELD = "synthetic_images"
-SYNTHETIC_FOLDER_SUFFIX = "_synthetic_images"
+SYNTHETIC_FOLDER = "synthetic_images"
 
 
 class ImageRootError(ValueError):
@@ -33,8 +34,8 @@ class ImageRootError(ValueError):
 
 
 def synthetic_images_dir(export: Path) -> Path:
-    """The folder of the images a recipe drew for ``export`` (``DIR/NAME.jsonl`` -> ``DIR/NAME_synthetic_images``)."""
-    return export.with_name(export.stem + SYNTHETIC_FOLDER_SUFFIX)
+    """The folder of the images a recipe drew for ``export`` (``DIR/NAME.jsonl`` -> ``DIR/synthetic_images/NAME``)."""
+    return export.parent / SYNTHETIC_FOLDER / export.stem
 
 
 def is_synthetic(sample: dict[str, Any]) -> bool:

@@ -4,7 +4,7 @@ Where things go, for an export ``DIR/NAME.jsonl``:
   DIR/NAME.jsonl          the curated pool (written last, by rename: it exists only when complete)
   DIR/NAME_work/          Data-Juicer's work folder: resolved recipe, staged input, logs, stats, run.json
   DIR/NAME_report/        report.html (per-op table, score histograms) and report.json
-  DIR/NAME_synthetic_images/  images the recipe drew (Data-Juicer's DJ_PRODUCED_DATA_DIR), when it drew any;
+  DIR/synthetic_images/NAME/  images the recipe drew (Data-Juicer's DJ_PRODUCED_DATA_DIR), when it drew any;
                           the export's synthetic samples point into it (bettersynth.data.image_roots)
 
 Defaults: the dataset is the real seed pool when present, else the demo's; the recipe models are

@@ -8,8 +8,8 @@ paths on export, so:
   the way that every line is a JSON object with an ``images`` list of existing files: a bad line
   stops the run before Data-Juicer starts, with the file and line number;
 - ``write_export`` turns Data-Juicer's export back into paths relative to the image root; the
-  images a recipe drew (under the run's synthetic-images folder, ``DJ_PRODUCED_DATA_DIR``) become
-  paths relative to the export's folder and their sample is marked ``"synthetic_images": true``
+  images a recipe drew (under the run's ``synthetic_images/NAME/`` folder, ``DJ_PRODUCED_DATA_DIR``)
+  become paths relative to the export's folder and their sample is marked ``"synthetic_images": true``
   (bettersynth.data.image_roots); any other image is an error naming the sample. It writes to a
   file that the caller renames into place only when everything succeeded. The Ray executor exports
   a folder of shards; they are concatenated in file-name order.
@@ -73,15 +73,15 @@ def export_files(dj_export: Path) -> list[Path]:
     raise PoolError(f"Data-Juicer wrote no export at {dj_export}")
 
 
-def exported_images(row: dict, image_root: Path, synthetic_dir: Path, where: str) -> list[str]:
+def exported_images(row: dict, image_root: Path, synthetic_dir: Path, export_dir: Path, where: str) -> list[str]:
     """``row``'s image paths as the export holds them; marks ``row`` synthetic when its images were
-    drawn by the run (all of them under ``synthetic_dir``: relative to its parent, the export's folder)."""
+    drawn by the run (all of them under ``synthetic_dir``: then relative to ``export_dir``)."""
     images = [Path(os.path.normpath(path)) for path in row.get("images") or []]
     drawn = [path.is_relative_to(synthetic_dir) for path in images]
     row.pop(SYNTHETIC_FIELD, None)
     if images and all(drawn):
         row[SYNTHETIC_FIELD] = True
-        return [path.relative_to(synthetic_dir.parent).as_posix() for path in images]
+        return [path.relative_to(export_dir).as_posix() for path in images]
     if any(drawn):
         raise PoolError(f"{where}: sample {row.get('id')!r} mixes drawn and seed images: {row['images']}")
     outside = [str(path) for path in images if not path.is_relative_to(image_root)]
@@ -95,11 +95,12 @@ def exported_images(row: dict, image_root: Path, synthetic_dir: Path, where: str
 def write_export(dj_export: Path, image_root: Path, synthetic_dir: Path, target: Path) -> tuple[int, int]:
     """Write Data-Juicer's export to ``target`` (see the module docstring); returns (samples, synthetic samples)."""
     root, drawn = Path(os.path.normpath(image_root)), Path(os.path.normpath(synthetic_dir))
+    export_dir = Path(os.path.normpath(target.parent))
     count = synthetic = 0
     with target.open("w", encoding="utf-8") as out:
         for source in export_files(dj_export):
             for number, row in _lines(source):
-                row["images"] = exported_images(row, root, drawn, f"{source}:{number}")
+                row["images"] = exported_images(row, root, drawn, export_dir, f"{source}:{number}")
                 synthetic += row.get(SYNTHETIC_FIELD, False)
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1

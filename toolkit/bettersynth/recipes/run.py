@@ -14,7 +14,7 @@ check nothing was installed -> write the export with image paths relative to the
 report (bettersynth.recipes.report) -> commit.
 
 Images an operator draws (``fast_image_regeneration_mapper``) go to ``DJ_PRODUCED_DATA_DIR``, which is the
-attempt's ``NAME_synthetic_images/``: the export's synthetic samples point into it (relative to the
+attempt's ``synthetic_images/NAME/``: the export's synthetic samples point into it (relative to the
 export's folder, marked ``"synthetic_images": true``; bettersynth.data.image_roots), images the export
 does not use are removed from it, and it is committed with the export and fingerprinted in the export's
 record. A new attempt starts from (hard links to) the images of the committed export and of an
@@ -197,6 +197,7 @@ def clear_attempt(attempt: RecipeRun, run: RecipeRun) -> None:
         shutil.rmtree(folder)
     attempt.work_dir.mkdir(parents=True)
     if drawn.exists():
+        attempt.synthetic_images_dir.parent.mkdir()
         drawn.rename(attempt.synthetic_images_dir)
     reused = link_files(run.synthetic_images_dir, attempt.synthetic_images_dir)
     if reused:
@@ -215,11 +216,14 @@ def commit(attempt: RecipeRun, run: RecipeRun, provenance: Provenance) -> None:
         if final.exists():
             final.rename(previous)
         if new.exists():
+            final.parent.mkdir(exist_ok=True)  # synthetic_images/ of the export's folder
             new.rename(final)
     os.replace(attempt.export, run.export)
     write_record(run.export, provenance, synthetic_images=fingerprint(run.synthetic_images_dir))
     for _, final in folders:
         shutil.rmtree(final.with_name(final.name + ".previous"), ignore_errors=True)
+    with suppress(OSError):  # synthetic_images/ when no export of the folder has drawn images now
+        run.synthetic_images_dir.parent.rmdir()
     shutil.rmtree(attempt.export.parent)
 
 
@@ -314,7 +318,7 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
         say(f"FAILED: the recipe kept none of the {summary['input_samples']} samples (see the per-op counts "
             f"in {attempt.summary}); an empty pool cannot be trained on")
         return 1
-    keep_only(attempt.synthetic_images_dir, synthetic_paths(attempt.export))
+    keep_only(attempt.synthetic_images_dir, synthetic_paths(attempt.export), attempt.export.parent)
     build_report(attempt.export, summary, attempt.report_dir)
     summary.update(status="complete", seconds=round(time.time() - start, 3))
     write_summary(attempt, summary)

@@ -1,4 +1,4 @@
-"""The images a recipe run draws (``NAME_synthetic_images/``): carried into a new attempt, pruned to the export.
+"""The images a recipe run draws (``synthetic_images/NAME/``): carried into a new attempt, pruned to the export.
 
 Used by bettersynth.recipes.run, not run by hand. Drawn images are written once (to a temporary
 name, then renamed) and never changed, so a new attempt can start from hard links to the images of
@@ -29,16 +29,17 @@ def link_files(source: Path, target: Path) -> int:
     return count
 
 
-def keep_only(folder: Path, used: set[str]) -> None:
-    """Remove the files under ``folder`` whose paths (relative to its parent) are not in ``used``, and
-    the folder itself when nothing is left."""
+def keep_only(folder: Path, used: set[str], base: Path) -> None:
+    """Remove the files under ``folder`` whose paths (relative to ``base``, the export's folder) are not
+    in ``used``, and the emptied folders up to ``base``."""
     for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else ():
-        if path.is_file() and path.relative_to(folder.parent).as_posix() not in used:
+        if path.is_file() and path.relative_to(base).as_posix() not in used:
             path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
-    if folder.is_dir() and not any(folder.iterdir()):
+    while folder != base and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
+        folder = folder.parent
 
 
 def synthetic_paths(export: Path) -> set[str]:
