@@ -12,8 +12,9 @@ a caption field, first recaptions it with BLIP-2.
 Every image gets its own seed, derived from ``seed``, the source file's name and the prompt, so a
 picture does not depend on the batch it falls in: it is the one a pipeline call for that prompt
 alone, with a generator seeded so, draws. New images are written as JPEG (quality 95) under
-``save_dir`` (default ``$DJ_PRODUCED_DATA_DIR/fast_image_regeneration_mapper``; the op refuses to
-start with neither, rather than write into the source image tree), in two-hex-digit subfolders,
+``save_dir`` (default ``$DJ_PRODUCED_DATA_DIR/fast_image_regeneration_mapper``; ``bsynth recipe run``
+sets DJ_PRODUCED_DATA_DIR to the export's ``synthetic_images/NAME/`` and commits it with the export;
+the op refuses to start with neither, rather than write into the source image tree), in two-hex-digit subfolders,
 named after the source image and a hash of everything that decides the picture (model folder,
 steps, guidance, size, seed, source, prompt): a file already there, from an identical earlier
 run, is reused.
