@@ -51,7 +51,7 @@ def stage_input(dataset: Path, image_root: Path, staged: Path) -> int:
             images = row.get("images", [])
             if not isinstance(images, list) or not all(isinstance(path, str) for path in images):
                 raise PoolError(f"{dataset}:{number}: `images` must be a list of paths")
-            if SYNTHETIC_FIELD in row:
+            if row.get(SYNTHETIC_FIELD):
                 raise PoolError(f"{dataset}:{number}: sample {row.get('id')!r} has synthetic images (a recipe's "
                                 f"export): run the recipe on the seed pool it was made from instead")
             absolute = [str(image_root / path) for path in images]
