@@ -40,6 +40,14 @@ MMBENCH = [
     (1000001, ["hen", "cat", "dog", "cow"], "C", "animal"),
     (1000003, ["two", "one"], "A", "count"),
 ]
+# A model-free one-operator recipe (a second recipe for the sweep tests, beside cpu_prefilter.yaml).
+TINY_RECIPE = """# words_only.yaml -- keeps captions of 6 to 40 words (the sweep tests' second recipe)
+np: 1
+process:
+  - words_num_filter:
+      min_num: 6
+      max_num: 40
+"""
 RIGHT_TEXTVQA = ["dakota", "10", "orange", "author", "stop", "stop"]
 RIGHT_MMBENCH = {index: answer for index, _, answer, _ in MMBENCH}
 

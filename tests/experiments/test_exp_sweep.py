@@ -7,7 +7,8 @@ the others go on (the exit status counts them); the report is written.
 The job here is a stand-in script (the real main job runs in test_exp_sweep_demo.py): it logs its
 settings and its start and end times, waits while a HOLD file exists, fails while a
 ``<EXP_NAME>.fail`` file exists, and records the run with ``bsynth runs record``. The GPU ids are
-given with --gpus: on this CPU machine they are only names, which is all the scheduler needs.
+given with --gpus: on this CPU machine they are only names, which is all the scheduler needs. The demo
+assets are the session's (``recipe_demo``, tests/conftest.py), only read.
 
     python -m pytest tests/experiments/test_exp_sweep.py -q      (~90 s)
 """
@@ -26,6 +27,8 @@ import pytest
 
 from bettersynth.experiments.scheduler import Slot, SlotError, plan_slots
 from bettersynth.experiments.sweep import SweepError, load_sweep
+from bettersynth.paths import AssetLayout
+from experiment_helpers import TINY_RECIPE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,28 +43,11 @@ bsynth runs record "$EXP_NAME" --editable "SEED=$SEED" --editable "RECIPE=$RECIP
 echo "$EXP_NAME|$RECIPE|$SEED|$PROXY_PRETRAIN_SAMPLES|$PRETRAIN_DATASET|$BSYNTH_OUTPUT|$CUDA_VISIBLE_DEVICES|\\
 $INFER_CUDA_IDX|$MASTER_PORT|$start|$(date +%s.%N)" >> "$SWEEP_CALLS"
 """
-TINY_RECIPE = """# words_only.yaml -- a model-free one-operator recipe for the sweep tests
-np: 1
-process:
-  - words_num_filter:
-      min_num: 6
-      max_num: 40
-"""
 RUNS = ["t-cpu_prefilter-s1-p64", "t-cpu_prefilter-s2-p64", "t-words_only-s1-p64", "t-words_only-s2-p64"]
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    from bettersynth.demo.build import build_demo
-    from bettersynth.paths import AssetLayout
-
-    root = tmp_path_factory.mktemp("sweep_demo")
-    build_demo(AssetLayout(root), seed=0)
-    return root
-
-
-def environment(tmp_path: Path, output: Path, demo_root: Path, **extra: str) -> dict[str, str]:
-    return dict(os.environ, BSYNTH_OUTPUT=str(output), BSYNTH_DEMO_ROOT=str(demo_root), BSYNTH_LAYOUT="demo",
+def environment(tmp_path: Path, output: Path, demo: AssetLayout, **extra: str) -> dict[str, str]:
+    return dict(os.environ, BSYNTH_OUTPUT=str(output), BSYNTH_DEMO_ROOT=str(demo.root), BSYNTH_LAYOUT="demo",
                 SWEEP_CALLS=str(tmp_path / "calls.txt"), FAIL_DIR=str(tmp_path), HOLD=str(tmp_path / "hold"),
                 HF_HUB_OFFLINE="1", **extra)
 
@@ -102,13 +88,13 @@ def stop_while_two_run(tmp_path: Path, env: dict[str, str], folder: Path) -> tup
     return process.returncode, output
 
 
-def test_a_sweep_runs_in_parallel_on_disjoint_gpus_resumes_and_counts_failures(tmp_path, output, demo_root):
+def test_a_sweep_runs_in_parallel_on_disjoint_gpus_resumes_and_counts_failures(tmp_path, output, recipe_demo):
     (tmp_path / "job.sh").write_text(STAND_IN_JOB)
     (tmp_path / "words_only.yaml").write_text(TINY_RECIPE)
     (tmp_path / "sweep.yaml").write_text(f"name: t\nrecipes: [solution/recipes/cpu_prefilter.yaml, "
                                          f"{tmp_path / 'words_only.yaml'}]\nseeds: [1, 2]\n"
                                          "proxy_pretrain_samples: [64]\ngpus_per_run: 2\n")
-    env = environment(tmp_path, output, demo_root)
+    env = environment(tmp_path, output, recipe_demo)
     folder = output / "experiments" / "sweeps" / "t"
 
     # stopped while two runs are running: both are stopped, recorded as interrupted, nothing else ran

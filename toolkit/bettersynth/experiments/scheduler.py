@@ -10,7 +10,8 @@ port. Without ``gpus_per_run`` there is one slot that changes nothing: each run 
 The GPUs are ``--gpus`` when given (any id list; the tests give ids on a CPU machine), else
 ``CUDA_VISIBLE_DEVICES`` when set, else every CUDA device torch sees.
 
-Each job runs in its own process group, its output appended to its log. A job that ends is
+Each job runs in its own process group, its output appended to its log (``run_in_group`` runs one
+command so, for the sweep's recipe runs). A job that ends is
 ``finished`` (exit status 0) or ``failed`` and the others go on. SIGINT, SIGTERM or SIGHUP reaching
 the sweep is passed on to every running job's group; they are recorded as ``interrupted`` and the
 sweep stops with Interrupted (the caller exits 128 + N). Every change is written to the state file
@@ -164,6 +165,22 @@ def record_end(running: Running, status: str, exit_status: int | None, state: Sw
     else:
         say(f"[sweep] {job.name}: {status.upper()} with exit status {exit_status} after {seconds:.0f} s "
             f"(see {job.log})")
+
+
+def run_in_group(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> int:
+    """Runs one command to its end in a process group of its own, its output appended to ``log``; a stop
+    signal reaching the sweep meanwhile is passed on to it, then Interrupted is raised."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with stop_signals_raise(), open(log, "a", encoding="utf-8") as handle:
+        process = subprocess.Popen(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                   process_group=0)
+        try:
+            return process.wait()
+        except Interrupted as stop:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, stop.signum)
+            process.wait()
+            raise
 
 
 def stop_all(running: dict[int, Running], signum: int, state: SweepState, say: Callable[[str], None]) -> None:

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,7 @@ from typing import Callable
 import yaml
 
 from bettersynth.experiments.record import read_run_record, record_file, sweep_dir, sweep_run_tree
-from bettersynth.experiments.scheduler import Job, SweepState, plan_slots, run_jobs
+from bettersynth.experiments.scheduler import Job, SweepState, plan_slots, run_in_group, run_jobs
 from bettersynth.files import atomic_path
 from bettersynth.layout import resolve_layout
 from bettersynth.paths import AssetLayout
@@ -172,24 +171,19 @@ def bsynth(*args: str) -> list[str]:
     return [sys.executable, "-m", "bettersynth", *args]
 
 
-def run_logged(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> int:
-    with open(log, "a", encoding="utf-8") as handle:
-        return subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
-
-
 def make_exports(sweep: Sweep, recipes: list[Path], layout: AssetLayout, root: Path, output: Path,
                  env: dict[str, str], state: SweepState, say: Callable[[str], None]) -> dict[Path, Path | None]:
     """Step 1: each recipe's export once (None for a recipe that failed), as the main job runs it."""
     folder = sweep_dir(output, sweep.name)
     if env["BSYNTH_LAYOUT"] == "demo":
         log = folder / "demo-build.log"
-        if run_logged(bsynth("demo", "build"), log, root, env) != 0:
+        if run_in_group(bsynth("demo", "build"), log, root, env) != 0:
             raise SweepError(f"the demo assets could not be built (see {log})")
     exports: dict[Path, Path | None] = {}
     for recipe in recipes:
         export, log = shared_export(output, sweep, recipe), folder / f"recipe-{recipe.stem}.log"
         say(f"[sweep] recipe {recipe} -> {export} (log {log})")
-        status = run_logged(bsynth("recipe", "run", str(recipe), "--dataset", str(layout.seed_jsonl),
+        status = run_in_group(bsynth("recipe", "run", str(recipe), "--dataset", str(layout.seed_jsonl),
                                    "--export", str(export), "--models-root", str(layout.recipe_models_dir),
                                    "--skip-unchanged"), log, root, env)
         state.set_recipe(recipe.stem, status="made" if status == 0 else "failed", exit_status=status,
