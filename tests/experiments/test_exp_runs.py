@@ -60,3 +60,20 @@ def test_reference_must_be_scored(runs, capsys):
     assert "reference run 'pending' has no TextVQA and MMBench scores yet" in capsys.readouterr().err
     assert main(["runs", "--reference", "nobody"]) == 1
     assert "no run record for 'nobody'" in capsys.readouterr().err
+
+
+def test_the_runs_of_sweeps_are_found_in_their_own_trees(output):
+    """A sweep's run records live in the run's tree (experiments/sweeps/<sweep>/runs/<run>/): listed after
+    the tree's own runs, found by name, and a name that two sweeps hold must be given as a path."""
+    from bettersynth.experiments.record import RecordError, record_file, sweep_run_tree
+
+    write_record(output, "own", {"SEED": "1"})
+    write_record(sweep_run_tree(output, "a", "a-r-s1"), "a-r-s1", {"SEED": "2"})
+    for sweep in ("a", "b"):
+        write_record(sweep_run_tree(output, sweep, "twice"), "twice", {"SEED": "3"})
+    assert [record["exp_name"] for record in all_records(output)] == ["own", "a-r-s1", "twice", "twice"]
+    assert load_run(output, "a-r-s1")["seed"] == 2
+    with pytest.raises(RecordError, match="'twice' names runs of several sweeps"):
+        load_run(output, "twice")
+    path = record_file(sweep_run_tree(output, "b", "twice"), "twice")
+    assert load_run(output, str(path))["seed"] == 3
