@@ -6,7 +6,7 @@ are placed first (bettersynth.recipes.placement, in a child process that reads t
 - all run on Ray: one Ray stage, its shards rewritten into the run's Data-Juicer export;
 - none does (the first operator is one Ray refuses): one default stage, said in the log;
 - else two stages of one run: the leading Ray operators write their shards into the work folder
-  (``ray_part_shards.jsonl/``, always with stats and meta: the operators after them may rank by
+  (``ray_part_shards.parquet/``, always with stats and meta: the operators after them may rank by
   them), the shards are rewritten into ``ray_part.jsonl``, the default executor runs the rest on it
   into ``default_part.jsonl``, and that is rewritten into the run's export. A Ray part that keeps
   no sample ends the run there with an empty export (which bettersynth.recipes.run refuses as it
@@ -17,27 +17,31 @@ recipe stays in ``recipe.resolved.yaml``) and progress file, and its output goes
 
 The stages reproduce the default executor's export byte for byte: Ray keeps the input order
 (bettersynth.recipes.ray_cluster), and the rewrites (``write_held``) give the stats and meta the
-values the default executor holds. It holds them in a ``datasets`` Json feature, encoded and
-decoded with pandas' ujson: rounded to 10 decimals, then parsed fast (0.0334413902... is held as
-0.033441390200000004), and that is what its selectors rank and its export writes. The default part
-of a split run reads its stats as plain columns instead, so the operators there rank the unrounded
-values; the order is the same except for two values closer than 1e-10 (the default executor sees
-a tie and keeps dataset order), which float32 scores can reach only below about 0.001.
+form the default executor holds them in. It holds each sample's stats and meta as its own dict in a
+``datasets`` Json feature, encoded and decoded with pandas' ujson: rounded to 10 decimals, then
+parsed fast (0.0334413902... is held as 0.033441390200000004), and that is what its selectors rank
+and its export writes. Ray and a stats column read back from a file hold them as columns: a key one
+sample has is null in every other (the rewrite drops null entries: Data-Juicer's operators never
+write a null stat), and Ray's JSON writer turns an integer column with nulls into floats (so the
+Ray part is written as Parquet, which keeps types and full precision, and rounded here). The default
+part of a split run reads its stats as plain columns, so the operators there rank unrounded values;
+the order is the same except for two values closer than 1e-10 (the default executor sees a tie and
+keeps dataset order), which float32 scores can reach only below about 0.001.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from bettersynth.recipes.config import RecipeRun
 from bettersynth.recipes.placement import DEFAULT, RAY, OperatorInfo, Placement, PlacementError, op_name, place
-from bettersynth.recipes.pool import export_files
 from bettersynth.recipes.recipe import write_resolved
 
 
@@ -92,7 +96,7 @@ def plan_stages(run: RecipeRun, config: dict, env: dict[str, str]) -> Plan:
     whole = Stage(run.executor, config, run.resolved_recipe, run.work_dir / "progress.json")
     if run.executor == DEFAULT:
         return Plan([whole], [])
-    shards, joined = run.work_dir / "ray_part_shards.jsonl", run.work_dir / "ray_part.jsonl"
+    shards, joined = run.work_dir / "ray_part_shards.parquet", run.work_dir / "ray_part.jsonl"
     operators, gpu_here = read_placement(run, env)
     placement: Placement = place(config["process"], operators, gpu_here)
     default_only = {key: value for key, value in config.items() if key != "ray_address"}
@@ -111,24 +115,47 @@ def plan_stages(run: RecipeRun, config: dict, env: dict[str, str]) -> Plan:
                        run.work_dir / "progress.default.json", run.dj_export)], placement.lines)
 
 
+def write_order(shard: Path) -> list:
+    """Sort key of a Ray shard: its name with every number compared as a number (task 2 before task 10)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", shard.name)]
+
+
+def stage_rows(export: Path) -> Iterator[dict]:
+    """The rows a stage exported: a Ray export's Parquet shards in write order, or a JSON-lines file
+    (Data-Juicer's, and Ray's for a part that kept nothing)."""
+    if export.is_dir():
+        import pyarrow.parquet as pq
+
+        for shard in sorted(export.glob("*.parquet"), key=write_order):
+            yield from pq.read_table(shard).to_pylist()
+        return
+    with export.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def without_nulls(value):
+    """``value`` with the null entries of its dicts (at any depth) left out."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    return value
+
+
 def write_held(export: Path, target: Path) -> int:
-    """Write the rows of a stage's export (a file, or a Ray export's shards in order) to ``target``, their
-    stats and meta as the default executor holds them (see the module docstring); returns the row count."""
+    """Write the rows of a stage's export to ``target``, their stats and meta in the form the default
+    executor holds them (see the module docstring); returns the row count."""
     from data_juicer.utils.constant import Fields
     from datasets.utils.json import ujson_dumps, ujson_loads
 
     count = 0
     with target.open("w", encoding="utf-8") as out:
-        for shard in export_files(export):
-            for line in shard.read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                for key in (Fields.stats, Fields.meta):
-                    if row.get(key) is not None:
-                        row[key] = ujson_loads(ujson_dumps(row[key]))
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
+        for row in stage_rows(export):
+            for key in (Fields.stats, Fields.meta):
+                if row.get(key) is not None:
+                    row[key] = ujson_loads(ujson_dumps(without_nulls(row[key])))
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 
