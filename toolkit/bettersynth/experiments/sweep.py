@@ -22,9 +22,9 @@ How it runs (folders under ``output/experiments/sweeps/<name>/``; the sweep hold
    locks one tree for its whole run, so runs that share a tree could not go at once. The recipe's
    export is shown in the tree read-only, as ``processed_data/<stem>.jsonl``: a hard link (a copy
    across file systems) with copies of its record and its run's summary; the job's own recipe step
-   then finds it made from the same inputs and skips it, and every writer of the toolkit replaces a
-   file by a rename, never through the link. Validation, cap, proxy subset, conversion, both
-   trainings, evals and scores are the run's own, in its tree. Each run is ``bash
+   then finds it made from the same inputs and skips it (were it remade, the recipe run's commit
+   would replace the link by a rename, never write through it). Validation, cap, proxy subset,
+   conversion, both trainings, evals and scores are the run's own, in its tree. Each run is ``bash
    train_mgm_2b_stage_1.sh`` with EXP_NAME (and DEMO_EXP_NAME, which the demo reads instead), RECIPE,
    SEED, PROXY_PRETRAIN_SAMPLES and PRETRAIN_DATASET set; its output goes to ``<run>.log``.
 3. **Runs on GPU slots** (bettersynth.experiments.scheduler): without ``gpus_per_run`` one after
