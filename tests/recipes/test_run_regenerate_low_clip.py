@@ -9,7 +9,7 @@ untouched; the export's record fingerprints the folder (a missing image makes th
 failing rerun leaves the export and its images as they were; validate, dj2llava and training's data
 set read both image roots.
 
-    HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_run_regenerate_low_clip.py -q      (~1 min)
+    HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_run_regenerate_low_clip.py -q      (~1.5 min)
 """
 
 from __future__ import annotations
