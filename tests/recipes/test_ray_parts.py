@@ -4,7 +4,7 @@ the variables the Ray job carries to the workers (bettersynth.recipes.ray_cluste
 ``--ray-address`` setting. The runs themselves: tests/recipes/test_run_ray.py (a local Ray) and
 tests/scale/test_ray_cluster.py (a two-node cluster).
 
-    HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_ray_parts.py -q      (~15 s)
+    HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_ray_parts.py -q      (~20 s)
 """
 
 from __future__ import annotations

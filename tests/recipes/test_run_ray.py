@@ -5,7 +5,7 @@ solution/recipes/dj_refine.yaml (CLIP, BLIP ITM and BLIP-2 operators, custom one
 workers). A recipe split between Ray and the default executor, on a two-node cluster:
 tests/scale/test_ray_cluster.py.
 
-    HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_run_ray.py -q      (~2.5 min)
+    HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_run_ray.py -q      (~4 min)
 """
 
 from __future__ import annotations

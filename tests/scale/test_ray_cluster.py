@@ -12,7 +12,7 @@ worker node (one CPU each, token authentication, as Ray 2.60 sets up a cluster),
 The default executor's runs are the session's ``recipe_runs`` (tests/conftest.py), shared with tests/recipes.
 The cluster's processes are stopped by process group, never by ``ray stop`` (which stops every Ray on the machine).
 
-    HF_HUB_OFFLINE=1 python -m pytest tests/scale/test_ray_cluster.py -q      (about 4 minutes)
+    HF_HUB_OFFLINE=1 python -m pytest tests/scale/test_ray_cluster.py -q      (about 5 min alone on 2 shared cores)
 """
 
 from __future__ import annotations
