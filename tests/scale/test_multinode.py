@@ -11,7 +11,7 @@
 - Nodes that do not share the output folder, or were given other arguments, stop before training,
   both naming what differs.
 
-    HF_HUB_OFFLINE=1 python -m pytest tests/scale/test_multinode.py -q      (about 2 minutes)
+    HF_HUB_OFFLINE=1 python -m pytest tests/scale/test_multinode.py -q      (about 2.5 minutes)
 """
 
 from __future__ import annotations
@@ -51,10 +51,21 @@ def start_node(rank: int, port: int, argv: list[str], log: Path) -> subprocess.P
                                  *argv], stdout=handle, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
 
 
+def stop_left_over(nodes: list[subprocess.Popen]) -> None:
+    """Kills the nodes still running (a test that failed half-way leaves no process behind)."""
+    for node in nodes:
+        if node.poll() is None:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+
+
 def run_nodes(argvs: list[list[str]], logs: list[Path]) -> list[int]:
     port = free_port()
     nodes = [start_node(rank, port, argv, log) for rank, (argv, log) in enumerate(zip(argvs, logs))]
-    return [node.wait(timeout=TIMEOUT_S) for node in nodes]
+    try:
+        return [node.wait(timeout=TIMEOUT_S) for node in nodes]
+    finally:
+        stop_left_over(nodes)
 
 
 def finetune_argv(layout, data: str, output: Path, *extra: str) -> list[str]:
@@ -103,16 +114,19 @@ def test_a_killed_node_fails_the_job_and_a_rerun_resumes(demo_layout_for_tests, 
     argv = finetune_argv(demo_layout_for_tests, data, out)
     logs = [tmp_path / "node0.log", tmp_path / "node1.log"]
     port = free_port()
-    node0, node1 = (start_node(rank, port, argv, log) for rank, log in enumerate(logs))
+    node0, node1 = nodes = [start_node(rank, port, argv, log) for rank, log in enumerate(logs)]
     marker = out / "checkpoint-1" / "checkpoint_complete.json"
     deadline = time.monotonic() + TIMEOUT_S
-    while not marker.is_file():
-        assert node0.poll() is None and node1.poll() is None, logs[0].read_text()[-4000:]
-        assert time.monotonic() < deadline, "no checkpoint-1 in time"
-        time.sleep(0.05)
-    os.killpg(node1.pid, signal.SIGKILL)  # node 1 dies, 7 steps before the end: its launcher and its trainer
-    assert node1.wait(timeout=TIMEOUT_S) == -signal.SIGKILL
-    assert node0.wait(timeout=TIMEOUT_S) != 0
+    try:
+        while not marker.is_file():
+            assert node0.poll() is None and node1.poll() is None, logs[0].read_text()[-4000:]
+            assert time.monotonic() < deadline, "no checkpoint-1 in time"
+            time.sleep(0.05)
+        os.killpg(node1.pid, signal.SIGKILL)  # node 1 dies, 7 steps before the end: its launcher and its trainer
+        assert node1.wait(timeout=TIMEOUT_S) == -signal.SIGKILL
+        assert node0.wait(timeout=TIMEOUT_S) != 0
+    finally:
+        stop_left_over(nodes)
     said = logs[0].read_text()
     assert "training process rank 0 of 2 on" in said and "by peer" in said  # gloo: connection closed or reset
     assert f"start it again on every node and it resumes from {out}/checkpoint-" in said
