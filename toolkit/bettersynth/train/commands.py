@@ -115,7 +115,7 @@ def register(subparsers) -> None:
     check.add_argument("per_gpu", type=positive_int, metavar="PER_GPU", help="batch size per GPU")
     check.add_argument("accumulation", type=positive_int, metavar="ACCUM", help="gradient accumulation steps")
     check.add_argument("target", type=positive_int, metavar="TARGET", help="required global batch (256 / 128)")
-    check.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPU count (default: detected)")
+    check.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPUs of all nodes (default: here)")
     check.set_defaults(func=handle_check_batch)
 
     plan = subparsers.add_parser(
@@ -128,7 +128,7 @@ def register(subparsers) -> None:
     plan.add_argument("per_gpu", type=auto_or_positive, metavar="PER_GPU", help="micro-batch per GPU, or auto")
     plan.add_argument("accumulation", type=auto_or_positive, metavar="ACCUM", help="accumulation steps, or auto")
     plan.add_argument("target", type=positive_int, metavar="TARGET", help="the stage's global batch (256 / 128)")
-    plan.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPU count (default: detected)")
+    plan.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPUs of all nodes (default: here)")
     plan.add_argument("--gpu-memory-gib", type=float, metavar="GIB",
                       help="memory of one GPU (default: the smallest visible GPU's; none: the largest micro-batch)")
     plan.add_argument("--torch-compile", type=parse_bool, default=True, metavar="BOOL")
