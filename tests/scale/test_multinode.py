@@ -48,7 +48,8 @@ def start_node(rank: int, port: int, argv: list[str], log: Path) -> subprocess.P
                            "MASTER_PORT": str(port)}, gpus_per_node=0, processes_per_node=1)
     with log.open("w") as handle:
         return subprocess.Popen([sys.executable, "-m", "bettersynth", "launch", "--nodes", nodes.to_json(), "--",
-                                 *argv], stdout=handle, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+                                 *argv], stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**ENV, "TMPDIR": str(log.parent)})  # the per-node hostfile goes there
 
 
 def stop_left_over(nodes: list[subprocess.Popen]) -> None:
