@@ -10,7 +10,7 @@ settings and its start and end times, waits while a HOLD file exists, fails whil
 given with --gpus: on this CPU machine they are only names, which is all the scheduler needs. The demo
 assets are the session's (``recipe_demo``, tests/conftest.py), only read.
 
-    python -m pytest tests/experiments/test_exp_sweep.py -q      (~90 s)
+    python -m pytest tests/experiments/test_exp_sweep.py -q      (~65 s, 12 s of it the session's demo build)
 """
 
 from __future__ import annotations
