@@ -2,7 +2,8 @@
 # Fills .whl/ (git-ignored) with the wheels the lent GPU machine lacks, for the data bench, the demo
 # main job and the proxy experiment: Data-Juicer 1.6.1 and its import-time needs, ray 2.60.0 (as
 # .whl/ray.tar.xz: its unpacked wheel without the Java jars, since the wheel alone is over one call's
-# 64 MiB), pydantic, deepspeed, diffusers, nltk, simple-aesthetics-predictor and open-clip-torch.
+# 64 MiB), pydantic, deepspeed, diffusers, nltk, simple-aesthetics-predictor, open-clip-torch and openpyxl
+# (the MMBench upload sheet: without it the demo main job stopped at its MMBench step there).
 # The machine's image already has torch 2.11, transformers 5.17, timm, pyarrow, tensorboard (see
 # /work/.library/device/KINDS.md); versions here are the ones pyproject.toml pins or install.sh resolved.
 #
@@ -27,7 +28,7 @@ download py-data-juicer==1.6.1 datasets==5.2.0 dill==0.3.8 multiprocess==0.70.16
     jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==0.30.0 \
     pydantic==2.13.4 pydantic_core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 \
     diffusers==0.42.1 nltk==3.10.3 simple-aesthetics-predictor==0.1.2 hjson==3.1.0 \
-    open-clip-torch==3.3.0 ftfy==6.3.1 wcwidth==0.7.0
+    open-clip-torch==3.3.0 ftfy==6.3.1 wcwidth==0.7.0 openpyxl==3.1.5 et-xmlfile==2.0.0
 # sdist-only releases: built here (pure Python)
 for spec in emoji==2.2.0 wget==3.2 deepspeed==0.19.8; do
     name=${spec%%==*}
