@@ -1,10 +1,11 @@
 """The files around a Data-Juicer run and the install guard, without running Data-Juicer.
 
 Staging makes image paths absolute and stops at the first bad line with file:line (a recipe's
-export, with synthetic samples, is refused as input); the export writer makes them relative to the
-image root again, marks the samples whose images the run drew (relative to the export's folder),
-refuses any other image and concatenates Ray's shard folder; the install guard reads Data-Juicer's
-install lines, diffs distributions and strips pip/uv settings so an install attempt fails.
+export, with synthetic samples, is refused as input, and so is a sample without a text string); the
+export writer makes them relative to the image root again, marks the samples whose images the run drew
+(relative to the export's folder), refuses any other image and concatenates Ray's shard folder; the
+install guard reads Data-Juicer's install lines, diffs distributions and strips pip/uv settings so an
+install attempt fails.
 
     HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_pool_and_installs.py -q      (~2 s)
 """
@@ -48,6 +49,10 @@ def test_staging_makes_paths_absolute(tmp_path, image_root):
     ("{not json", "pool.jsonl:2: invalid JSON"),
     ('["a list"]', "pool.jsonl:2: expected a JSON object, got list"),
     ({"id": "9", "text": "t", "images": "images/a.jpg"}, "pool.jsonl:2: `images` must be a list"),
+    ({"id": "9", "text": None, "images": ["images/a.jpg"]},
+     "pool.jsonl:2: sample '9': `text` must be a string, got None"),
+    ({"id": "9", "images": ["images/a.jpg"]}, "pool.jsonl:2: sample '9': `text` must be a string, got None"),
+    ({"id": "9", "text": ["t"], "images": ["images/a.jpg"]}, "pool.jsonl:2: sample '9': `text` must be a string"),
     ({"id": "9", "text": "t", "images": ["images/zzz.jpg"]},
      "pool.jsonl:2: sample '9': image .*zzz.jpg does not exist"),
     ({"id": "9", "text": "t", "images": ["synthetic_images/pool/x.jpg"], "synthetic_images": True},

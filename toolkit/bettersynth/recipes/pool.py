@@ -5,8 +5,9 @@ root. Data-Juicer resolves relative paths against the dataset file's folder and 
 paths on export, so:
 
 - ``stage_input`` writes the input with absolute paths (image root + relative path), checking on
-  the way that every line is a JSON object with an ``images`` list of existing files: a bad line
-  stops the run before Data-Juicer starts, with the file and line number;
+  the way that every line is a JSON object with a ``text`` string and an ``images`` list of existing
+  files: a bad line stops the run before Data-Juicer starts, with the file and line number (Data-Juicer's
+  default executor would drop a sample whose text is null or missing without a word);
 - ``write_export`` turns Data-Juicer's export back into paths relative to the image root; the
   images a recipe drew (under the run's ``synthetic_images/NAME/`` folder, ``DJ_PRODUCED_DATA_DIR``)
   become paths relative to the export's folder and their sample is marked ``"synthetic_images": true``
@@ -48,6 +49,9 @@ def stage_input(dataset: Path, image_root: Path, staged: Path) -> int:
     count = 0
     with atomic_output(staged) as out:
         for number, row in _lines(dataset):
+            if not isinstance(row.get("text"), str):
+                raise PoolError(f"{dataset}:{number}: sample {row.get('id')!r}: `text` must be a string, got "
+                                f"{row.get('text')!r} (Data-Juicer would drop the sample silently)")
             images = row.get("images", [])
             if not isinstance(images, list) or not all(isinstance(path, str) for path in images):
                 raise PoolError(f"{dataset}:{number}: `images` must be a list of paths")
