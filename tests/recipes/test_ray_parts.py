@@ -1,8 +1,8 @@
 """The parts of ``bsynth recipe run --executor ray`` that need no Ray: where each operator runs
 (bettersynth.recipes.placement, against hand-written operator lists and Data-Juicer's real registry),
-the variables the Ray job carries to the workers (bettersynth.recipes.ray_cluster), and the
-``--ray-address`` setting. The runs themselves: tests/recipes/test_run_ray.py (a local Ray) and
-tests/scale/test_ray_cluster.py (a two-node cluster).
+the variables the Ray job carries to the workers (bettersynth.recipes.ray_cluster), the
+``--ray-address`` setting and the check that a head answers there. The runs themselves:
+tests/recipes/test_run_ray.py (a local Ray) and tests/scale/test_ray_cluster.py (a two-node cluster).
 
     HF_HUB_OFFLINE=1 python -m pytest tests/recipes/test_ray_parts.py -q      (~20 s)
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -20,6 +22,7 @@ from recipe_helpers import OPS_DIR
 
 from bettersynth.recipes.config import RecipeRun
 from bettersynth.recipes.placement import OperatorInfo, PlacementError, place
+from bettersynth.recipes.ray_cluster import check_reachable
 from bettersynth.recipes.recipe import resolve_recipe
 
 FILTER = OperatorInfo("Filter", ("default", "ray", "ray_partitioned"), "cpu")
@@ -124,3 +127,19 @@ def test_a_ray_address_needs_the_ray_executor_and_wins_over_RAY_ADDRESS(tmp_path
     unset = small_run(tmp_path, executor="ray")
     assert resolve_recipe(unset, {"RAY_ADDRESS": "10.0.0.2:6379"})[0]["ray_address"] == "10.0.0.2:6379"
     assert resolve_recipe(unset, {})[0]["ray_address"] == "local"
+
+
+def test_a_ray_address_nothing_answers_stops_at_once_naming_it():
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        check_reachable(address)                      # a listening head passes
+        check_reachable("ray://" + address)
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"no Ray head answers at {address}"):
+        check_reachable(address)                      # the same port, closed
+    assert time.monotonic() - start < 5
+    with pytest.raises(ConnectionError, match="is not HOST:PORT"):
+        check_reachable("headnode")
+    check_reachable("local")

@@ -12,6 +12,9 @@
   Data-Juicer decides on this node (an operator's ``use_cuda()``) whether a CUDA operator runs as a
   Ray actor holding a GPU, so they would silently run on CPUs.
 
+- A cluster address that nothing answers stops the run within seconds, naming it (``ray.init`` would
+  retry for minutes before failing).
+
 ``connect`` runs before Data-Juicer reads its config (whose resource checks would join Ray without
 the run's environment); Data-Juicer's own ``ray.init`` calls then keep this connection
 (``ignore_reinit_error=True``). ``check_gpus`` runs once the operators are registered.
@@ -20,7 +23,10 @@ the run's environment); Data-Juicer's own ``ray.init`` calls then keep this conn
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
+
+REACH_TIMEOUT_S = 10.0   # a head on a working network answers a TCP connect in well under a second
 
 # Set for the Data-Juicer process by bettersynth.recipes.run.worker_environment, read by operators on
 # the Ray workers. PYTHONPATH is not among them: the custom operators travel as py_modules.
@@ -52,10 +58,25 @@ def cuda_operators(process: list[dict]) -> list[str]:
     return names
 
 
+def check_reachable(address: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Raise ConnectionError, naming ``address``, when no process listens there (``local``/``auto`` pass)."""
+    if address in ("local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConnectionError(f"Ray address {address!r} is not HOST:PORT (the head's address, e.g. 10.0.0.1:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"no Ray head answers at {address} ({error}): start the cluster there (`ray start "
+                              f"--head --port {port}`) or give --ray-address the head's HOST:PORT") from error
+
+
 def connect(address: str, operator_paths: list[str]) -> None:
     """Join the Ray instance at ``address`` with the run's runtime environment; Ray Data keeps order."""
     import ray
 
+    check_reachable(address)
     ray.init(address=address, runtime_env={"py_modules": list(operator_paths) or None,
                                            "env_vars": forwarded_environment(os.environ)})
     ray.data.DataContext.get_current().execution_options.preserve_order = True
