@@ -138,6 +138,8 @@ if [ "$LAYOUT_MODE" = demo ] && [ "$NODE_RANK" -eq 0 ]; then
     echo "Real models/data not found under $SCRIPT_DIR (run download.sh for them): running the embedded demo from $ASSETS_ROOT (tiny random models, synthetic data; scores are meaningless)."
     step "build the demo assets" bsynth demo build
     echo "Demo settings: pretrain global batch $PRETRAIN_GLOBAL_BATCH ($PRETRAIN_BATCH_SIZE_PER_GPU per GPU x $PRETRAIN_GRADIENT_ACCUMULATION_STEPS accumulation x $TRAINING_PROCESSES process(es)), finetune global batch $FINETUNE_GLOBAL_BATCH ($FINETUNE_BATCH_SIZE_PER_GPU x $FINETUNE_GRADIENT_ACCUMULATION_STEPS x $TRAINING_PROCESSES), aux size $AUX_SIZE, EXP_NAME=$EXP_NAME, no torch.compile, eval answers of at most $EVAL_MAX_NEW_TOKENS new tokens."
+elif [ "$LAYOUT_MODE" = real ] && [ -n "$EVAL_MAX_NEW_TOKENS" ]; then
+    echo "BSYNTH_EVAL_MAX_NEW_TOKENS=$EVAL_MAX_NEW_TOKENS: eval answers stop after $EVAL_MAX_NEW_TOKENS new tokens (for timing random-weight models: not a run to submit)."
 fi
 
 PRETRAIN_NAME=MGM-2B-Pretrain-$EXP_NAME

@@ -46,28 +46,47 @@ def write_convnext_folder(folder: Path, vision_cfg: dict) -> None:
 
 
 def write_models(root: Path, seed: int = 0) -> dict[str, Path]:
-    """The three model folders with random weights (bf16), built on the GPU when there is one."""
+    """The three model folders with random weights (bf16) side by side under ``root``."""
+    return write_model_folders({"llm": root / "gemma-2b-it", "clip": root / "clip-vit-large-patch14-336",
+                                "aux": root / "openclip-convnext-large-d-320"}, seed)
+
+
+def model_configs(tiny: bool = False) -> tuple:
+    """(Gemma config, CLIP vision config, ConvNeXt vision_cfg) at real size; ``tiny`` keeps the image
+    geometry (576 CLIP patches, a 768-px ConvNeXt input, its 24 x 24 map) with widths a CPU runs fast."""
+    llm, clip, aux = (real_size.gemma_2b_it_config(), real_size.clip_vit_l14_336_vision_config(),
+                      real_size.convnext_large_d_320_vision_cfg())
+    if tiny:
+        llm.update({"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+                    "head_dim": 16})
+        clip.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 2})
+        aux = dict(aux, timm_model_name="convnext_atto")
+    return llm, clip, aux
+
+
+def write_model_folders(folders: dict[str, Path], seed: int = 0, tiny: bool = False) -> dict[str, Path]:
+    """Random-weight (bf16) models in ``folders`` ("llm", "clip", "aux"), built on the GPU when there
+    is one; a folder already holding its config is kept. ``tiny``: see model_configs."""
     from transformers import CLIPImageProcessor, CLIPVisionModel, GemmaForCausalLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)
-    folders = {"llm": root / "gemma-2b-it", "clip": root / "clip-vit-large-patch14-336",
-               "aux": root / "openclip-convnext-large-d-320"}
+    llm_config, clip_config, aux_config = model_configs(tiny)
     if not (folders["llm"] / "config.json").exists():
         with torch.device(device):
-            llm = GemmaForCausalLM(real_size.gemma_2b_it_config()).to(torch.bfloat16)
+            llm = GemmaForCausalLM(llm_config).to(torch.bfloat16)
         llm.save_pretrained(folders["llm"])
         gemma_tokenizer(corpus(seed)).save_pretrained(folders["llm"])
         del llm
     if not (folders["clip"] / "config.json").exists():
         with torch.device(device):
-            clip = CLIPVisionModel(real_size.clip_vit_l14_336_vision_config()).to(torch.bfloat16)
+            clip = CLIPVisionModel(clip_config).to(torch.bfloat16)
         clip.save_pretrained(folders["clip"])
         CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
                            image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)).save_pretrained(folders["clip"])
         del clip
     if not (folders["aux"] / "open_clip_config.json").exists():
-        write_convnext_folder(folders["aux"], real_size.convnext_large_d_320_vision_cfg())
+        write_convnext_folder(folders["aux"], aux_config)
     return folders
 
 

@@ -79,6 +79,17 @@ def test_the_jobs_settings_follow_the_layout(tmp_path):
     assert (two_gpus["PRETRAIN_GLOBAL_BATCH"], two_gpus["TRAINING_PROCESSES"]) == ("16", "2")
 
 
+def test_a_benchmark_caps_the_real_layouts_answers_and_a_bad_cap_stops(tmp_path):
+    editable = [argument for key, value in EDITABLE.items() for argument in ("--editable", f"{key}={value}")]
+    capped = variables(layout(tmp_path, "--which", "real", *editable, BSYNTH_EVAL_MAX_NEW_TOKENS="8"))
+    assert capped["EVAL_MAX_NEW_TOKENS"] == "8"
+    demo = variables(layout(tmp_path, *editable, BSYNTH_EVAL_MAX_NEW_TOKENS="8"))
+    assert demo["EVAL_MAX_NEW_TOKENS"] == "16"  # the demo keeps its own cap
+    bad = layout(tmp_path, "--which", "real", *editable, BSYNTH_EVAL_MAX_NEW_TOKENS="eight")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert "BSYNTH_EVAL_MAX_NEW_TOKENS must be a positive integer, got 'eight'" in bad.stderr
+
+
 def test_a_batch_that_cannot_split_stops_the_layout(tmp_path):
     editable = dict(EDITABLE, FINETUNE_BATCH_SIZE_PER_GPU="3")
     done = layout(tmp_path, "--which", "real",

@@ -55,10 +55,11 @@ class JobSettings:
     batches: dict[str, StageBatch]
     aux_size: int
     overrides: dict[str, str]   # Editable Part values the layout replaces (the demo's)
+    eval_max_new_tokens: str    # "" keeps each benchmark's own limit
 
     def shell_variables(self) -> dict[str, str]:
         variables = {"AUX_SIZE": str(self.aux_size), "NUM_GPUS": str(self.num_gpus), **self.nodes.shell_variables(),
-                     "EVAL_MAX_NEW_TOKENS": str(DEMO_EVAL_MAX_NEW_TOKENS) if self.mode == "demo" else ""}
+                     "EVAL_MAX_NEW_TOKENS": self.eval_max_new_tokens}
         for stage, batch in self.batches.items():
             variables[f"{PREFIX[stage]}_GLOBAL_BATCH"] = str(batch.global_batch)
             variables[f"{PREFIX[stage]}_BATCH_SIZE_PER_GPU"] = batch.per_gpu
@@ -139,4 +140,15 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
         if line:
             say(line)
     aux_size = DEMO_AUX_SIZE if mode == "demo" else REAL_AUX_SIZE
-    return JobSettings(mode, num_gpus, nodes, batches, aux_size, overrides)
+    return JobSettings(mode, num_gpus, nodes, batches, aux_size, overrides, eval_answer_cap(mode, environ))
+
+
+def eval_answer_cap(mode: str, environ: Mapping[str, str]) -> str:
+    """The eval answers' new-token cap: the demo's 16; in the real layout ``BSYNTH_EVAL_MAX_NEW_TOKENS``
+    when set (timing random-weight models), else "" (the benchmarks' own 128 / 1024)."""
+    if mode == "demo":
+        return str(DEMO_EVAL_MAX_NEW_TOKENS)
+    given = environ.get("BSYNTH_EVAL_MAX_NEW_TOKENS", "")
+    if given and (not given.isdigit() or int(given) < 1):
+        raise ValueError(f"BSYNTH_EVAL_MAX_NEW_TOKENS must be a positive integer, got {given!r}")
+    return given

@@ -56,12 +56,17 @@ def _ten_answers(rng: random.Random, main: str, variants: list[str]) -> list[str
     return answers
 
 
-def build_textvqa(folder: Path, questions_name: str, images_name: str, annotations_name: str, seed: int) -> None:
+def build_textvqa(folder: Path, questions_name: str, images_name: str, annotations_name: str, seed: int,
+                  image_count: int = TEXTVQA_IMAGES, question_count: int = TEXTVQA_QUESTIONS) -> None:
+    """``question_count`` questions about ``image_count`` sign images (one or two each; the counts
+    are the demo's unless a benchmark asks for the real set's 5,000 over 3,166)."""
+    if not image_count <= question_count <= 2 * image_count:
+        raise ValueError(f"{question_count} questions cannot cover {image_count} images at one or two each")
     rng = random.Random(seed)
     questions, annotations = [], []
-    image_ids = [f"{rng.getrandbits(64):016x}" for _ in range(TEXTVQA_IMAGES)]
-    per_image = [1] * TEXTVQA_IMAGES
-    for i in rng.sample(range(TEXTVQA_IMAGES), TEXTVQA_QUESTIONS - TEXTVQA_IMAGES):
+    image_ids = [f"{rng.getrandbits(64):016x}" for _ in range(image_count)]
+    per_image = [1] * image_count
+    for i in rng.sample(range(image_count), question_count - image_count):
         per_image[i] = 2
     question_number = 34602  # the real val set's first question id
     for image_id, count in zip(image_ids, per_image):
@@ -130,10 +135,12 @@ def _row(index: int, question: str, hint: str, options: list[str], answer: str, 
             picture]
 
 
-def build_mmbench(folder: Path, tsv_name: str, seed: int) -> None:
+def build_mmbench(folder: Path, tsv_name: str, seed: int, base_questions: int = MMBENCH_BASE_QUESTIONS) -> None:
+    """``base_questions`` questions (the demo's 30 unless a benchmark asks for more), each followed by
+    its circular copies (one per further option, index + k x 1,000,000), as MMBench's dev tsv."""
     rng = random.Random(seed)
     base, copies = [], []
-    indices = sorted(rng.sample(range(0, 4400), MMBENCH_BASE_QUESTIONS))
+    indices = sorted(rng.sample(range(0, max(4400, 2 * base_questions)), base_questions))
     for index in indices:
         scene = random_scene(rng, rng.randint(200, 400), rng.randint(200, 400), with_word=rng.random() < 0.3)
         picture = base64.b64encode(images.jpeg_bytes(images.draw(scene))).decode("ascii")

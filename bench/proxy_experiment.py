@@ -1,0 +1,175 @@
+"""A proxy experiment at real size, timed end to end (issue 19): the main job with
+PROXY_PRETRAIN_SAMPLES, the full finetune and both evals, on real-size random-weight models.
+
+First builds a complete real asset layout under WORK/assets (``bettersynth.paths.AssetLayout``): the
+three model folders (``real_size_assets.write_model_folders``), a seed pool of ``--pool`` samples
+(Data-Juicer jsonl + stage_1.json over web-size JPEGs, captions sized so a sample is ~614 tokens as
+in train_throughput.py), the finetuning set (``--finetune-samples`` two-round conversations, ~700
+tokens), TextVQA (``--textvqa-questions`` over ``--textvqa-images`` images, with annotations) and
+MMBench (``--mmbench-base`` questions and their circular copies), the last two from the demo's
+builders at the real counts. Each part gets a completion marker; a rerun builds only what is missing.
+The build is not part of the timed job.
+
+Then runs ``bash train_mgm_2b_stage_1.sh`` on it as an entrant would (BSYNTH_LAYOUT=real, RECIPE="",
+the pool as PRETRAIN_DATASET, PROXY_PRETRAIN_SAMPLES, output under WORK/output), its output teed to
+WORK/job.log, and writes WORK/proxy.json: the GPU, the counts, each invocation's wall time and exit
+status, and each step's seconds from the run record. Random weights never emit <eos>, so the eval
+answers stop at ``--eval-max-new-tokens`` (BSYNTH_EVAL_MAX_NEW_TOKENS; 8 by default, the realistic
+answer length bench/eval_throughput.py takes). The job resumes step by step, so a run cut off by a
+time limit is continued by the same command (its wall time is then the sum of the invocations).
+
+    python bench/proxy_experiment.py --work /tmp/proxy                  # one GPU, real sizes (~20 min)
+    python bench/proxy_experiment.py --work /tmp/proxy-tiny --tiny      # CPU check: demo-size models, tiny sets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN
+from bettersynth.demo.eval_sets import build_mmbench, build_textvqa
+from bettersynth.demo.files import write_jsonl
+from bettersynth.experiments.record import read_run_record, record_file
+from bettersynth.paths import AssetLayout
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_size_assets import write_finetune_json, write_images, write_model_folders, write_pretrain_json  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+EXP_NAME = "proxy"
+DONE = ".proxy-part-complete"
+COUNTS = {  # the real-size run; --tiny is the CPU check of the same path
+    "real": {"pool": 24_000, "pretrain_samples": 20_000, "finetune_samples": 12_000, "pool_images": 8192,
+             "finetune_images": 4096, "textvqa_images": 3166, "textvqa_questions": 5000, "mmbench_base": 1334},
+    "tiny": {"pool": 320, "pretrain_samples": 256, "finetune_samples": 128, "pool_images": 48,
+             "finetune_images": 32, "textvqa_images": 10, "textvqa_questions": 16, "mmbench_base": 8},
+}
+
+
+def part(folder: Path, build, *args) -> str:
+    """``build(*args)`` unless ``folder`` holds this bench's completion marker; "built" or "kept"."""
+    if (folder / DONE).is_file():
+        return "kept"
+    build(*args)
+    (folder / DONE).write_text("")
+    return "built"
+
+
+def calibrated_words(work: Path, stage: str, llm_dir: Path) -> int:
+    """Caption / answer words giving ~614 (pretrain) or ~700 (finetune) tokens, as train_throughput.py."""
+    from train_throughput import calibrate_words
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+    names = write_images(work / "calibration", 8)
+    (work / "calibration" / "data").mkdir(exist_ok=True)
+    return calibrate_words(work / "calibration", stage, names, tokenizer, 614 if stage == "pretrain" else 700)
+
+
+def write_seed_pool(layout: AssetLayout, samples: int, images: int, words: int) -> None:
+    """stage_1.json (LLaVA records) and the Data-Juicer jsonl of the same ids, captions and images."""
+    names = write_images(layout.seed_dir, images)
+    write_pretrain_json(layout.stage1_json, names, samples, caption_words=words)
+    records = json.loads(layout.stage1_json.read_text())
+    write_jsonl(layout.seed_jsonl, ({"id": r["id"], "images": [r["image"]],
+                                     "text": f"{DJ_IMAGE_TOKEN}\n{r['conversations'][1]['value']} {DJ_EOC_TOKEN}"}
+                                    for r in records))
+
+
+def write_finetune_set(layout: AssetLayout, samples: int, images: int, words: int) -> None:
+    write_finetune_json(layout.finetune_json, write_images(layout.finetune_dir, images), samples, answer_words=words)
+
+
+def write_textvqa(layout: AssetLayout, images: int, questions: int) -> None:
+    build_textvqa(layout.textvqa_questions.parent, layout.textvqa_questions.name, layout.textvqa_images.name,
+                  layout.textvqa_annotations.name, 1, images, questions)
+
+
+def write_mmbench(layout: AssetLayout, base: int) -> None:
+    build_mmbench(layout.mmbench_tsv.parent, layout.mmbench_tsv.name, 2, base)
+
+
+def build_assets(work: Path, counts: dict[str, int], tiny: bool) -> dict[str, str]:
+    """The whole real layout under WORK/assets; returns each part's "built" / "kept"."""
+    layout = AssetLayout(work / "assets")
+    folders = {"llm": layout.llm_dir, "clip": layout.vision_tower_dir, "aux": layout.vision_tower_aux_dir}
+    done = {"models": part(layout.model_zoo, write_model_folders, folders, 0, tiny)}
+    with ProcessPoolExecutor(2) as pool:  # the eval sets draw their images one by one: beside the rest
+        textvqa = pool.submit(part, layout.textvqa_questions.parent, write_textvqa, layout,
+                              counts["textvqa_images"], counts["textvqa_questions"])
+        mmbench = pool.submit(part, layout.mmbench_tsv.parent, write_mmbench, layout, counts["mmbench_base"])
+        done["seed pool"] = part(layout.seed_dir, write_seed_pool, layout, counts["pool"], counts["pool_images"],
+                                 calibrated_words(work, "pretrain", layout.llm_dir))
+        done["finetune set"] = part(layout.finetune_dir, write_finetune_set, layout, counts["finetune_samples"],
+                                    counts["finetune_images"], calibrated_words(work, "finetune", layout.llm_dir))
+        done["textvqa"], done["mmbench"] = textvqa.result(), mmbench.result()
+    return done
+
+
+def job_environment(work: Path, pretrain_samples: int, eval_max_new_tokens: int) -> dict[str, str]:
+    layout = AssetLayout(work / "assets")
+    return dict(os.environ, BSYNTH_ROOT=str(REPO), BSYNTH_ASSETS_ROOT=str(layout.root), BSYNTH_LAYOUT="real",
+                BSYNTH_OUTPUT=str(work / "output"), BSYNTH_EVAL_MAX_NEW_TOKENS=str(eval_max_new_tokens),
+                EXP_NAME=EXP_NAME, RECIPE="", PRETRAIN_DATASET=str(layout.seed_jsonl),
+                PRETRAIN_DATASET_IMAGE_PATH=str(layout.seed_dir), PROXY_PRETRAIN_SAMPLES=str(pretrain_samples))
+
+
+def run_job(work: Path, environment: dict[str, str]) -> dict:
+    """One invocation of the main job, its output teed to WORK/job.log; wall seconds and exit status."""
+    start = time.time()
+    with open(work / "job.log", "a", encoding="utf-8") as log:
+        job = subprocess.Popen(["bash", str(REPO / "train_mgm_2b_stage_1.sh")], cwd=REPO, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in job.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+            log.flush()
+        status = job.wait()
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)),
+            "seconds": round(time.time() - start, 1), "exit": status}
+
+
+def summary_of(work: Path, counts: dict[str, int], invocations: list[dict]) -> dict:
+    path = record_file(work / "output", EXP_NAME)
+    record = read_run_record(path) if path.is_file() else {}
+    mmbench_rows = sum(1 for _ in open(AssetLayout(work / "assets").mmbench_tsv, encoding="utf-8")) - 1
+    return {"gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "counts": counts,
+            "mmbench_rows": mmbench_rows, "invocations": invocations,
+            "job_seconds": round(sum(i["seconds"] for i in invocations), 1),
+            "steps": record.get("steps", {})}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="assets, output, job.log and proxy.json go here")
+    parser.add_argument("--tiny", action="store_true", help="tiny widths and sets: a CPU check of the same path")
+    parser.add_argument("--pretrain-samples", type=int, default=None, help="PROXY_PRETRAIN_SAMPLES (20,000)")
+    parser.add_argument("--eval-max-new-tokens", type=int, default=8)
+    args = parser.parse_args()
+    counts = dict(COUNTS["tiny" if args.tiny else "real"])
+    if args.pretrain_samples:
+        counts["pretrain_samples"] = args.pretrain_samples
+    args.work.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    print(f"assets: {build_assets(args.work, counts, args.tiny)} in {time.time() - start:.0f} s", flush=True)
+    summary_path = args.work / "proxy.json"
+    invocations = json.loads(summary_path.read_text())["invocations"] if summary_path.is_file() else []
+    invocations.append(run_job(args.work, job_environment(args.work, counts["pretrain_samples"],
+                                                          args.eval_max_new_tokens)))
+    summary = summary_of(args.work, counts, invocations)
+    summary_path.write_text(json.dumps(summary, indent=1))
+    print(json.dumps({key: summary[key] for key in ("gpu", "job_seconds", "steps", "invocations")}, indent=1))
+    return invocations[-1]["exit"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
