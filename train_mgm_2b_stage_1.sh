@@ -276,4 +276,8 @@ cp "$SCRIPT_DIR/train_mgm_2b_stage_1.sh" "$OUTPUT_DIR/train.sh"
 echo "Training and inference done."
 echo "Checkpoints: $PRETRAIN_DIR, $FINETUNE_DIR"
 echo "Answers and scores: $EVAL_DIR"
-echo "Package a submission with: bsynth pack --exp ${EXP_NAME@Q} --out submit.zip"
+if [ -n "$PROXY_PRETRAIN_SAMPLES" ]; then
+    echo "A proxy run (PROXY_PRETRAIN_SAMPLES=$PROXY_PRETRAIN_SAMPLES): compare it with 'bsynth runs' and 'bsynth report'; 'bsynth pack' refuses it."
+else
+    echo "Package a submission with: bsynth pack --exp ${EXP_NAME@Q} --out submit.zip"
+fi

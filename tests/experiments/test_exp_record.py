@@ -75,6 +75,11 @@ def test_cli_accumulates_steps_and_values(output, capsys):
     assert main(["runs", "record", "exp2", "--step", "pretrain"]) == 2
     assert main(["runs", "record", "exp2", "--editable", "SEED=x"]) == 1
     assert "SEED='x' is not an integer" in capsys.readouterr().err
+    for key, value, allowed in [("SEED", "-1", "from 0 to 4294967295"), ("SEED", "4294967296", "from 0 to 4294967295"),
+                                ("PROXY_PRETRAIN_SAMPLES", "0", "at least 1")]:
+        assert main(["runs", "record", "exp2", "--editable", f"{key}={value}"]) == 1
+        assert f"{key}='{value}' is out of range: it must be an integer {allowed}" in capsys.readouterr().err
+    assert json.loads(record_file(output, "exp2").read_text())["seed"] == 4  # the refused values changed nothing
 
 
 def test_scores_with_per_question_results_and_reuse(output, eval_data, monkeypatch):

@@ -118,15 +118,25 @@ def load_run(output_dir: Path, run: str) -> dict[str, Any]:
     return read_run_record(in_sweeps[0])
 
 
+# what the trainer and the proxy step can take: numpy's seed range; at least one pretraining sample
+INT_RANGES = {"SEED": (0, 2**32 - 1), "PROXY_PRETRAIN_SAMPLES": (1, None)}
+
+
 def optional_int(editable: dict[str, str], key: str) -> int | None:
-    """The Editable Part value ``key`` as an int; None when it is absent or empty."""
+    """The Editable Part value ``key`` as an int within INT_RANGES; None when it is absent or empty.
+    The main job records its values before any work, so a bad one stops it there."""
     text = str(editable.get(key) or "").strip()
     if not text:
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError as error:
         raise RecordError(f"{key}={text!r} is not an integer") from error
+    low, high = INT_RANGES.get(key, (None, None))
+    if (low is not None and value < low) or (high is not None and value > high):
+        allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise RecordError(f"{key}={text!r} is out of range: it must be an integer {allowed}")
+    return value
 
 
 def count_samples(path: Path) -> int:
