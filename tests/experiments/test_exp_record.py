@@ -15,6 +15,7 @@ from bettersynth.experiments.record import (
     record_file,
     write_record,
 )
+from bettersynth.paths import AssetLayout
 from bettersynth.provenance import Provenance, fingerprint
 from bettersynth.provenance import write_record as write_made_from
 from experiment_helpers import (
@@ -121,3 +122,25 @@ def test_incomplete_answers_are_a_note(output, eval_data):
 def test_unusable_names(output, name):
     with pytest.raises(RecordError, match="cannot name a folder"):
         build_record(output, name, {})
+
+
+@pytest.mark.parametrize("step", ["pretrain=nan", "pretrain=inf", "pretrain=-5", "pretrain=1e400", "=3", "pretrain="])
+def test_a_step_duration_must_be_finite_seconds(output, capsys, step):
+    assert main(["runs", "record", "exp6", "--step", step]) == 2
+    assert capsys.readouterr().err == ("bsynth runs record: --step must look like NAME=SECONDS with SECONDS a finite "
+                                       f"number >= 0, got {step!r}\n")
+    assert not record_file(output, "exp6").exists()
+
+
+def test_scores_are_kept_when_the_eval_data_is_gone(output, eval_data, tmp_path):
+    """Recording again with eval data that cannot be read keeps the scores of the same answers, with a note."""
+    write_answers(output / "eval_results" / "MGM-2B-Finetune-exp7", eval_data, RIGHT_TEXTVQA, RIGHT_MMBENCH)
+    scores = write_record(output, "exp7", {}, data_root=eval_data.root)["scores"]
+    missing = AssetLayout(tmp_path / "moved")
+    record = write_record(output, "exp7", {}, data_root=missing.root)
+    assert record["scores"] == scores
+    assert record["notes"] == [
+        f"textvqa: not scored again: {missing.textvqa_annotations}: TextVQA annotation file not found; the earlier "
+        "scores of the same answers are kept",
+        f"mmbench: not scored again: {missing.mmbench_tsv}: MMBench TSV not found; the earlier scores of the same "
+        "answers are kept"]

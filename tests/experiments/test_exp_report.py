@@ -3,6 +3,7 @@
     python -m pytest tests/experiments/test_exp_report.py -q
 """
 
+import json
 import re
 
 import pytest
@@ -80,3 +81,71 @@ def test_report_without_scores_drops_old_figures(sweep, tmp_path):
 def test_report_refuses_unknown_runs(sweep, tmp_path, capsys):
     assert main(["report", "nobody", "--out", str(tmp_path / "x.html")]) == 1
     assert "no run record for 'nobody'" in capsys.readouterr().err
+
+
+def test_report_refuses_a_run_given_twice(sweep, tmp_path, capsys):
+    out = tmp_path / "twice.html"
+    path = sweep / "experiments" / "good-s1" / "run.json"
+    assert main(["report", "good-s1", "weak-s1", str(path), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == ("bsynth report: run(s) given more than once: 'good-s1'; a report shows each "
+                                       "run once (runs of two sweeps with one name cannot be told apart: report "
+                                       "them separately)\n")
+    assert not out.exists() and not (tmp_path / "twice_files").exists()
+
+
+def test_report_refuses_an_out_it_cannot_write(sweep, tmp_path, capsys):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    assert main(["report", "good-s1", "--out", str(folder)]) == 1
+    assert capsys.readouterr().err == (f"bsynth report: --out {folder} is a folder (or another non-file); give the "
+                                       "path of the HTML page to write\n")
+    (tmp_path / "r_files").write_text("not a folder")
+    assert main(["report", "good-s1", "--out", str(tmp_path / "r.html")]) == 1
+    assert capsys.readouterr().err == (f"bsynth report: --out {tmp_path / 'r.html'}: its figures go to the folder "
+                                       f"{tmp_path / 'r_files'}, but a file of that name is there\n")
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "r.html"
+    assert main(["report", "good-s1", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (f"bsynth report: cannot write the report {out} ([Errno 20] Not a directory: "
+                                       f"'{out}')\n")
+
+
+@pytest.mark.parametrize("option, message", [("--draws", "argument --draws: must be >= 1, got 0"),
+                                             ("--bootstrap-seed", "argument --bootstrap-seed: must be >= 0, got -1")])
+def test_report_refuses_a_bad_bootstrap(sweep, tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as stopped:
+        main(["report", "good-s1", option, "0" if option == "--draws" else "-1", "--out", str(tmp_path / "b.html")])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.endswith(f"bsynth report: error: {message}\n")
+
+
+def test_a_refused_report_leaves_the_earlier_page_whole(sweep, tmp_path, capsys):
+    """Runs whose questions differ are found before anything is written: the earlier page and its figures
+    stay as they were (not a page whose figures were half replaced)."""
+    out = tmp_path / "keep.html"
+    assert main(["report", "good-s1", "weak-s1", "--draws", "20", "--out", str(out)]) == 0
+    before = {path.name: path.read_bytes() for path in [out, *sorted((tmp_path / "keep_files").iterdir())]}
+    write_record(sweep, "short", {"SEED": "1"})
+    path = sweep / "experiments" / "short" / "run.json"
+    record = json.loads(path.read_text())
+    record["scores"] = json.loads((sweep / "experiments" / "weak-s2" / "run.json").read_text())["scores"]
+    questions = record["scores"]["textvqa"]["per_question"]
+    questions["ids"], questions["accuracy"] = questions["ids"][:-1], questions["accuracy"][:-1]
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["report", "good-s1", "short", "--draws", "20", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == ("bsynth report: run 'short': its textvqa questions are not those of the first "
+                                       "run (1 missing, 0 others, 5 vs 6 answers)\n")
+    after = {path.name: path.read_bytes() for path in [out, *sorted((tmp_path / "keep_files").iterdir())]}
+    assert after == before
+
+
+def test_a_reference_scoring_zero_is_refused_even_without_scored_runs(sweep, tmp_path, capsys):
+    path = sweep / "experiments" / "zero" / "run.json"
+    record = json.loads((sweep / "experiments" / "weak-s1" / "run.json").read_text())
+    record["exp_name"], record["scores"]["textvqa"]["accuracy"] = "zero", 0.0
+    path.parent.mkdir()
+    path.write_text(json.dumps(record))
+    assert main(["report", "pending", "--reference", "zero", "--out", str(tmp_path / "z.html")]) == 1
+    assert capsys.readouterr().err == ("bsynth report: reference run 'zero': reference scores must be positive to "
+                                       "form ratios (TextVQA 0.0, MMBench 0.75)\n")  # weak-s1: question 1 wrong

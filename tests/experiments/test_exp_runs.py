@@ -77,3 +77,20 @@ def test_the_runs_of_sweeps_are_found_in_their_own_trees(output):
         load_run(output, "twice")
     path = record_file(sweep_run_tree(output, "b", "twice"), "twice")
     assert load_run(output, str(path))["seed"] == 3
+
+
+def test_a_diverged_loss_is_nan_or_inf_in_every_format(output, capsys):
+    """JSON has no NaN or Infinity: --json gives the strings the CSV and the table give."""
+    from experiment_helpers import write_stage
+
+    log = [{"step": 1, "loss": float("nan")}, {"step": 2, "loss": float("inf")}]
+    write_stage(output / "training_dirs" / "MGM-2B-Pretrain-div", "pretrain", log, 1, finished=True)
+    write_stage(output / "training_dirs" / "MGM-2B-Finetune-div", "finetune", log[:1], 1, finished=True)
+    write_record(output, "div", {"SEED": "1"})
+    assert main(["runs", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)[0]  # strict JSON
+    assert (row["pretrain_loss"], row["finetune_loss"]) == ("inf", "nan")
+    assert main(["runs", "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("div,,,1,,inf,nan,")
+    assert main(["runs"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["div", "1", "inf", "nan"]

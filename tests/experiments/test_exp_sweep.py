@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from bettersynth.experiments.scheduler import Slot, SlotError, plan_slots
-from bettersynth.experiments.sweep import SweepError, load_sweep
+from bettersynth.experiments.sweep_file import SweepError, load_sweep
 from bettersynth.paths import AssetLayout
 from experiment_helpers import TINY_RECIPE
 

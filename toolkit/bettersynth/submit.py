@@ -29,13 +29,16 @@ a file that looks like a secret (``.env``, ``*.pem``, ``*.key``, ``id_rsa*`` and
 Checks before anything is written: every file to pack exists, is a regular file and is not empty;
 the answer files hold exactly the questions of the eval data (same ids, same order); the upload
 .xlsx opens, has the upload columns, one row per TSV row and, in each, the answers jsonl's
-prediction; every other jsonl packed parses, and each sample of processed_data.jsonl has an id;
+prediction; every other jsonl and every json packed parses, and each sample of processed_data.jsonl has an id;
 both training stages finished (``training_complete.json``), the finetune stage was trained from this
 pretrain's ``mm_projector.bin`` and the answers were made by this finetuned checkpoint, as their
 records say (bettersynth.lineage); no symlink and no path leaving its folder. Problems are listed
 and the exit status is 1. The zip is written beside ``--out``, re-read and checked (top level exactly
 solution/ and output/, no symlink, secret-looking or zip entries, no absolute or ``..`` names,
-required files non-empty), then renamed into place. ``--check`` runs that last check on an existing zip.
+required files non-empty), then renamed into place. ``--out`` must end in ``.zip`` and be neither a
+folder nor one of the files packed; when packing fails, a zip already there is left as it was (and
+said not to be this submission). ``--check`` runs that last check on an existing zip (a file that
+is not a readable zip is a problem).
 """
 
 from __future__ import annotations
@@ -237,6 +240,17 @@ def _answer_problems(eval_dir: Path, split: str, data_root: str | None) -> list[
     return problems
 
 
+def _json_problem(path: Path) -> str | None:
+    """Why a packed .json file is unusable (not valid JSON), or None."""
+    from bettersynth.data.jsonl import InputError, load_json
+
+    try:
+        load_json(path)
+    except InputError as error:
+        return str(error)
+    return None
+
+
 def _jsonl_problem(path: Path, needs_id: bool) -> str | None:
     """Why a packed jsonl is unusable (a line that is not a JSON object; with ``needs_id``, samples
     without a string id), or None."""
@@ -253,23 +267,30 @@ def _jsonl_problem(path: Path, needs_id: bool) -> str | None:
     return None
 
 
-def _other_jsonl_problems(entries: Sequence[Entry], answer_files: Sequence[Path], processed_data: Path) -> list[str]:
-    """Every regular .jsonl among ``entries`` but the answer files (checked against their questions)."""
+def _other_json_problems(entries: Sequence[Entry], answer_files: Sequence[Path], processed_data: Path) -> list[str]:
+    """Every regular .json and .jsonl among ``entries`` but the answer files (checked against their questions)."""
     problems = []
     for source in (entry.source for entry in entries):
-        if source.suffix == ".jsonl" and source not in answer_files and source.is_file() and not source.is_symlink():
+        if source in answer_files or not source.is_file() or source.is_symlink():
+            continue
+        if source.suffix == ".jsonl":
             problems += [p for p in [_jsonl_problem(source, needs_id=source == processed_data)] if p]
+        elif source.suffix == ".json":
+            problems += [p for p in [_json_problem(source)] if p]
     return problems
 
 
 def proxy_problem(output: Path, exp: str) -> str | None:
     """A proxy run (PROXY_PRETRAIN_SAMPLES: pretrained on a subset) is not a submission."""
-    from bettersynth.experiments.record import read_run_record, record_file
+    from bettersynth.experiments.record import RecordError, read_run_record, record_file
 
     path = record_file(output, exp)
     if not path.is_file():
         return None
-    samples = read_run_record(path).get("proxy_pretrain_samples")
+    try:
+        samples = read_run_record(path).get("proxy_pretrain_samples")
+    except RecordError as error:
+        return f"{error}: cannot tell whether {exp} is a proxy run"
     if samples is None:
         return None
     return (f"{exp} is a proxy run (PROXY_PRETRAIN_SAMPLES={samples}: pretrained on a subset of the capped data, "
@@ -346,7 +367,7 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
     result.problems += _answer_problems(eval_dir, split, data_root)
     answer_files = [source for arcname, source in required
                     if arcname.endswith(".jsonl") and "/eval_results/" in arcname]
-    result.problems += _other_jsonl_problems(result.entries, answer_files,
+    result.problems += _other_json_problems(result.entries, answer_files,
                                              output / "processed_data" / "processed_data.jsonl")
     return result
 
@@ -354,8 +375,11 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
 def zip_problems(zip_path: Path, round_name: str) -> list[str]:
     """Layout checks of a finished zip (also ``bsynth pack --check``)."""
     problems = []
-    with zipfile.ZipFile(zip_path) as archive:
-        infos = archive.infolist()
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            infos = archive.infolist()
+    except (OSError, zipfile.BadZipFile) as error:
+        return [f"{zip_path}: not a readable zip file ({error})"]
     names = [info.filename for info in infos]
     tops = sorted({name.split("/", 1)[0] for name in names})
     if tops != list(TOP_LEVEL):
@@ -389,6 +413,20 @@ def zip_problems(zip_path: Path, round_name: str) -> list[str]:
                                            and n.endswith(".safetensors") for n in names):
         problems.append(f"{zip_path}: no finetuned model*.safetensors")
     return problems
+
+
+def out_problem(out: Path, entries: Sequence[Entry]) -> str | None:
+    """Why the zip cannot be written at ``out`` (not a .zip name, a folder, below a file, or one of the
+    files it packs, which the zip would replace), or None."""
+    from bettersynth.data.output_path import OutputPathError, check_output
+
+    if out.suffix.lower() != ".zip":
+        return f"--out {out}: the submission is a zip: give a path ending in .zip"
+    try:
+        check_output(out, {f"file packed as {entry.arcname}": entry.source for entry in entries})
+    except OutputPathError as error:
+        return str(error)
+    return None
 
 
 def write_zip(entries: list[Entry], out: Path, round_name: str) -> None:
@@ -425,13 +463,18 @@ def run(args) -> int:
         problems = zip_problems(args.check, args.round)
         print("\n".join(f"problem: {p}" for p in problems) or f"{args.check}: layout ok ({args.round} round)")
         return 1 if problems else 0
+    from bettersynth.experiments.record import record_file
+
+    out = Path(args.out).resolve() if args.out else paths.repo_root() / "submit.zip"
     try:
         exp = args.exp or find_experiment(paths.output_dir())
+        record_file(paths.output_dir(), exp)  # refuses a name that is not a plain folder name ("../x", "a/b")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     result = plan(args.round, exp, args.split, args.data_root, paths.repo_root() / "solution", paths.output_dir(),
                   args.include)
+    result.problems += [p for p in [out_problem(out, result.entries)] if p]
     if result.left_out:
         print(f"not packed (the zip takes {ALLOW_LIST}):", file=sys.stderr)
         for line in result.left_out[:TREE_FOLD]:
@@ -444,8 +487,9 @@ def run(args) -> int:
         print(f"error: the {args.round} submission of {exp} is not complete:", file=sys.stderr)
         for problem in result.problems:
             print(f"  - {problem}", file=sys.stderr)
+        if out.is_file():
+            print(f"note: {out} was left as it was: it is not this submission", file=sys.stderr)
         return 1
-    out = Path(args.out).resolve() if args.out else paths.repo_root() / "submit.zip"
     try:
         write_zip(result.entries, out, args.round)
     except ValueError as error:

@@ -2,8 +2,8 @@
 
 Each parses its arguments and calls one library function of ``bettersynth.data``; run
 ``bsynth <command> --help`` for the details. Exit status: 0 success, 1 bad data, a failed check
-(every problem is printed, the output file is not written) or an output path that is a folder or
-one of the inputs (``bettersynth.data.output_path``), 2 bad arguments.
+(every problem is printed, the output file is not written) or an output path (validate's --report
+too) that is a folder or one of the inputs (``bettersynth.data.output_path``), 2 bad arguments.
 
     bsynth validate in.jsonl --image-root DIR --original stage_1.json
     bsynth sample in.jsonl in-200k.jsonl 200000
@@ -21,7 +21,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from bettersynth.arguments import non_negative_int, parse_bool, positive_int
+from bettersynth.arguments import parse_bool, positive_int
 from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN, IMAGE_TOKEN, MAX_PRETRAIN_SAMPLES, SEED
 from bettersynth.data.image_check import MAX_ASPECT_RATIO, MAX_IMAGE_SIDE
 
@@ -77,8 +77,6 @@ def _run_dj2llava(args: argparse.Namespace) -> int:
     if result.num_synthetic:
         note += f" ({result.num_synthetic:,} synthetic samples: their images as absolute paths)"
     print(f"wrote {result.num_samples:,} samples to {result.output}{note}")
-    if result.num_samples == 0:
-        print(f"bsynth dj2llava: warning: {args.dj_ds_path} holds no samples", file=sys.stderr)
     return 0
 
 
@@ -91,8 +89,10 @@ def _register_dj2llava(subparsers) -> None:
             "defaults and output bytes as Data-Juicer's dj_to_llava tool (tools/fmt_conversion/"
             "multimodal/data_juicer_format_to_target_format/dj_to_llava.py). In addition: every bad "
             "sample is reported at once (count per kind + first examples) and nothing is written "
-            "then; the input is streamed and the output appears only when complete; --image-root "
-            "makes absolute image paths under it relative; a synthetic sample's image (\"synthetic_images\": "
+            "then (an input without samples is an error too); the input is streamed and the "
+            "output appears only when complete; --image-root makes absolute image paths under it "
+            "relative and refuses paths outside it (absolute elsewhere, or climbing out with '..'); "
+            "an empty image path is an error; a synthetic sample's image (\"synthetic_images\": "
             "true, relative to the input file's folder) is written as an absolute path.",
             "With --restore_questions True every sample's id must be in --original_llava_ds_path "
             "(synthetic samples reuse seed ids): the question and the answer's role come from "
@@ -116,8 +116,9 @@ def _register_dj2llava(subparsers) -> None:
     _option(p, "original_llava_ds_path", None, "original LLaVA json (stage_1.json) for "
             "--restore_questions", type=Path, metavar="JSON")
     p.add_argument("--image-root", "--image_root", dest="image_root", type=Path, metavar="DIR",
-                   help="make absolute image paths under DIR relative to it; absolute paths "
-                   "outside DIR are errors (default: keep paths as they are, as the tool does)")
+                   help="make absolute image paths under DIR relative to it; paths outside DIR "
+                   "(absolute elsewhere, or climbing out with '..') are errors (default: keep paths as "
+                   "they are, as the tool does)")
     p.add_argument("--max-examples", type=positive_int, default=10, metavar="N",
                    help="examples printed per kind of problem (default: 10)")
     p.set_defaults(func=_guarded("dj2llava", _run_dj2llava), outputs=lambda args: [args.target_llava_ds_path])
@@ -201,12 +202,13 @@ def _register_sample(subparsers) -> None:
             "Each output line is the input line's JSON object re-serialised as the script's "
             "jsonlines writer does: json.dumps(obj, ensure_ascii=False) + newline (same content, "
             "UTF-8 kept, whitespace normalised). Every line must be a JSON object; all bad lines "
-            "are reported and nothing is written then."))
+            "are reported and nothing is written then. An input without samples is refused too "
+            "(the official script would write an empty file)."))
     p.add_argument("input", type=Path, help="input jsonl")
     p.add_argument("output", type=Path,
                    help="output jsonl (written only when complete; not the input, not a folder)")
-    p.add_argument("n", type=non_negative_int, nargs="?", default=MAX_PRETRAIN_SAMPLES, metavar="N",
-                   help=f"the cap (default: {MAX_PRETRAIN_SAMPLES}, the challenge's limit)")
+    p.add_argument("n", type=positive_int, nargs="?", default=MAX_PRETRAIN_SAMPLES, metavar="N",
+                   help=f"the cap, at least 1 (default: {MAX_PRETRAIN_SAMPLES}, the challenge's limit)")
     p.add_argument("--seed", type=int, default=SEED,
                    help="seed of the random sample (default: %(default)s, the official cap's; the main job's "
                         "proxy budget samples its pretraining subset with SEED)")
@@ -215,8 +217,11 @@ def _register_sample(subparsers) -> None:
 
 # --- validate ---------------------------------------------------------------------------------
 def _run_validate(args: argparse.Namespace) -> int:
+    from bettersynth.data.output_path import check_output
     from bettersynth.data.validate import ValidateOptions, validate
 
+    if args.report is not None:
+        check_output(args.report, {"input": args.dj_jsonl, "original LLaVA file (--original)": args.original})
     options = ValidateOptions(image_root=args.image_root, original=args.original, workers=args.workers,
                               image_token=args.image_token, eoc_token=args.eoc_token)
     report = validate(args.dj_jsonl, options)
@@ -234,11 +239,12 @@ def _register_validate(subparsers) -> None:
         description=_describe(
             "Check every line of a Data-Juicer jsonl before converting and training on it:",
             "  * a JSON object (line number on error); 'id' a string, 'text' a string, 'images' a\n"
-            "    list of exactly one path;\n"
+            "    list of exactly one non-empty path;\n"
             "  * exactly one image token, at the start or end of the text; the end-of-chunk token\n"
             "    only at the end (missing: a warning); a non-empty caption once dj2llava strips them;\n"
             "  * with --original, every id is in that file (dj2llava --restore_questions needs it);\n"
-            "  * every image is relative to --image-root (or absolute under it: a warning), exists\n"
+            "  * every image is relative to --image-root, not climbing out of it with '..' (or\n"
+            "    absolute under it: a warning), exists as a file (not a folder, not empty)\n"
             "    and passes the training loader's own image check (each distinct image once, in\n"
             f"    --workers processes): long side <= {MAX_IMAGE_SIDE} px and aspect ratio <= {MAX_ASPECT_RATIO}\n"
             "    (from the header, before decoding), a mode that convert('RGB') converts correctly\n"
@@ -254,7 +260,8 @@ def _register_validate(subparsers) -> None:
                    help="original LLaVA json; every id must be in it (default: not checked)")
     p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="image decoding processes (default: the CPU count, %(default)s here)")
-    p.add_argument("--report", type=Path, metavar="OUT.json", help="write the full report as JSON")
+    p.add_argument("--report", type=Path, metavar="OUT.json",
+                   help="write the full report as JSON (not an input, not a folder; checked before any work)")
     p.add_argument("--max-listed", type=positive_int, default=20, metavar="N",
                    help="errors printed (default: 20; the report holds all)")
     p.add_argument("--image-token", default=DJ_IMAGE_TOKEN, help="image token (default: %(default)s)")

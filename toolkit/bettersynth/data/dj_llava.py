@@ -12,11 +12,14 @@ What differs, on purpose:
   only when the whole input converted (nothing is written under the target name on failure);
   a target that is a folder, the input or the original LLaVA file is refused before any work;
 * with ``image_root``, absolute image paths under it (Data-Juicer exports absolute paths) are
-  made relative to it; absolute paths outside it are errors;
+  made relative to it; paths outside it (absolute elsewhere, or relative climbing out with ``..``)
+  are errors;
+* an empty image path is an error (the tool would write ``"image": ""``, the image folder itself);
 * a synthetic sample's image (``"synthetic_images": true``: relative to the input file's folder,
   bettersynth.data.image_roots) is written as an absolute path, which training's image folder
   leaves as it is;
-* empty special tokens or separators are rejected (the tool would silently empty every caption).
+* empty special tokens or separators are rejected (the tool would silently empty every caption);
+* an input without samples is an error (the tool writes ``[]``, which training would fail on later).
 
     bsynth dj2llava in.jsonl out.json --image_special_token "<__dj__image>" \\
         --restore_questions True --original_llava_ds_path input/.../stage_1.json --image-root DIR
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, IMAGE_TOKEN
-from bettersynth.data.image_roots import ImageRootError, image_path, is_synthetic
+from bettersynth.data.image_roots import ImageRootError, image_path, is_synthetic, names_below
 from bettersynth.data.jsonl import JsonLine, iter_json_lines, load_json
 from bettersynth.data.output_path import check_output
 from bettersynth.files import atomic_output
@@ -98,13 +101,15 @@ def clean_sentence(sentence: str, round_index: int, options: DjToLlavaOptions) -
 
 def relative_to_root(image: str, root: Path) -> str | None:
     """``image`` relative to ``root`` when it is an absolute path under it (lexically, else after
-    resolving links); relative paths are returned unchanged; None when it lies outside."""
+    resolving links); a relative path below ``root`` is returned unchanged; None when it lies
+    outside (an absolute path elsewhere, a relative one climbing out with ``..``) or names ``root`` itself."""
     if not os.path.isabs(image):
-        return image
+        return image if names_below(image) else None
     for resolve in (os.path.abspath, os.path.realpath):
         root_n, image_n = resolve(root), resolve(image)
         if os.path.commonpath([root_n, image_n]) == root_n:
-            return Path(os.path.relpath(image_n, root_n)).as_posix()
+            relative = os.path.relpath(image_n, root_n)
+            return Path(relative).as_posix() if names_below(relative) else None
     return None
 
 
@@ -147,8 +152,8 @@ class _Converter:
             self._problem("bad_id", "missing id, or not a string/number", line, sid)
         if not isinstance(text, str):
             self._problem("bad_text", "'text' must be a string", line, sid)
-        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
-            self._problem("bad_images", "'images' must be a list of path strings", line, sid)
+        if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
+            self._problem("bad_images", "'images' must be a list of non-empty path strings", line, sid)
         elif len(set(images)) > 1:
             self._problem("multiple_images",
                           f"{len(set(images))} distinct images; LLaVA format holds one", line, sid)
@@ -178,8 +183,8 @@ class _Converter:
             return image
         relative = relative_to_root(image, root)
         if relative is None:
-            self._problem("image_outside_root", f"absolute image path {image} is not under the "
-                          f"image root {root}", line, sid)
+            self._problem("image_outside_root", f"image path {image} is not under the image root {root}",
+                          line, sid)
         elif relative != image:
             self.num_relativised += 1
         return relative
@@ -212,7 +217,8 @@ class _Converter:
 def dj_to_llava(dj_path: Path, target_path: Path, options: DjToLlavaOptions) -> ConversionResult:
     """Convert ``dj_path`` (Data-Juicer jsonl) into ``target_path`` (LLaVA json array).
 
-    Raises :class:`DataError` with every problem found (nothing is written then), ``InputError``
+    Raises :class:`DataError` with every problem found or when the input holds no samples
+    (nothing is written then), ``InputError``
     for a missing input, ``ValueError`` when the target does not end in ``.json``,
     ``OutputPathError`` when it is a folder, the input or the original LLaVA file.
     """
@@ -231,6 +237,8 @@ def dj_to_llava(dj_path: Path, target_path: Path, options: DjToLlavaOptions) -> 
                 out.write(", " if count else "")
                 out.write(json.dumps(record))
                 count += 1
+        if count == 0 and not converter.problems:
+            converter.problems.append(Problem("empty_file", "the file holds no samples: nothing to convert"))
         if converter.problems:
             raise DataError(dj_path, converter.problems, options.max_examples)
         out.write("]")

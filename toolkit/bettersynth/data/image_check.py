@@ -6,7 +6,8 @@ guarded so that an image it would train on wrongly, or that would cost gigabytes
 reason instead. ``bsynth validate`` runs the very same function on every image (``check_images``,
 in worker processes), so validate and the loader cannot disagree. Checks, in this order:
 
-1. ``image_missing``: the file exists.
+1. ``image_missing``: the file exists (a folder named like an image is not one); an empty
+   file (0 bytes) is ``image_undecodable``.
 2. ``image_size``, read from the header (``Image.open`` is lazy: no pixel is decoded yet):
    the long side is at most ``MAX_IMAGE_SIDE`` (6144) pixels and the long side over the short
    side at most ``MAX_ASPECT_RATIO`` (20). Why: finetune pads to a square of the long side and
@@ -128,8 +129,12 @@ def _check_header(path: str, image: Image.Image) -> None:
 def load_rgb(path: str | os.PathLike) -> Image.Image:
     """The decoded RGB image at ``path`` after the checks above; ImageLoadError says why not."""
     path = str(path)
+    if os.path.isdir(path):
+        raise _refusal(path, "image_missing", "a folder, not an image file")
     if not os.path.isfile(path):
         raise _refusal(path, "image_missing", "image file not found")
+    if os.path.getsize(path) == 0:
+        raise _refusal(path, "image_undecodable", "empty file (0 bytes)")
     # Any exception from PIL (OSError for truncation, SyntaxError, struct errors from malformed
     # headers ...) means training cannot read the file: it is re-raised with its type, never
     # swallowed. PIL itself refuses headers of over 2 x Image.MAX_IMAGE_PIXELS on opening.

@@ -46,14 +46,21 @@ def is_synthetic(sample: dict[str, Any]) -> bool:
     return value
 
 
+def names_below(relative: str) -> bool:
+    """Whether a relative path names something below its folder: not the folder itself, not above it (``..``)."""
+    normalized = os.path.normpath(relative)
+    return normalized not in (os.curdir, os.pardir) and not normalized.startswith(os.pardir + os.sep)
+
+
 def image_path(sample: dict[str, Any], image: str, data_file: Path, image_root: Path) -> str:
     """The full path of ``image`` (one of ``sample``'s images) read from ``data_file``.
 
     A seed image may be absolute (Data-Juicer exports absolute paths); a synthetic one must be
-    relative, since it moves with its file's folder.
+    relative and below the file's folder, since it moves with that folder.
     """
     if is_synthetic(sample):
-        if os.path.isabs(image):
-            raise ImageRootError(f"synthetic image {image} must be relative to the folder of {data_file}")
+        if os.path.isabs(image) or not names_below(image):
+            raise ImageRootError(f"synthetic image {image} must be relative to the folder of {data_file}, "
+                                 "below it")
         return os.path.normpath(os.path.join(Path(data_file).parent, image))
     return os.path.normpath(os.path.join(image_root, image))

@@ -1,7 +1,8 @@
 """Reading JSON-lines files line by line (the one jsonl reader of the toolkit).
 
 Reading follows what Data-Juicer's tools accept (they read with ``jsonlines``): UTF-8, an optional
-BOM, one JSON value a line, no ``NaN``/``Infinity`` literals. Two ways to read:
+BOM, one JSON value a line, no ``NaN``/``Infinity`` literals; a string holding a lone surrogate escape
+(``"\\ud800"``), which parses but cannot be written back as UTF-8, makes its line bad. Two ways to read:
 
 - ``iter_json_lines`` (the data commands): a bad line does not stop the reader; each line comes
   back with its number and either its value or the reason it is bad (a blank line is bad too), so
@@ -59,11 +60,28 @@ def loads_strict(text: str) -> Any:
     return _STRICT_DECODER.decode(text)
 
 
-def iter_json_lines(path: Path) -> Iterator[JsonLine]:
-    """Yield every line of ``path`` parsed as JSON; bad lines carry ``error`` instead of a value."""
+def _encodable(value: Any) -> bool:
+    """Whether ``value`` can be written back as UTF-8 (a lone ``\\ud800`` escape parses but cannot)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_file(path: Path) -> Path:
+    """``path`` as a Path; InputError when it is missing or is not a regular file (a folder)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"input {path} is a folder: give the path of a file")
     if not path.is_file():
         raise InputError(f"input file not found: {path}")
+    return path
+
+
+def iter_json_lines(path: Path) -> Iterator[JsonLine]:
+    """Yield every line of ``path`` parsed as JSON; bad lines carry ``error`` instead of a value."""
+    path = require_file(path)
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if lineno == 1 and raw.startswith(_BOM):
@@ -77,9 +95,14 @@ def iter_json_lines(path: Path) -> Iterator[JsonLine]:
                 yield JsonLine(lineno, error="blank line", blank=True)
                 continue
             try:
-                yield JsonLine(lineno, value=loads_strict(text))
+                value = loads_strict(text)
             except ValueError as exc:
                 yield JsonLine(lineno, error=f"invalid JSON: {exc}")
+                continue
+            if "\\u" in text and not _encodable(value):
+                yield JsonLine(lineno, error="a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot encode")
+                continue
+            yield JsonLine(lineno, value=value)
 
 
 def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -97,9 +120,7 @@ def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def load_json(path: Path) -> Any:
     """Load a whole JSON document, naming the file in the error when it is missing or invalid."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"input file not found: {path}")
+    path = require_file(path)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

@@ -12,7 +12,8 @@ What differs, on purpose:
   the input itself is refused before any work;
 * ``image_broadcast_pos: random`` draws from ``random.Random(seed)`` (default 1024) instead of the
   unseeded global generator, so a run is reproducible (the same draws as ``random.seed(seed)``);
-* empty special tokens or separators are rejected.
+* empty special tokens or separators are rejected, and so is an empty array (the tool writes an
+  empty file).
 
     bsynth llava2dj stage_1.json seed.jsonl --image_special_token "<__dj__image>" \\
         --only_keep_caption True
@@ -145,7 +146,8 @@ class _Converter:
 def llava_to_dj(llava_path: Path, target_path: Path, options: LlavaToDjOptions) -> LlavaToDjResult:
     """Convert ``llava_path`` (LLaVA json array) into ``target_path`` (Data-Juicer jsonl).
 
-    Raises :class:`DataError` with every problem found (nothing is written then), ``InputError``
+    Raises :class:`DataError` with every problem found or for an empty array (nothing is written
+    then), ``InputError``
     for a missing or invalid input, ``ValueError`` when the target does not end in ``.jsonl``,
     ``OutputPathError`` when it is a folder or the input itself.
     """
@@ -156,6 +158,8 @@ def llava_to_dj(llava_path: Path, target_path: Path, options: LlavaToDjOptions) 
     records = load_json(llava_path)
     if not isinstance(records, list):
         raise DataError(llava_path, [Problem("not_a_list", "a LLaVA file must hold a JSON array")])
+    if not records:
+        raise DataError(llava_path, [Problem("empty_file", "the array holds no records: nothing to convert")])
     converter = _Converter(options)
     count = 0
     with atomic_output(target_path) as out:

@@ -2,8 +2,8 @@
 
 ``bsynth sample X X 5`` used to replace its input with the sample: the output is written to a
 temporary file and renamed onto the target, which happily replaces the input. ``sample``,
-``dj2llava`` and ``llava2dj`` call ``check_output`` first; it raises ``OutputPathError`` (exit 1)
-when the output
+``dj2llava``, ``llava2dj``, ``validate --report`` and ``pack --out`` call ``check_output`` first;
+it raises ``OutputPathError`` (exit 1) when the output
 
 * is an existing folder, or lies below a file (writing would fail with a traceback);
 * is one of the command's input files: the same path once ``..`` and symbolic links are resolved,

@@ -12,7 +12,9 @@ one, without touching global state. ``random.sample`` picks positions from the l
 sampling positions and then writing those lines gives the very samples the script writes, while
 holding only the (re-serialised) lines in memory. Every line is checked first; all bad lines are
 reported at once, and the output appears only when complete. An output that is the input
-(``bsynth sample X X``, a link to it) or a folder is refused before anything is read.
+(``bsynth sample X X``, a link to it) or a folder is refused before anything is read. Unlike the
+script, an input without samples and a cap of 0 are refused: each could only write an empty file
+that the next step would take for data.
 
     bsynth sample processed.jsonl processed-200k.jsonl 200000
 """
@@ -50,8 +52,11 @@ def sample_positions(count: int, n: int, seed: int = SEED) -> list[int]:
 
 def sample_cap(in_path: Path, out_path: Path, n: int, seed: int = SEED,
                max_examples: int = 10) -> SampleResult:
-    """Write the official sample cap of ``in_path`` to ``out_path``; DataError on bad lines,
-    OutputPathError when ``out_path`` is a folder or the input itself."""
+    """Write the official sample cap of ``in_path`` to ``out_path``; DataError on bad lines or an
+    input without samples, OutputPathError when ``out_path`` is a folder or the input itself,
+    ValueError when ``n`` is below 1 (a cap of 0 could only write an empty training file)."""
+    if n < 1:
+        raise ValueError(f"N must be >= 1, got {n}: a cap of 0 samples leaves nothing to train on")
     check_output(Path(out_path), {"input": Path(in_path)})
     lines: list[str] = []
     problems: list[Problem] = []
@@ -63,6 +68,8 @@ def sample_cap(in_path: Path, out_path: Path, n: int, seed: int = SEED,
                                     f"expected a JSON object, got {type(line.value).__name__}", line.lineno))
         elif not problems:
             lines.append(json.dumps(line.value, ensure_ascii=False) + "\n")
+    if not lines and not problems:
+        problems.append(Problem("empty_file", "the file holds no samples: nothing to sample"))
     if problems:
         raise DataError(in_path, problems, max_examples)
     positions = sample_positions(len(lines), n, seed)

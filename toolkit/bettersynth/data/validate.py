@@ -2,14 +2,14 @@
 
 Per line (errors unless noted):
   * the line is valid JSON (UTF-8, not blank) holding an object;
-  * ``id`` is a string, ``text`` a string, ``images`` a list of exactly one path string;
+  * ``id`` is a string, ``text`` a string, ``images`` a list of exactly one non-empty path string;
   * ``text`` holds exactly one image token, at its start or end, and the end-of-chunk token only
     at its end, so that dj2llava's cleaning leaves a caption free of special tokens; that caption
     is not empty; a missing end-of-chunk token is a warning (the converter accepts it);
   * with ``--original``, the id is one of that LLaVA file's ids (dj2llava --restore_questions
     needs it);
-  * the image is relative to the image root, or absolute under it (a warning: dj2llava
-    --image-root makes it relative), not absolute elsewhere; a synthetic sample's
+  * the image is relative to the image root without climbing out of it with ``..``, or absolute
+    under it (a warning: dj2llava --image-root makes it relative), not absolute elsewhere; a synthetic sample's
     (``"synthetic_images": true``) is relative to the jsonl file's folder instead
     (bettersynth.data.image_roots); training can use it: it passes
     ``image_check.load_rgb``, the very function the training loader reads images with (it exists,
@@ -124,8 +124,8 @@ class _LineChecker:
         else:
             for severity, kind, message in check_text(text, self.options):
                 self.add(severity, kind, message, lineno, sid)
-        if not (isinstance(images, list) and all(isinstance(i, str) for i in images)):
-            self.add("error", "bad_images", "'images' must be a list of path strings", lineno, sid)
+        if not (isinstance(images, list) and all(isinstance(i, str) and i for i in images)):
+            self.add("error", "bad_images", "'images' must be a list of non-empty path strings", lineno, sid)
         elif len(images) != 1:
             self.add("error", "image_count", f"{len(images)} images, expected exactly 1", lineno, sid)
         else:
@@ -143,7 +143,7 @@ class _LineChecker:
         root = self.options.image_root
         relative = relative_to_root(image, root)
         if relative is None:
-            self.add("error", "image_outside_root", f"absolute image path {image} is not under {root}",
+            self.add("error", "image_outside_root", f"image path {image} is not under the image root {root}",
                      lineno, sid)
             return
         if relative != image:

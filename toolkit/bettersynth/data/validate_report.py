@@ -58,7 +58,8 @@ class ValidationReport:
 
     @property
     def lines_with_errors(self) -> int:
-        return len({p.line for p in self.errors})
+        """Lines holding at least one error (an error of the whole file, such as ``empty_file``, is on none)."""
+        return len({p.line for p in self.errors if p.line is not None})
 
     @property
     def ok(self) -> bool:

@@ -4,8 +4,10 @@
     bsynth runs [--json|--csv] [--reference EXP]
     bsynth report RUN... [--group-by settings|recipe] [--reference EXP] --out report.html
 
-Modules: ``record`` (output/experiments/<EXP_NAME>/run.json), ``stages`` (a training stage folder's
-progress), ``scores`` (per-question eval results), ``runs`` (the table), ``stats`` (bootstrap),
-``groups`` (which runs differ only by seed; per-question matrices), ``plots`` and ``report`` (the
-page), ``defaults`` (shared defaults, no numpy), ``commands`` (the CLI).
+Modules: ``record`` (output/experiments/<EXP_NAME>/run.json), ``record_schema`` (the shape a record must
+have to be read), ``stages`` (a training stage folder's progress), ``scores`` (per-question eval
+results), ``runs`` (the table), ``stats`` (bootstrap), ``groups`` (which runs differ only by seed;
+per-question matrices), ``plots`` and ``report`` (the page), ``sweep_file`` (reading and checking a
+sweep file), ``sweep`` and ``scheduler`` (running it), ``defaults`` (shared defaults, no numpy),
+``commands`` (the CLI).
 """

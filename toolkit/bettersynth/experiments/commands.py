@@ -5,25 +5,30 @@
     bsynth report RUN... [--group-by settings|recipe] [--reference EXP] [--draws N] [--bootstrap-seed S]
         --out report.html
     bsynth sweep SWEEP.yaml [--gpus ID,...]   (bettersynth.experiments.sweep; exit status: the number of
-                                              failed runs; 2: a bad sweep file; 128 + N: stopped by signal N)
+                                              failed runs; 2: a bad sweep file, state file or job;
+                                              128 + N: stopped by signal N)
 
 ``runs record`` is what the main job calls after each step (bettersynth.experiments.record): it
 rebuilds ``output/experiments/<EXP_NAME>/run.json`` from the files there now and exits 0 whatever
-has not run yet; it exits 2 on a malformed argument and 1 on a record it cannot read. The output
-tree is ``$BSYNTH_OUTPUT`` or ``<checkout>/output`` (bettersynth.paths.output_dir).
+has not run yet; it exits 2 on a malformed argument and 1 on a record it cannot read or write. The
+output tree is ``$BSYNTH_OUTPUT`` or ``<checkout>/output`` (bettersynth.paths.output_dir).
+``runs`` and ``report`` exit 1 on a record they cannot read (bettersynth.experiments.record_schema), a
+run they cannot find, and, for ``report``, a request it refuses or a page it cannot write; 2 on a
+malformed argument.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from bettersynth.arguments import key_value
+from bettersynth.arguments import key_value, non_negative_int, positive_int
 
 
 def parse_steps(pairs: list[str]) -> dict[str, float]:
-    """NAME=SECONDS pairs (the name may hold "=": the seconds follow the last one)."""
+    """NAME=SECONDS pairs (the name may hold "="; the seconds follow the last one, a finite number >= 0)."""
     steps = {}
     for pair in pairs:
         name, sep, seconds = pair.rpartition("=")
@@ -31,8 +36,8 @@ def parse_steps(pairs: list[str]) -> dict[str, float]:
             steps[name] = float(seconds)
         except ValueError:
             sep = ""
-        if not sep or not name:
-            raise ValueError(f"--step must look like NAME=SECONDS, got {pair!r}")
+        if not sep or not name or not math.isfinite(steps[name]) or steps[name] < 0:
+            raise ValueError(f"--step must look like NAME=SECONDS with SECONDS a finite number >= 0, got {pair!r}")
     return steps
 
 
@@ -50,6 +55,9 @@ def record_handler(args) -> int:
         record = write_record(output, args.exp_name, editable, steps=steps, data_root=args.data_root)
     except RecordError as error:
         print(f"bsynth runs record: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # the record is written atomically: an earlier one is left as it was
+        print(f"bsynth runs record: cannot make the run record of {args.exp_name} ({error})", file=sys.stderr)
         return 1
     for note in record["notes"]:
         print(f"bsynth runs record: warning: {note}", file=sys.stderr)
@@ -87,7 +95,7 @@ def report_handler(args) -> int:
     from bettersynth.eval.files import EvalDataError
     from bettersynth.experiments.groups import GroupError
     from bettersynth.experiments.record import RecordError, load_run
-    from bettersynth.experiments.report import build_report
+    from bettersynth.experiments.report import ReportError, build_report
 
     try:
         output = paths.output_dir()
@@ -95,8 +103,11 @@ def report_handler(args) -> int:
         reference = load_run(output, args.reference) if args.reference else None
         out = build_report(records, args.out, by=args.group_by, reference=reference, draws=args.draws,
                            seed=args.bootstrap_seed)
-    except (RecordError, GroupError, EvalDataError) as error:
+    except (RecordError, GroupError, EvalDataError, ReportError) as error:
         print(f"bsynth report: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # the page or its figures could not be written: no page is left at --out
+        print(f"bsynth report: cannot write the report {args.out} ({error})", file=sys.stderr)
         return 1
     print(f"report written to {out} (figures in {out.with_name(out.stem + '_files')})", file=sys.stderr)
     return 0
@@ -107,8 +118,10 @@ def sweep_handler(args) -> int:
     from bettersynth.eval.files import EvalDataError
     from bettersynth.experiments.groups import GroupError
     from bettersynth.experiments.record import RecordError
-    from bettersynth.experiments.scheduler import SlotError
-    from bettersynth.experiments.sweep import SweepError, load_sweep, run_sweep, summary_line, write_sweep_report
+    from bettersynth.experiments.report import ReportError
+    from bettersynth.experiments.scheduler import SlotError, StateError
+    from bettersynth.experiments.sweep import run_sweep, summary_line, write_sweep_report
+    from bettersynth.experiments.sweep_file import SweepError, load_sweep
     from bettersynth.layout import IncompleteLayoutError
     from bettersynth.recipes.run import Interrupted
 
@@ -120,7 +133,7 @@ def sweep_handler(args) -> int:
         return 2
     try:
         state = run_sweep(sweep, root, output, args.job or root / "train_mgm_2b_stage_1.sh", args.gpus)
-    except (SweepError, SlotError, IncompleteLayoutError) as error:
+    except (SweepError, SlotError, StateError, IncompleteLayoutError) as error:
         print(f"bsynth sweep: {error}", file=sys.stderr)
         return 2
     except Interrupted as stop:
@@ -129,7 +142,7 @@ def sweep_handler(args) -> int:
         return 128 + stop.signum
     try:
         report = write_sweep_report(sweep, state, output)
-    except (RecordError, GroupError, EvalDataError) as error:
+    except (RecordError, GroupError, EvalDataError, ReportError, OSError) as error:
         print(f"bsynth sweep: no report: {error}", file=sys.stderr)
         report = None
     print(summary_line(sweep, state, report))
@@ -163,8 +176,8 @@ def register(subparsers) -> None:
     report.add_argument("--group-by", choices=GROUP_BY, default="settings",
                         help="settings: runs that differ only by seed (default); recipe: same recipe")
     report.add_argument("--reference", default=None, metavar="EXP", help="the run the challenge score is taken to")
-    report.add_argument("--draws", type=int, default=DRAWS, help=f"bootstrap draws (default {DRAWS})")
-    report.add_argument("--bootstrap-seed", type=int, default=BOOTSTRAP_SEED,
+    report.add_argument("--draws", type=positive_int, default=DRAWS, help=f"bootstrap draws (default {DRAWS})")
+    report.add_argument("--bootstrap-seed", type=non_negative_int, default=BOOTSTRAP_SEED,
                         help=f"seed of the bootstrap's numpy Generator (default {BOOTSTRAP_SEED})")
     report.add_argument("--out", type=Path, required=True, help="the HTML page; figures go to <stem>_files/ beside it")
     report.set_defaults(func=report_handler, outputs=lambda args: [args.out])

@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth import __version__, paths
+from bettersynth.experiments.record_schema import SCHEMA_VERSION, record_problem
 from bettersynth.experiments.scores import eval_sections
 from bettersynth.experiments.stages import StageReadError, read_stage
 from bettersynth.files import write_json_atomic
 from bettersynth.provenance import fingerprint, read_record
 from bettersynth.recipes.config import work_dir_for
 
-SCHEMA_VERSION = 1
 RECORD_NAME = "run.json"
 CAPPED_SUFFIX = "-200k.jsonl"  # the main job's capped file: "$PRETRAIN_DATASET-200k.jsonl"
 STAGE_FOLDERS = {"pretrain": "MGM-2B-Pretrain-{}", "finetune": "MGM-2B-Finetune-{}"}
@@ -66,13 +66,15 @@ def record_file(output_dir: Path, exp_name: str) -> Path:
 
 
 def read_run_record(path: Path) -> dict[str, Any]:
-    """A run.json as a dict; an unreadable or foreign file is a RecordError naming it."""
+    """A run.json as a dict; an unreadable file, or one without the shape of a run record
+    (bettersynth.experiments.record_schema), is a RecordError naming it and what is wrong."""
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or bytes that are not UTF-8
         raise RecordError(f"{path}: cannot read the run record ({error})") from error
-    if not isinstance(payload, dict) or "exp_name" not in payload:
-        raise RecordError(f"{path}: not a run record (no exp_name)")
+    problem = record_problem(payload)
+    if problem is not None:
+        raise RecordError(f"{path}: not a usable run record: {problem}")
     return payload
 
 
@@ -174,7 +176,7 @@ def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
     ``editable`` and ``steps`` are merged into those of the existing record."""
     output_dir = Path(output_dir).resolve()
     path = record_file(output_dir, exp_name)
-    previous = read_run_record(path) if path.is_file() else {}
+    previous = read_run_record(path) if path.exists() else {}  # a folder or a broken record: a RecordError
     editable = {**previous.get("editable", {}), **{key: str(value) for key, value in editable.items()}}
     steps = {**previous.get("steps", {}), **(steps or {})}
     notes: list[str] = []

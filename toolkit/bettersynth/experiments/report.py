@@ -11,6 +11,10 @@ with 95% bootstrap intervals over questions, groups of runs that differ only by 
 a paired comparison of the first two groups, and the methods. Runs without both benchmarks'
 per-question results yet appear in the table and the loss curves only. Statistics:
 bettersynth.experiments.stats; grouping: bettersynth.experiments.groups.
+
+Refused before anything is written (exit status 1, an earlier page left as it was): a run given twice,
+an --out that is a folder, a figures folder that is a file, runs whose questions differ, a reference
+without scores. A write that fails midway leaves no page at --out.
 """
 
 from __future__ import annotations
@@ -72,12 +76,11 @@ def loss_section(records: list[dict[str, Any]], folder: Path) -> str:
     return "".join(parts)
 
 
-def score_section(scored: list[dict[str, Any]], order, chosen: dict[str, stats.Weights], folder: Path,
-                  draws: int, seed: int) -> str:
+def score_section(scored: list[dict[str, Any]], run_values: list[dict], chosen: dict[str, stats.Weights],
+                  folder: Path, draws: int, seed: int) -> str:
     labels = [record["exp_name"] for record in scored]
     intervals: dict[str, list[stats.Interval]] = {metric: [] for metric in chosen}
-    for record in scored:
-        values = {name: matrix[0] for name, matrix in grouping.matrices([record], order).items()}
+    for values in run_values:
         for metric, weights in chosen.items():
             intervals[metric].append(stats.run_interval(values, weights, draws, seed))
     plots.score_bars(labels, intervals, folder / "scores.png")
@@ -162,26 +165,54 @@ STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0
          "th{background:#f3f3f3}img{max-width:100%}")
 
 
+class ReportError(ValueError):
+    """A report that cannot be made as asked (the message names the run or the path)."""
+
+
+def check_request(records: list[dict[str, Any]], out: Path, folder: Path, draws: int, seed: int) -> None:
+    """ReportError for what no report can be made of: no runs, a run given twice, a bad bootstrap or --out."""
+    if not records:
+        raise ReportError("no runs given")
+    names = [record["exp_name"] for record in records]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ReportError(f"run(s) given more than once: {', '.join(map(repr, twice))}; a report shows each run "
+                          "once (runs of two sweeps with one name cannot be told apart: report them separately)")
+    if draws < 1 or seed < 0:
+        raise ReportError(f"the bootstrap needs at least one draw and a seed >= 0, got {draws} draws, seed {seed}")
+    if out.exists() and not out.is_file():
+        raise ReportError(f"--out {out} is a folder (or another non-file); give the path of the HTML page to write")
+    if folder.exists() and not folder.is_dir():
+        raise ReportError(f"--out {out}: its figures go to the folder {folder}, but a file of that name is there")
+
+
 def build_report(records: list[dict[str, Any]], out: Path, by: str = "settings",
                  reference: dict[str, Any] | None = None,
                  draws: int = DRAWS, seed: int = BOOTSTRAP_SEED) -> Path:
-    """Writes the page and its figures; returns the page's path."""
-    if not records:
-        raise grouping.GroupError("no runs given")
+    """Writes the page and its figures; returns the page's path. Every check of the request and the runs
+    (ReportError, RecordError, GroupError, EvalDataError) comes before anything is written, so a refused
+    report leaves an earlier page as it was; once writing starts the earlier page goes first, so a write
+    that fails (OSError) leaves no page that could be taken for this report."""
     out = Path(out)
     folder = out.with_name(out.stem + "_files")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in FIGURES:  # a figure this report does not draw must not survive from an earlier one
-        (folder / name).unlink(missing_ok=True)
+    check_request(records, out, folder, draws, seed)
+    runs_table = runs_section(records, reference)  # checks the reference first: the clearest message
     chosen = metrics(reference)
     scored = [record for record in records if grouping.is_scored(record)]
     unscored = [record["exp_name"] for record in records if not grouping.is_scored(record)]
-    sections = [("Runs", runs_section(records, reference)), ("Loss curves", loss_section(records, folder))]
     if scored:
         order = grouping.question_order(scored[0])
         run_groups = grouping.group_runs(scored, by)
         group_values = [grouping.matrices(group.records, order) for group in run_groups]
-        sections += [("Scores", score_section(scored, order, chosen, folder, draws, seed)),
+        run_values = [{name: matrix[0] for name, matrix in grouping.matrices([record], order).items()}
+                      for record in scored]
+    out.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FIGURES:  # a figure this report does not draw must not survive from an earlier one
+        (folder / name).unlink(missing_ok=True)
+    sections = [("Runs", runs_table), ("Loss curves", loss_section(records, folder))]
+    if scored:
+        sections += [("Scores", score_section(scored, run_values, chosen, folder, draws, seed)),
                      ("Seed groups", group_section(run_groups, group_values, chosen, folder)),
                      ("Paired comparison", comparison_section(run_groups, group_values, chosen, draws, seed))]
     else:

@@ -8,7 +8,9 @@ pretrain samples (empty for an official run), the last logged loss of each stage
 MMBench circular accuracy strict and letter-extracted, and with ``--reference`` the two ratios to
 that run and the challenge score (their mean, ``bettersynth.eval.score.challenge_score``), then the
 wall time (the sum of the recorded step durations). A value not there yet is empty. The text table
-shows accuracies in percent; ``--json`` and ``--csv`` give the raw numbers (fractions, seconds).
+shows accuracies in percent; ``--json`` and ``--csv`` give the raw numbers (fractions, seconds); a
+loss that is NaN or infinite (a diverged training) is ``nan``, ``inf`` or ``-inf`` in every format (a
+string in ``--json``, which has no such numbers).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from bettersynth.eval.files import EvalDataError
-from bettersynth.eval.score import challenge_score
+from bettersynth.eval.score import benchmark_values, challenge_score
 from bettersynth.experiments.record import RecordError
 
 
@@ -68,10 +71,25 @@ def row_of(record: dict[str, Any], reference: dict[str, Any] | None) -> RunRow:
                   score=challenge.get("score"), wall_time_s=record.get("wall_time_s"))
 
 
+def check_reference(reference: dict[str, Any]) -> None:
+    """RecordError unless the reference has both benchmarks' scores and they are positive (ratios divide
+    by them; checked even when no run is scored yet, as the report's challenge-score weights need them)."""
+    name = reference["exp_name"]
+    if not has_scores(reference):
+        raise RecordError(f"reference run {name!r} has no TextVQA and MMBench scores yet")
+    try:
+        text, bench = benchmark_values(reference["scores"], f"reference run {name!r}")
+    except EvalDataError as error:
+        raise RecordError(str(error)) from error
+    if text <= 0 or bench <= 0:
+        raise RecordError(f"reference run {name!r}: reference scores must be positive to form ratios "
+                          f"(TextVQA {text}, MMBench {bench})")
+
+
 def table_rows(records: list[dict[str, Any]], reference: dict[str, Any] | None) -> list[RunRow]:
-    """The rows of ``records``; a reference must have both benchmarks' scores."""
-    if reference is not None and not has_scores(reference):
-        raise RecordError(f"reference run {reference['exp_name']!r} has no TextVQA and MMBench scores yet")
+    """The rows of ``records``; a reference must pass ``check_reference``."""
+    if reference is not None:
+        check_reference(reference)
     try:
         return [row_of(record, reference) for record in records]
     except EvalDataError as error:
@@ -119,5 +137,11 @@ def format_csv(rows: list[RunRow]) -> str:
     return buffer.getvalue()
 
 
+def json_value(value: Any) -> Any:
+    """JSON has no NaN or infinity: a diverged loss is the text "nan", "inf" or "-inf" (as in --csv)."""
+    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def format_json(rows: list[RunRow]) -> str:
-    return json.dumps([asdict(row) for row in rows], indent=2)
+    return json.dumps([{name: json_value(value) for name, value in asdict(row).items()} for row in rows], indent=2,
+                      allow_nan=False)

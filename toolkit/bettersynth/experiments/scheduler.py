@@ -96,15 +96,34 @@ def plan_slots(gpus_per_run: int | None, gpus: str | None, environ: Mapping[str,
     return gpu_slots(gpus_per_run, *visible_gpus(gpus, environ), int(port))
 
 
+class StateError(ValueError):
+    """A sweep's state file that exists but cannot be read (the message names it)."""
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The state in ``path``: an object whose ``runs`` and ``recipes`` map names to objects; StateError otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or bytes that are not UTF-8
+        raise StateError(f"{path}: cannot read the sweep's state ({error}); repair it, or move it away to start "
+                         "every run again (each resumes in its own tree)") from error
+    shape_ok = isinstance(data, dict) and all(
+        isinstance(data.get(key, {}), dict) and all(isinstance(entry, dict) for entry in data.get(key, {}).values())
+        for key in ("runs", "recipes"))
+    if not shape_ok:
+        raise StateError(f"{path}: not a sweep's state (an object whose runs and recipes map names to objects); "
+                         "repair it, or move it away to start every run again (each resumes in its own tree)")
+    return data
+
+
 class SweepState:
     """``sweep.json``: the status of every run (and recipe) of a sweep, rewritten atomically on every change."""
 
     def __init__(self, path: Path, name: str):
         self.path = Path(path)
         self.data: dict[str, Any] = {"name": name, "recipes": {}, "runs": {}}
-        if self.path.is_file():
-            self.data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.data.setdefault("recipes", {})
+        if self.path.exists():  # a folder or a broken file: a StateError
+            self.data = {"recipes": {}, "runs": {}, **read_state(self.path)}
 
     def status(self, run: str) -> str | None:
         return self.data["runs"].get(run, {}).get("status")

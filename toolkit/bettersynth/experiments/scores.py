@@ -14,8 +14,10 @@ The per-question values come from the scorers themselves (``textvqa.question_sco
 A TextVQA question's id is ``<image id>/<lower-cased question>`` (``#2``, ``#3``... appended to a
 pair the annotations hold more than once). A section is recomputed only when the fingerprint of
 its answers or eval data changed (else the previous record's section is kept), so recording after
-every step stays cheap. A section is left out while its answers are absent, and when their record
-names a checkpoint other than the current finetune folder (an eval of an earlier training).
+every step stays cheap; when the eval data cannot be read (moved, or another ``--data-root``), the
+previous section of the same answers is kept too, with a note, rather than dropped. A section is
+left out while its answers are absent, and when their record names a checkpoint other than the
+current finetune folder (an eval of an earlier training).
 
     from bettersynth.experiments.scores import eval_sections
     sections, notes = eval_sections(eval_dir, finetune_dir, data_root, previous={})
@@ -94,7 +96,12 @@ def eval_sections(eval_dir: Path, finetune_dir: Path, data_root: Path | None,
         try:
             section = textvqa_section(answers, truth) if name == "textvqa" else mmbench_section(answers, truth, split)
         except EvalDataError as error:
-            notes.append(f"{name}: not scored: {error}")
+            earlier = previous.get(name) or {}
+            if (earlier.get("inputs") or {}).get("answers") == inputs["answers"]:
+                sections[name] = earlier
+                notes.append(f"{name}: not scored again: {error}; the earlier scores of the same answers are kept")
+            else:
+                notes.append(f"{name}: not scored: {error}")
             continue
         sections[name] = {**section, "inputs": inputs}
     return sections, notes

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bettersynth.experiments.record_schema import is_integer, is_number
 from bettersynth.provenance import read_record
 from bettersynth.train.folders import CHECKPOINT_MARKER, CHECKPOINT_PATTERN, FINAL_MARKER, STATE_FILE
 
@@ -57,11 +58,34 @@ def latest_complete_checkpoint(folder: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def state_problem(state: Any) -> str | None:
+    """What keeps ``state`` from being a trainer state the record can use (None when nothing does)."""
+    if not isinstance(state, dict):
+        return f"it holds {type(state).__name__}, not a JSON object"
+    for key in ("global_step", "max_steps"):
+        if state.get(key) is not None and not is_integer(state[key]):
+            return f"`{key}` is {state[key]!r}, not an integer"
+    log = state.get("log_history", [])
+    if not isinstance(log, list):
+        return f"`log_history` is {type(log).__name__}, not a list"
+    for index, entry in enumerate(log):
+        if not isinstance(entry, dict):
+            return f"`log_history[{index}]` is {type(entry).__name__}, not an object"
+        for key in ("step", "loss"):
+            if not is_number(entry.get(key)):
+                return f"`log_history[{index}].{key}` is {entry.get(key)!r}, not a number"
+    return None
+
+
 def read_state(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or bytes that are not UTF-8
         raise StageReadError(f"{path}: cannot read the trainer state ({error})") from error
+    problem = state_problem(state)
+    if problem is not None:
+        raise StageReadError(f"{path}: not a usable trainer state: {problem}")
+    return state
 
 
 def read_stage(folder: Path) -> StageProgress:

@@ -12,6 +12,9 @@ go on, a report at the end.
 
     bsynth sweep SWEEP.yaml [--gpus 0,1,2,3]   # exit status: the number of failed runs (0: all finished)
 
+No other keys. The file is read and checked by bettersynth.experiments.sweep_file before anything
+runs (a typo'd key, a wrong type, a seed listed twice... exit status 2, naming the file and line or field).
+
 How it runs (folders under ``output/experiments/sweeps/<name>/``; the sweep holds ``output/``'s lock):
 
 1. **Each recipe once**, one after another on every GPU: ``bsynth recipe run --skip-unchanged`` with
@@ -44,107 +47,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from bettersynth.experiments.record import read_run_record, record_file, sweep_dir, sweep_run_tree
 from bettersynth.experiments.scheduler import Job, SweepState, plan_slots, run_in_group, run_jobs
+from bettersynth.experiments.sweep_file import Sweep, SweepError
 from bettersynth.files import atomic_path
 from bettersynth.layout import resolve_layout
 from bettersynth.paths import AssetLayout
 from bettersynth.provenance import record_path
 from bettersynth.recipes.config import work_dir_for
-
-SET_BY_THE_SWEEP = ("EXP_NAME", "DEMO_EXP_NAME", "RECIPE", "SEED", "PROXY_PRETRAIN_SAMPLES", "PRETRAIN_DATASET",
-                    "BSYNTH_OUTPUT")
-SET_PER_SLOT = ("CUDA_VISIBLE_DEVICES", "INFER_CUDA_IDX", "MASTER_PORT")
-
-
-class SweepError(ValueError):
-    """A sweep file that cannot be run (the message names the file and the field)."""
-
-
-@dataclass(frozen=True)
-class SweepRun:
-    name: str
-    recipe: Path
-    seed: int
-    proxy: int | None
-
-    def environment(self, export: Path) -> dict[str, str]:
-        return {"EXP_NAME": self.name, "DEMO_EXP_NAME": self.name, "RECIPE": str(self.recipe),
-                "SEED": str(self.seed), "PROXY_PRETRAIN_SAMPLES": "" if self.proxy is None else str(self.proxy),
-                "PRETRAIN_DATASET": str(export)}
-
-
-@dataclass(frozen=True)
-class Sweep:
-    name: str
-    recipes: tuple[Path, ...]
-    seeds: tuple[int, ...]
-    proxies: tuple[int | None, ...]
-    env: dict[str, str] = field(default_factory=dict)
-    gpus_per_run: int | None = None
-
-    def runs(self) -> list[SweepRun]:
-        """Recipe-major: the runs of one recipe follow each other."""
-        return [SweepRun(f"{self.name}-{recipe.stem}-s{seed}" + ("" if proxy is None else f"-p{proxy}"),
-                         recipe, seed, proxy)
-                for recipe in self.recipes for proxy in self.proxies for seed in self.seeds]
-
-
-def _list(payload: dict, key: str, source: Path, default: list | None = None) -> list:
-    value = payload.get(key, default)
-    if not isinstance(value, list) or not value:
-        raise SweepError(f"{source}: `{key}` must be a non-empty list")
-    return value
-
-
-def _env(payload: dict, source: Path, gpus_per_run: int | None) -> dict[str, str]:
-    env = payload.get("env") or {}
-    if not isinstance(env, dict):
-        raise SweepError(f"{source}: `env` must be a mapping of Editable Part names to values")
-    env = {str(key): str(value) for key, value in env.items()}
-    for key in SET_BY_THE_SWEEP:
-        if key in env:
-            raise SweepError(f"{source}: `env` sets {key}, which the sweep sets for each run")
-    for key in SET_PER_SLOT if gpus_per_run is not None else ():
-        if key in env:
-            raise SweepError(f"{source}: `env` sets {key}, which gpus_per_run sets for each run's GPUs")
-    return env
-
-
-def load_sweep(path: Path, root: Path) -> Sweep:
-    """The sweep of ``path``; recipe paths are relative to the checkout ``root`` (as RECIPE is)."""
-    try:
-        payload = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise SweepError(f"{path}: cannot read the sweep file ({error})") from error
-    if not isinstance(payload, dict):
-        raise SweepError(f"{path}: a sweep is a mapping with name, recipes and seeds")
-    name = payload.get("name")
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise SweepError(f"{path}: `name` must be one folder name, got {name!r}")
-    recipes = tuple(Path(recipe) for recipe in _list(payload, "recipes", path))
-    for recipe in recipes:
-        if not (root / recipe).is_file():
-            raise SweepError(f"{path}: recipe {recipe} is not a file under {root}")
-    seeds = _list(payload, "seeds", path)
-    proxies = _list(payload, "proxy_pretrain_samples", path, [None])
-    if not all(isinstance(seed, int) for seed in seeds):
-        raise SweepError(f"{path}: `seeds` must be integers, got {seeds}")
-    if not all(proxy is None or (isinstance(proxy, int) and proxy > 0) for proxy in proxies):
-        raise SweepError(f"{path}: `proxy_pretrain_samples` must be positive integers or null, got {proxies}")
-    if len({recipe.stem for recipe in recipes}) != len(recipes):
-        raise SweepError(f"{path}: two recipes share a file name; their runs would share names")
-    gpus_per_run = payload.get("gpus_per_run")
-    if gpus_per_run is not None and (not isinstance(gpus_per_run, int) or isinstance(gpus_per_run, bool)
-                                     or gpus_per_run < 1):
-        raise SweepError(f"{path}: `gpus_per_run` must be a positive integer, got {gpus_per_run!r}")
-    return Sweep(name, recipes, tuple(seeds), tuple(proxies), _env(payload, path, gpus_per_run), gpus_per_run)
 
 
 def shared_export(output: Path, sweep: Sweep, recipe: Path) -> Path:
@@ -197,7 +110,9 @@ def make_exports(sweep: Sweep, recipes: list[Path], layout: AssetLayout, root: P
 def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | None,
               say: Callable[[str], None] = print) -> SweepState:
     """Runs what is not finished (module docstring); returns the state (also in sweep.json).
-    SlotError or IncompleteLayoutError before anything runs."""
+    SweepError, SlotError, StateError or IncompleteLayoutError before anything runs."""
+    if not Path(job).is_file():
+        raise SweepError(f"the job {job} is not a file")
     environ = {**os.environ, **sweep.env}
     slots = plan_slots(sweep.gpus_per_run, gpus, environ)
     folder = sweep_dir(output, sweep.name)
