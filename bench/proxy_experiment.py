@@ -16,7 +16,9 @@ WORK/job.log, and writes WORK/proxy.json: the GPU, the counts, each invocation's
 status, and each step's seconds from the run record. Random weights never emit <eos>, so the eval
 answers stop at ``--eval-max-new-tokens`` (BSYNTH_EVAL_MAX_NEW_TOKENS; 8 by default, the realistic
 answer length bench/eval_throughput.py takes). The job resumes step by step, so a run cut off by a
-time limit is continued by the same command (its wall time is then the sum of the invocations).
+time limit is continued by the same command (its wall time is then the sum of the invocations); a
+finished one is not run again, and other settings (counts, --tiny, the answer cap) start again with a
+new output tree.
 
     python bench/proxy_experiment.py --work /tmp/proxy                  # one GPU, real sizes (~20 min)
     python bench/proxy_experiment.py --work /tmp/proxy-tiny --tiny      # CPU check: demo-size models, tiny sets
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from bettersynth.arguments import positive_int
 from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN
 from bettersynth.demo.eval_sets import build_mmbench, build_textvqa
 from bettersynth.demo.files import write_jsonl
@@ -55,12 +59,17 @@ COUNTS = {  # the real-size run; --tiny is the CPU check of the same path
 }
 
 
-def part(folder: Path, build, *args) -> str:
-    """``build(*args)`` unless ``folder`` holds this bench's completion marker; "built" or "kept"."""
-    if (folder / DONE).is_file():
+def part(folder: Path, settings: dict, build, *args) -> str:
+    """``build(*args)`` into an emptied ``folder`` unless its completion marker holds ``settings``
+    (a part built with other counts or sizes, or cut off halfway, is built again); "built" or "kept"."""
+    marker = folder / DONE
+    wanted = json.dumps(settings, sort_keys=True)
+    if marker.is_file() and marker.read_text() == wanted:
         return "kept"
+    if folder.exists():
+        shutil.rmtree(folder)
     build(*args)
-    (folder / DONE).write_text("")
+    marker.write_text(wanted)
     return "built"
 
 
@@ -102,15 +111,20 @@ def build_assets(work: Path, counts: dict[str, int], tiny: bool) -> dict[str, st
     """The whole real layout under WORK/assets; returns each part's "built" / "kept"."""
     layout = AssetLayout(work / "assets")
     folders = {"llm": layout.llm_dir, "clip": layout.vision_tower_dir, "aux": layout.vision_tower_aux_dir}
-    done = {"models": part(layout.model_zoo, write_model_folders, folders, 0, tiny)}
+    done = {"models": part(layout.model_zoo, {"tiny": tiny}, write_model_folders, folders, 0, tiny)}
+    textvqa_counts = (counts["textvqa_images"], counts["textvqa_questions"])
     with ProcessPoolExecutor(2) as pool:  # the eval sets draw their images one by one: beside the rest
-        textvqa = pool.submit(part, layout.textvqa_questions.parent, write_textvqa, layout,
-                              counts["textvqa_images"], counts["textvqa_questions"])
-        mmbench = pool.submit(part, layout.mmbench_tsv.parent, write_mmbench, layout, counts["mmbench_base"])
-        done["seed pool"] = part(layout.seed_dir, write_seed_pool, layout, counts["pool"], counts["pool_images"],
-                                 calibrated_words(work, "pretrain", layout.llm_dir))
-        done["finetune set"] = part(layout.finetune_dir, write_finetune_set, layout, counts["finetune_samples"],
-                                    counts["finetune_images"], calibrated_words(work, "finetune", layout.llm_dir))
+        textvqa = pool.submit(part, layout.textvqa_questions.parent, {"textvqa": textvqa_counts}, write_textvqa,
+                              layout, *textvqa_counts)
+        mmbench = pool.submit(part, layout.mmbench_tsv.parent, {"mmbench": counts["mmbench_base"]}, write_mmbench,
+                              layout, counts["mmbench_base"])
+        pool_settings = {"samples": counts["pool"], "images": counts["pool_images"],
+                         "words": calibrated_words(work, "pretrain", layout.llm_dir)}
+        finetune_settings = {"samples": counts["finetune_samples"], "images": counts["finetune_images"],
+                             "words": calibrated_words(work, "finetune", layout.llm_dir)}
+        done["seed pool"] = part(layout.seed_dir, pool_settings, write_seed_pool, layout, *pool_settings.values())
+        done["finetune set"] = part(layout.finetune_dir, finetune_settings, write_finetune_set, layout,
+                                    *finetune_settings.values())
         done["textvqa"], done["mmbench"] = textvqa.result(), mmbench.result()
     return done
 
@@ -138,11 +152,11 @@ def run_job(work: Path, environment: dict[str, str]) -> dict:
             "seconds": round(time.time() - start, 1), "exit": status}
 
 
-def summary_of(work: Path, counts: dict[str, int], invocations: list[dict]) -> dict:
+def summary_of(work: Path, invocations: list[dict]) -> dict:
     path = record_file(work / "output", EXP_NAME)
     record = read_run_record(path) if path.is_file() else {}
     mmbench_rows = sum(1 for _ in open(AssetLayout(work / "assets").mmbench_tsv, encoding="utf-8")) - 1
-    return {"gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "counts": counts,
+    return {"gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             "mmbench_rows": mmbench_rows, "invocations": invocations,
             "job_seconds": round(sum(i["seconds"] for i in invocations), 1),
             "steps": record.get("steps", {})}
@@ -152,24 +166,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="assets, output, job.log and proxy.json go here")
     parser.add_argument("--tiny", action="store_true", help="tiny widths and sets: a CPU check of the same path")
-    parser.add_argument("--pretrain-samples", type=int, default=None, help="PROXY_PRETRAIN_SAMPLES (20,000)")
-    parser.add_argument("--eval-max-new-tokens", type=int, default=8)
+    parser.add_argument("--pretrain-samples", type=positive_int, default=None,
+                        help="PROXY_PRETRAIN_SAMPLES (default: 20,000; --tiny: 256)")
+    parser.add_argument("--eval-max-new-tokens", type=positive_int, default=8)
     args = parser.parse_args()
     counts = dict(COUNTS["tiny" if args.tiny else "real"])
     if args.pretrain_samples:
         counts["pretrain_samples"] = args.pretrain_samples
+    settings = {"counts": counts, "tiny": args.tiny, "eval_max_new_tokens": args.eval_max_new_tokens}
     args.work.mkdir(parents=True, exist_ok=True)
+    summary_path = args.work / "proxy.json"
+    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if previous and previous.get("settings") != settings:
+        print(f"{summary_path}: made with other settings; starting again with a new output tree")
+        shutil.rmtree(args.work / "output", ignore_errors=True)
+        previous = {}
+    invocations = previous.get("invocations", [])
+    if invocations and invocations[-1]["exit"] == 0:
+        print(f"{summary_path}: this experiment finished already ({previous['job_seconds']} s); "
+              f"remove it and {args.work / 'output'} to measure again")
+        return 0
     start = time.time()
     print(f"assets: {build_assets(args.work, counts, args.tiny)} in {time.time() - start:.0f} s", flush=True)
-    summary_path = args.work / "proxy.json"
-    invocations = json.loads(summary_path.read_text())["invocations"] if summary_path.is_file() else []
     invocations.append(run_job(args.work, job_environment(args.work, counts["pretrain_samples"],
                                                           args.eval_max_new_tokens)))
-    summary = summary_of(args.work, counts, invocations)
+    summary = {"settings": settings, **summary_of(args.work, invocations)}
     summary_path.write_text(json.dumps(summary, indent=1))
     print(json.dumps({key: summary[key] for key in ("gpu", "job_seconds", "steps", "invocations")}, indent=1))
     return invocations[-1]["exit"]
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -30,6 +30,11 @@ def test_the_tiny_layout_is_complete_valid_and_what_the_job_is_given(tmp_path):
     assert proxy_experiment.build_assets(tmp_path, counts, tiny=True) == {
         "models": "built", "seed pool": "built", "finetune set": "built", "textvqa": "built", "mmbench": "built"}
     assert set(proxy_experiment.build_assets(tmp_path, counts, tiny=True).values()) == {"kept"}
+    # a part built with other counts, or cut off before its marker, is built again; the rest is kept
+    (tmp_path / "assets" / "toolkit" / "training" / "model_zoo" / proxy_experiment.DONE).unlink()
+    assert proxy_experiment.build_assets(tmp_path, dict(counts, mmbench_base=6), tiny=True) == {
+        "models": "built", "seed pool": "kept", "finetune set": "kept", "textvqa": "kept", "mmbench": "built"}
+    proxy_experiment.build_assets(tmp_path, counts, tiny=True)
     layout = AssetLayout(tmp_path / "assets")
     assert all(path.exists() for path in layout.training_assets())
 
