@@ -6,10 +6,10 @@
 
 import pytest
 
+from bettersynth.eval.files import EvalDataError
 from bettersynth.eval.generate import AnswerEngine, GenerationSettings, ImageSource
 from bettersynth.eval.mmbench import read_items
 from bettersynth.eval.textvqa import read_questions
-from bettersynth.model.preprocess import ImageLoadError
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,15 @@ def test_answers_come_back_in_request_order(engine, demo_eval_assets):
     assert backward == forward[::-1]
 
 
-def test_undecodable_image_is_an_error(engine, demo_eval_assets, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_undecodable_image_is_an_error(engine, demo_eval_assets, tmp_path, workers):
+    """The image's own message, also from a data-loader worker (not the worker's traceback)."""
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     requests = _textvqa_requests(demo_eval_assets, 2) + [("<image>\nWhat?", ImageSource(path=broken))]
-    with pytest.raises(ImageLoadError, match="broken.jpg"):
-        engine.answer(requests, GenerationSettings(batch_size=2, max_new_tokens=2))
+    with pytest.raises(EvalDataError) as raised:
+        engine.answer(requests, GenerationSettings(batch_size=2, max_new_tokens=2, num_workers=workers))
+    assert str(raised.value) == f"{broken}: UnidentifiedImageError: cannot identify image file '{broken}'"
 
 
 def test_prompt_ids_follow_the_template(engine):

@@ -33,6 +33,7 @@ fi
 [ $# -ge 3 ] || usage
 CKPT=$1; SPLIT=$2; GPU_LIST=$3; shift 3
 EXTRA_ARGS=("$@")
+check_gpu_list "$GPU_LIST"
 
 located=$(bsynth eval locate "$CKPT" ${DATA_ROOT:+--data-root "$DATA_ROOT"} --split "$SPLIT" \
     --field checkpoint --field mmbench-tsv --field mmbench-shard-dir --field mmbench-answers --field mmbench-upload)

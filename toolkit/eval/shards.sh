@@ -10,6 +10,16 @@ set -euo pipefail
 # to the k-th GPU; the command gets `--answers-file DIR/{CHUNKS}_{k}.jsonl --num-chunks CHUNKS
 # --chunk-idx k --device cuda|cpu` appended. With no GPU the shards run on CPU, sharing its cores.
 # On return SHARD_FILES holds the shard files in order; the status is non-zero if any shard failed.
+# check_gpu_list "$GPU_LIST" (run before anything is removed) exits 2 unless the list is GPU indices
+# separated by commas ("0", "0,1,2,3"): "", "0,,1", "1," or "a" would give a shard an empty or
+# unknown CUDA_VISIBLE_DEVICES.
+
+check_gpu_list() {
+    if ! [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]]; then
+        echo "error: GPU_LIST '$1' must be GPU indices separated by commas, e.g. 0 or 0,1,2,3" >&2
+        exit 2
+    fi
+}
 
 run_shards() {
     local label=$1 shard_dir=$2 gpu_list=$3
@@ -18,10 +28,6 @@ run_shards() {
     local -a gpus pids=()
     IFS=',' read -r -a gpus <<< "$gpu_list"
     local chunks=${#gpus[@]} device=cuda
-    if [ "$chunks" -lt 1 ]; then
-        echo "error: $label: no GPU listed" >&2
-        return 2
-    fi
     if [ "$("${PYTHON:-python}" -c 'import torch; print(torch.cuda.device_count())')" -eq 0 ]; then
         device=cpu
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / chunks > 0 ? $(nproc) / chunks : 1 ))}

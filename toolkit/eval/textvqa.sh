@@ -31,6 +31,7 @@ fi
 [ $# -ge 2 ] || usage
 CKPT=$1; GPU_LIST=$2; shift 2
 EXTRA_ARGS=("$@")
+check_gpu_list "$GPU_LIST"
 
 located=$(bsynth eval locate "$CKPT" ${DATA_ROOT:+--data-root "$DATA_ROOT"} \
     --field checkpoint --field textvqa-questions --field textvqa-images --field textvqa-dir --field textvqa-answers)

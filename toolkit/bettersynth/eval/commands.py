@@ -33,14 +33,31 @@ def _fail(error: Exception) -> int:
     return 1
 
 
+def _checked_device(name: str) -> str:
+    """``name`` when torch can place a model there (``cpu``, ``cuda``, ``cuda:1``), else ValueError."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a device name such as cpu, cuda or cuda:0") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is visible")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    return name
+
+
 def _settings(args, default_tokens: int, label: str):
     from bettersynth.eval.generate import GenerationSettings, default_device, default_workers
 
-    device = args.device or default_device()
-    batch = args.batch_size or (32 if device.startswith("cuda") else 4)
+    device = default_device() if args.device is None else _checked_device(args.device)
+    # an explicit 0 must reach GenerationSettings' check, not fall back to the default
+    batch = (32 if device.startswith("cuda") else 4) if args.batch_size is None else args.batch_size
+    tokens = default_tokens if args.max_new_tokens is None else args.max_new_tokens
     workers = default_workers(device) if args.workers is None else args.workers
-    return device, GenerationSettings(batch_size=batch, max_new_tokens=args.max_new_tokens or default_tokens,
-                                      num_workers=workers, progress_label=f"{label} {args.chunk_idx}/{args.num_chunks}")
+    return device, GenerationSettings(batch_size=batch, max_new_tokens=tokens, num_workers=workers,
+                                      progress_label=f"{label} {args.chunk_idx}/{args.num_chunks}")
 
 
 def _inference_errors():
@@ -51,10 +68,12 @@ def _inference_errors():
 
 
 def run_textvqa(args) -> int:
+    from bettersynth.eval.files import check_output_path
     from bettersynth.eval.inference import run_textvqa_shard
     from bettersynth.eval.textvqa import MAX_NEW_TOKENS
 
     try:
+        check_output_path(args.answers_file, [args.questions])
         device, settings = _settings(args, MAX_NEW_TOKENS, "textvqa")
         count = run_textvqa_shard(args.checkpoint, args.questions, args.image_folder, args.answers_file,
                                   args.num_chunks, args.chunk_idx, settings, device)
@@ -65,10 +84,12 @@ def run_textvqa(args) -> int:
 
 
 def run_mmbench(args) -> int:
+    from bettersynth.eval.files import check_output_path
     from bettersynth.eval.inference import run_mmbench_shard
     from bettersynth.eval.mmbench import MAX_NEW_TOKENS
 
     try:
+        check_output_path(args.answers_file, [args.tsv])
         device, settings = _settings(args, MAX_NEW_TOKENS, "mmbench")
         count = run_mmbench_shard(args.checkpoint, args.tsv, args.answers_file, args.num_chunks, args.chunk_idx,
                                   settings, device)
@@ -79,10 +100,11 @@ def run_mmbench(args) -> int:
 
 
 def run_merge(args) -> int:
-    from bettersynth.eval.files import EvalDataError
+    from bettersynth.eval.files import EvalDataError, check_output_path
     from bettersynth.eval.inference import expected_question_ids, merge_shards
 
     try:
+        check_output_path(args.out, [args.textvqa_questions, args.mmbench_tsv, *args.shards])
         expected = expected_question_ids(args.textvqa_questions, args.mmbench_tsv)
         count = merge_shards(args.shards, args.out, expected)
     except EvalDataError as error:
@@ -92,10 +114,11 @@ def run_merge(args) -> int:
 
 
 def run_upload(args) -> int:
-    from bettersynth.eval.files import EvalDataError
+    from bettersynth.eval.files import EvalDataError, check_output_path
     from bettersynth.eval.mmbench import write_upload
 
     try:
+        check_output_path(args.out, [args.tsv, args.answers])
         rows = write_upload(args.tsv, args.answers, args.out)
     except EvalDataError as error:
         return _fail(error)

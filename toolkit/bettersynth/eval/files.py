@@ -5,6 +5,8 @@ Outputs are written with ``bettersynth.files`` (atomic writes).
 
     from bettersynth.eval.files import coverage_problem, read_jsonl, shard_range
     records = read_jsonl(path)              # EvalDataError "path:12: ..." on a bad line
+    for lineno, record in read_numbered_jsonl(path): ...   # the same, with each object's line number
+    check_output_path(out, inputs)          # EvalDataError when out is a folder or one of the inputs
     coverage_problem(path, expected_ids, answered_ids, "questions")   # None, or "path: 3 of 5 questions missing (...)"
     shard_range(5000, num_chunks=4, chunk_idx=1)   # range(1250, 2500)
 """
@@ -25,15 +27,33 @@ class EvalDataError(ValueError):
     """An input or output file of the evaluation is missing, malformed or inconsistent."""
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All objects of a jsonl file (blank lines skipped); errors name the file and line."""
+def read_numbered_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every line of a jsonl file (blank lines skipped); errors name the file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise EvalDataError(f"{path}: is a folder, not a jsonl file")
     if not path.is_file():
         raise EvalDataError(f"{path}: file not found")
     try:
-        return [record for _, record in iter_json_objects(path)]
+        return list(iter_json_objects(path))
     except JsonLinesError as error:
         raise EvalDataError(str(error)) from error
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All objects of a jsonl file (blank lines skipped); errors name the file and line."""
+    return [record for _, record in read_numbered_jsonl(path)]
+
+
+def check_output_path(out: Path, inputs: Sequence[Path | None]) -> None:
+    """Refuse an output path that is a folder or that names one of the command's input files (the
+    output would replace it)."""
+    out = Path(out)
+    if out.is_dir():
+        raise EvalDataError(f"{out}: output path is a folder; give a file path")
+    for source in inputs:
+        if source is not None and out.resolve() == Path(source).resolve():
+            raise EvalDataError(f"{out}: output path is also an input of this command; it would be overwritten")
 
 
 def listed(items: Sequence[Any]) -> str:

@@ -77,14 +77,26 @@ class _ImageDataset:
         return len(self.sources)
 
     def __getitem__(self, position: int):
-        image = self.sources[position].load(self.preprocessor)
+        """(position, image tensor), or (position, the message) for an image that cannot be used:
+        returned, not raised, because a data-loader worker would bury the message in a traceback."""
+        from bettersynth.model.preprocess import ImageLoadError
+
+        try:
+            image = self.sources[position].load(self.preprocessor)
+        except (EvalDataError, ImageLoadError) as error:
+            return position, str(error)
         return position, self.preprocessor(image, aspect="pad").to(self.dtype)
 
 
 def _collate(items):
+    """(positions, stacked image tensors), or (positions, the first bad image's message)."""
     import torch
 
-    return [position for position, _ in items], torch.stack([tensor for _, tensor in items])
+    positions = [position for position, _ in items]
+    problems = [value for _, value in items if isinstance(value, str)]
+    if problems:
+        return positions, problems[0]
+    return positions, torch.stack([tensor for _, tensor in items])
 
 
 def default_device() -> str:
@@ -114,7 +126,11 @@ class AnswerEngine:
             raise EvalDataError(f"{checkpoint}: not a checkpoint folder (no config.json)")
         device = device or default_device()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        model, tokenizer, preprocessor = load_checkpoint(checkpoint, device=device, dtype=dtype)
+        try:
+            model, tokenizer, preprocessor = load_checkpoint(checkpoint, device=device, dtype=dtype)
+        except (OSError, ValueError, KeyError, TypeError) as error:  # a missing or damaged file of the folder
+            raise EvalDataError(
+                f"{checkpoint}: cannot load the checkpoint ({type(error).__name__}: {error})") from error
         return cls(model, preprocessor, device, dtype, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer)
 
     def prompt_ids(self, message: str) -> list[int]:
@@ -158,6 +174,8 @@ class AnswerEngine:
         with torch.inference_mode(), tqdm(total=len(prompts), desc=settings.progress_label, unit="q",
                                           mininterval=5.0, disable=not prompts) as bar:
             for positions, pixels in loader:
+                if isinstance(pixels, str):
+                    raise EvalDataError(pixels)
                 input_ids, attention_mask = self._left_padded([prompts[p] for p in positions])
                 new_tokens = self.model.generate(
                     input_ids=input_ids, attention_mask=attention_mask,

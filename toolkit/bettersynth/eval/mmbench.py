@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.template import MMBENCH_OPTION_CHARS, mmbench_message, mmbench_prompt
-from bettersynth.eval.files import EvalDataError, counted, coverage_problem, listed, read_jsonl
+from bettersynth.eval.files import EvalDataError, counted, coverage_problem, listed, read_numbered_jsonl
 from bettersynth.files import atomic_path
 
 OPTION_CHARS = MMBENCH_OPTION_CHARS
@@ -39,6 +39,7 @@ MAX_NEW_TOKENS = 1024
 REQUIRED_COLUMNS = ("index", "question", "hint", *OPTION_CHARS, "image")
 DROPPED_FOR_UPLOAD = ("hint", "category", "source", "image", "comment", "l2-category")
 UPLOAD_COLUMNS = ("index", "question", "A", "B", "C", "D", "prediction", "answer", "split")
+INTEGER_TEXT = re.compile(r"[+-]?\d+")
 LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?![A-Za-z0-9])")
 XML_NON_CHARACTERS = re.compile("[\ufffe\uffff\ud800-\udfff]")  # not allowed in XML 1.0 text
 
@@ -70,37 +71,69 @@ class MMBenchItem:
 
 
 def read_tsv(path: Path):
-    """The TSV as a pandas DataFrame (official read defaults), with its required columns checked."""
+    """The TSV as a pandas DataFrame (official read defaults), with its required columns, rows and
+    integer, distinct ``index`` values checked."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise EvalDataError(f"{path}: MMBench TSV not found")
-    frame = pd.read_csv(path, sep="\t")
+    try:
+        frame = pd.read_csv(path, sep="\t")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise EvalDataError(f"{path}: not a readable TSV ({type(error).__name__}: {str(error).strip()})") from error
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise EvalDataError(f"{path}: missing columns {missing}")
     if frame.empty:
         raise EvalDataError(f"{path}: no rows")
+    for row, index in enumerate(frame["index"], start=1):
+        if not _is_integral(index):
+            raise EvalDataError(f"{path}: data row {row}: index {index!r} is not an integer")
+    frame["index"] = frame["index"].astype("int64")
     if frame["index"].duplicated().any():
         raise EvalDataError(f"{path}: duplicate index values "
                             f"{frame['index'][frame['index'].duplicated()].tolist()[:5]}")
     return frame
 
 
+def _is_integral(value: Any) -> bool:
+    """An integer as pandas may read one: an int, a float holding one (a column with an empty cell is
+    read as floats) or its digits as text (a column with a text cell is read as text)."""
+    if isinstance(value, str):
+        return INTEGER_TEXT.fullmatch(value.strip()) is not None
+    if isinstance(value, float):
+        return math.isfinite(value) and value.is_integer()
+    return hasattr(value, "__index__") and not isinstance(value, bool)
+
+
 def item_from_row(row: dict[str, Any]) -> MMBenchItem:
+    """The item of a TSV row; a row without a question or without option A is an error naming its index."""
     options = []
     for char in OPTION_CHARS:
         if is_missing(row[char]):
             break
         options.append(str(row[char]))
+    if is_missing(row["question"]):
+        raise EvalDataError(f"index {row['index']}: no question")
+    if not options:
+        raise EvalDataError(f"index {row['index']}: no options (column A is empty)")
     hint = None if is_missing(row["hint"]) else str(row["hint"])
     prompt = mmbench_prompt(str(row["question"]), hint, options)
     return MMBenchItem(index=int(row["index"]), prompt=prompt, options=tuple(options), image_b64=str(row["image"]))
 
 
 def read_items(path: Path) -> list[MMBenchItem]:
-    return [item_from_row(row) for row in read_tsv(path).to_dict("records")]
+    """One item per TSV row, in TSV order; a row without a question, options or image is an error."""
+    items = []
+    for row in read_tsv(path).to_dict("records"):
+        if not isinstance(row["image"], str) or not row["image"].strip():
+            raise EvalDataError(f"{path}: index {row['index']}: empty image cell")
+        try:
+            items.append(item_from_row(row))
+        except EvalDataError as error:
+            raise EvalDataError(f"{path}: {error}") from error
+    return items
 
 
 def answer_record(item: MMBenchItem, answer: str, model_id: str) -> dict[str, Any]:
@@ -112,11 +145,16 @@ def answer_record(item: MMBenchItem, answer: str, model_id: str) -> dict[str, An
 def _jsonl_predictions(path: Path) -> list[tuple[int, str]]:
     """(question_id, text) of every line of an answers jsonl, in file order."""
     pairs = []
-    for number, record in enumerate(read_jsonl(path), start=1):
-        try:
-            pairs.append((int(record["question_id"]), record["text"]))
-        except (KeyError, TypeError, ValueError) as error:
-            raise EvalDataError(f"{path}:{number}: answer lacks a usable question_id/text ({error})") from error
+    for lineno, record in read_numbered_jsonl(path):
+        missing = [field for field in ("question_id", "text") if field not in record]
+        if missing:
+            raise EvalDataError(f"{path}:{lineno}: answer lacks {', '.join(missing)}")
+        question_id, text = record["question_id"], record["text"]
+        if not isinstance(question_id, int) or isinstance(question_id, bool):
+            raise EvalDataError(f"{path}:{lineno}: question_id must be an integer (the TSV index), got {question_id!r}")
+        if not isinstance(text, str):
+            raise EvalDataError(f"{path}:{lineno}: text must be a string, got {text!r}")
+        pairs.append((question_id, text))
     return pairs
 
 
@@ -272,7 +310,13 @@ def circular_results(answers_path: Path, tsv_path: Path) -> list[CircularResult]
         index = int(row["index"])
         group = index % CIRCULAR_BASE
         prediction, truth = answers[index], str(row["answer"])
-        chars = item_from_row(row).option_chars
+        try:
+            chars = item_from_row(row).option_chars
+        except EvalDataError as error:
+            raise EvalDataError(f"{tsv_path}: {error}") from error
+        if truth not in chars:
+            raise EvalDataError(f"{tsv_path}: index {index}: answer {truth!r} is not one of its options "
+                                f"{', '.join(chars)}")
         strict[group] &= str(prediction) == truth
         extracted[group] &= extract_letter(prediction, chars) == truth
         size[group] += 1

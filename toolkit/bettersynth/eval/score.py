@@ -39,9 +39,13 @@ def score_run(run_dir: Path, data: EvalLayout, split: str) -> dict[str, Any]:
 def benchmark_values(scores: dict[str, Any], source: str) -> tuple[float, float]:
     """(TextVQA accuracy, MMBench strict circular accuracy) of a scores dictionary."""
     try:
-        return float(scores["textvqa"]["accuracy"]), float(scores["mmbench"]["strict_circular_accuracy"])
-    except (KeyError, TypeError, ValueError) as error:
+        values = scores["textvqa"]["accuracy"], scores["mmbench"]["strict_circular_accuracy"]
+    except (KeyError, TypeError) as error:
         raise EvalDataError(f"{source}: no textvqa.accuracy / mmbench.strict_circular_accuracy ({error})") from error
+    for name, value in zip(("textvqa.accuracy", "mmbench.strict_circular_accuracy"), values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise EvalDataError(f"{source}: {name} must be a number from 0 to 1, got {value!r}")
+    return float(values[0]), float(values[1])
 
 
 def reference_scores(reference_dir: Path, data: EvalLayout, split: str) -> dict[str, Any]:

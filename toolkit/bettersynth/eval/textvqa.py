@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.template import textvqa_message
-from bettersynth.eval.files import EvalDataError, coverage_problem, read_jsonl
+from bettersynth.eval.files import EvalDataError, coverage_problem, read_numbered_jsonl
 from bettersynth.eval.normalize import normalize_answer
 
 OCR_LINE_PREFIX = "Reference OCR token:"
@@ -42,14 +42,28 @@ class TextVQAQuestion:
         return textvqa_message(self.text)
 
 
+def _is_question_id(value: Any) -> bool:
+    """A question id is the image id: a non-empty string (an integer is taken as its text)."""
+    return (isinstance(value, str) and value != "") or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def read_questions(path: Path) -> list[TextVQAQuestion]:
-    """The questions in file order; a line missing a field is an error naming the line."""
+    """The questions in file order; a line missing a field or holding one of the wrong type is an
+    error naming the file and line, and a file without questions is an error."""
     questions = []
-    for number, record in enumerate(read_jsonl(path), start=1):
+    for lineno, record in read_numbered_jsonl(path):
         missing = [key for key in ("question_id", "image", "text") if key not in record]
         if missing:
-            raise EvalDataError(f"{path}: question {number} lacks {', '.join(missing)}")
-        questions.append(TextVQAQuestion(str(record["question_id"]), str(record["image"]), str(record["text"])))
+            raise EvalDataError(f"{path}:{lineno}: question lacks {', '.join(missing)}")
+        if not _is_question_id(record["question_id"]):
+            raise EvalDataError(f"{path}:{lineno}: question_id must be a non-empty string, "
+                                f"got {record['question_id']!r}")
+        for key in ("image", "text"):
+            if not isinstance(record[key], str) or not record[key]:
+                raise EvalDataError(f"{path}:{lineno}: {key} must be a non-empty string, got {record[key]!r}")
+        questions.append(TextVQAQuestion(str(record["question_id"]), record["image"], record["text"]))
+    if not questions:
+        raise EvalDataError(f"{path}: no questions")
     return questions
 
 
@@ -94,30 +108,45 @@ def read_annotations(path: Path) -> list[tuple[QuestionKey, list[str]]]:
     if not path.is_file():
         raise EvalDataError(f"{path}: TextVQA annotation file not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise EvalDataError(f"{path}: not a TextVQA annotation file with a 'data' list ({error})") from error
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise EvalDataError(f"{path}: not valid JSON ({error})") from error
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, list):
+        raise EvalDataError(f"{path}: not a TextVQA annotation file (expected an object with a 'data' list)")
     if not data:
         raise EvalDataError(f"{path}: no annotated questions")
     entries = []
     for position, entry in enumerate(data):
-        try:
-            entries.append(((str(entry["image_id"]), str(entry["question"]).lower()), list(entry["answers"])))
-        except (KeyError, TypeError) as error:
-            raise EvalDataError(f"{path}: data[{position}] lacks image_id/question/answers") from error
+        if not isinstance(entry, dict) or any(key not in entry for key in ("image_id", "question", "answers")):
+            raise EvalDataError(f"{path}: data[{position}] lacks image_id/question/answers")
+        answers = entry["answers"]
+        if not isinstance(answers, list) or len(answers) != ANSWERS_PER_QUESTION \
+                or not all(isinstance(answer, str) for answer in answers):
+            raise EvalDataError(f"{path}: data[{position}] (image {entry['image_id']!r}): answers must be a list of "
+                                f"{ANSWERS_PER_QUESTION} strings, got {answers!r}")
+        if not isinstance(entry["question"], str):
+            raise EvalDataError(f"{path}: data[{position}] (image {entry['image_id']!r}): question must be a string, "
+                                f"got {entry['question']!r}")
+        entries.append(((str(entry["image_id"]), entry["question"].lower()), answers))
     return entries
 
 
-def read_answer(path: Path, number: int, record: dict[str, Any]) -> tuple[QuestionKey, str]:
-    """(question key, prediction) of answer line ``number``."""
+def read_answer(path: Path, lineno: int, record: dict[str, Any]) -> tuple[QuestionKey, str]:
+    """(question key, prediction) of the answer on line ``lineno``."""
     missing = [field for field in ("question_id", "prompt", "text") if field not in record]
     if missing:
-        raise EvalDataError(f"{path}:{number}: answer lacks {', '.join(missing)}")
+        raise EvalDataError(f"{path}:{lineno}: answer lacks {', '.join(missing)}")
+    if not _is_question_id(record["question_id"]):
+        raise EvalDataError(f"{path}:{lineno}: question_id must be a non-empty string, got {record['question_id']!r}")
+    for field in ("prompt", "text"):
+        if not isinstance(record[field], str):
+            raise EvalDataError(f"{path}:{lineno}: {field} must be a string, got {record[field]!r}")
     try:
-        question = question_of_prompt(str(record["prompt"]))
+        question = question_of_prompt(record["prompt"])
     except EvalDataError as error:
-        raise EvalDataError(f"{path}:{number}: {error}") from error
-    return (str(record["question_id"]), question), str(record["text"])
+        raise EvalDataError(f"{path}:{lineno}: {error}") from error
+    return (str(record["question_id"]), question), record["text"]
 
 
 def key_label(key: QuestionKey) -> str:
@@ -137,20 +166,13 @@ def question_scores(answers_path: Path, annotations_path: Path) -> list[tuple[Qu
     """(question key, VQA soft score) of every answer, in answer order; the answers must answer every
     annotated question exactly once. ``score_answers``' accuracy is the mean of these scores."""
     entries = read_annotations(annotations_path)
-    answers = [read_answer(answers_path, number, record)
-               for number, record in enumerate(read_jsonl(answers_path), start=1)]
+    answers = [read_answer(answers_path, lineno, record) for lineno, record in read_numbered_jsonl(answers_path)]
     problem = coverage_problem(answers_path, [key for key, _ in entries], [key for key, _ in answers],
                                "questions", key_label)
     if problem:
         raise EvalDataError(problem)
     annotations = dict(entries)
-    scores = []
-    for key, prediction in answers:
-        try:
-            scores.append((key, soft_score(prediction, annotations[key])))
-        except EvalDataError as error:
-            raise EvalDataError(f"{annotations_path}: image {key[0]!r}: {error}") from error
-    return scores
+    return [(key, soft_score(prediction, annotations[key])) for key, prediction in answers]
 
 
 def score_answers(answers_path: Path, annotations_path: Path) -> TextVQAScore:

@@ -70,11 +70,15 @@ class RecipeRun:
     def __post_init__(self) -> None:
         if not self.recipe.is_file() or self.recipe.suffix not in (".yaml", ".yml"):
             raise ValueError(f"recipe {self.recipe} is not a .yaml file")
+        if self.dataset.is_dir():
+            raise ValueError(f"dataset {self.dataset} is a folder; give the path of its jsonl file")
         if not self.dataset.is_file():
             raise ValueError(f"dataset {self.dataset} does not exist (build the demo with `bsynth demo build`, "
                              f"or download the seed pool)")
         if self.export.suffix != ".jsonl":
             raise ValueError(f"export {self.export} must end in .jsonl")
+        if self.export.is_dir():
+            raise ValueError(f"export {self.export} is a folder; give the path of a .jsonl file")
         if self.export.resolve() == self.dataset.resolve():
             raise ValueError(f"export {self.export} would overwrite the input dataset")
         if not self.image_root.is_dir():

@@ -62,9 +62,11 @@ def load_recipe(path: Path) -> dict:
     try:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from error
+        raise RecipeError(yaml_error_message(path, error)) from error
+    if config is None:
+        raise RecipeError(f"{path}: the recipe is empty; a recipe is a mapping with a `process` list")
     if not isinstance(config, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping with a `process` list")
+        raise RecipeError(f"{path}: a recipe is a mapping with a `process` list, not a {type(config).__name__}")
     process = config.get("process")
     if not isinstance(process, list) or not process:
         raise RecipeError(f"{path}: `process` must be a non-empty list of operators")
@@ -72,7 +74,24 @@ def load_recipe(path: Path) -> dict:
         if not isinstance(op, dict) or len(op) != 1:
             raise RecipeError(f"{path}: process item {number} must be a mapping of one operator name to its "
                               f"arguments, got {op!r}")
+        (name, arguments), = op.items()
+        if arguments is not None and not isinstance(arguments, dict):
+            raise RecipeError(f"{path}: process item {number} ({name}): the arguments must be a mapping of "
+                              f"parameter names to values (or empty), got {arguments!r}")
     return config
+
+
+def yaml_error_message(path: Path, error: yaml.YAMLError) -> str:
+    """"FILE:LINE:COLUMN: not valid YAML: what" (1-based, where the parser stopped), or without the
+    position when the parser gave none."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is None:
+        return f"{path}: not valid YAML: {problem}"
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and context_mark is not None:
+        context += f" started at line {context_mark.line + 1}"
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def resolve_recipe(run: RecipeRun, environ: Mapping[str, str]) -> tuple[dict, list[str]]:

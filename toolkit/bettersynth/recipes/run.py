@@ -144,6 +144,15 @@ def run_worker(run: RecipeRun, env: dict[str, str], stage: Stage, verbose: bool)
             raise
 
 
+def last_error(log: Path) -> str:
+    """The end of a log from its last ``error:`` line (Data-Juicer's reason when it stops while reading
+    its config: ``error: Parser key "np": Not of type PositiveInt: ...``), else its last non-blank line."""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] \
+        if log.is_file() else []
+    starts = [number for number, line in enumerate(lines) if line.startswith("error:")]
+    return " ".join(lines[starts[-1]:]) if starts else (lines[-1] if lines else "")
+
+
 def write_summary(run: RecipeRun, summary: dict) -> None:
     run.summary.write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -299,7 +308,8 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
         return 1
     if status != 0:
         if not progress:
-            summary["error"] = f"the Data-Juicer process ended with status {status} before reporting"
+            summary["error"] = (f"the Data-Juicer process ended with status {status} before reporting; "
+                                f"its log ends: {last_error(attempt.log)}")
         write_summary(attempt, summary)
         where = f" in operator {summary['failed_op']}" if summary.get("failed_op") else ""
         say(f"FAILED{where}: {summary.get('error')} (full log: {attempt.log})")

@@ -1,0 +1,72 @@
+"""Recipe files and run settings that ``bsynth recipe run`` refuses before Data-Juicer starts, with a
+message naming the file (and line) and a non-zero exit.
+
+    python -m pytest tests/recipes/test_recipe_faults.py -q
+"""
+
+from pathlib import Path
+
+import pytest
+
+from bettersynth.recipes.config import RecipeRun
+from bettersynth.recipes.recipe import RecipeError, load_recipe
+from bettersynth.recipes.run import last_error
+
+
+@pytest.mark.parametrize("text, message", [
+    ("np: 1\nprocess:\n  - words_num_filter:\n    min_num: [1\n",
+     "{path}:5:1: not valid YAML: expected ',' or ']', but got '<stream end>' "
+     "(while parsing a flow sequence started at line 4)"),
+    ("np: 1\nprocess:\n\t- a\n",
+     "{path}:3:1: not valid YAML: found character '\\t' that cannot start any token "
+     "(while scanning for the next token)"),
+    ("", "{path}: the recipe is empty; a recipe is a mapping with a `process` list"),
+    ("- words_num_filter\n", "{path}: a recipe is a mapping with a `process` list, not a list"),
+    ("np: 1\n", "{path}: `process` must be a non-empty list of operators"),
+    ("process:\n  - words_num_filter: 5\n",
+     "{path}: process item 1 (words_num_filter): the arguments must be a mapping of parameter names to values "
+     "(or empty), got 5"),
+])
+def test_recipe_file_refused(tmp_path, text, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text)
+    with pytest.raises(RecipeError) as raised:
+        load_recipe(recipe)
+    assert str(raised.value) == message.format(path=recipe)
+
+
+def test_operator_without_arguments_is_accepted(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("process:\n  - words_num_filter:\n")
+    assert load_recipe(recipe)["process"] == [{"words_num_filter": None}]
+
+
+def run_settings(tmp_path: Path, dataset: Path, export: Path) -> RecipeRun:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("process:\n  - words_num_filter:\n")
+    return RecipeRun(recipe=recipe, dataset=dataset, export=export, image_root=tmp_path, models_root=tmp_path)
+
+
+def test_export_that_is_a_folder_is_refused_before_the_run(tmp_path):
+    dataset = tmp_path / "pool.jsonl"
+    dataset.write_text("{}\n")
+    export = tmp_path / "out.jsonl"
+    export.mkdir()
+    with pytest.raises(ValueError) as raised:
+        run_settings(tmp_path, dataset, export)
+    assert str(raised.value) == f"export {export} is a folder; give the path of a .jsonl file"
+
+
+def test_dataset_that_is_a_folder_is_named_so(tmp_path):
+    with pytest.raises(ValueError) as raised:
+        run_settings(tmp_path, tmp_path, tmp_path / "out.jsonl")
+    assert str(raised.value) == f"dataset {tmp_path} is a folder; give the path of its jsonl file"
+
+
+def test_last_error_of_a_data_juicer_log(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text('usage: worker.py ...\nerror: Parser key "np":\n  Not of type PositiveInt: bad\n\n')
+    assert last_error(log) == 'error: Parser key "np": Not of type PositiveInt: bad'
+    log.write_text("loading\nKilled\n")
+    assert last_error(log) == "Killed"
+    assert last_error(tmp_path / "absent.log") == ""
