@@ -110,11 +110,12 @@ export BSYNTH_ROOT=${BSYNTH_ROOT:-$SCRIPT_DIR}  # every bsynth call works in thi
 # it: the GPUs seen (NUM_GPUS), the machines (NODES, from HOSTFILE or NNODES/NODE_RANK/MASTER_*:
 # TRAINING_PROCESSES counts every node's), the stages' global batches (256 / 128; the demo's 8 and 4 per training
 # process), "auto" batch values planned from the GPUs' memory, and the demo's scaled values
-# (bettersynth/job_settings.py).
+# (bettersynth/job_settings.py); Editable Part values the later steps read are checked there first.
 job_values=()
 for key in PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING \
     FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \
-    TORCH_COMPILE DEEPSPEED_CONFIG HOSTFILE NNODES NODE_RANK MASTER_ADDR MASTER_PORT; do
+    TORCH_COMPILE DEEPSPEED_CONFIG HOSTFILE NNODES NODE_RANK MASTER_ADDR MASTER_PORT LOGGING_STEP CKPT_SAVE_STEPS \
+    TOTAL_SAVE_CKPT_LIMIT PRETRAIN_DATALOADER_NUM_WORKERS FINETUNE_DATALOADER_NUM_WORKERS INFER_CUDA_IDX; do
     job_values+=(--editable "$key=${!key}")
 done
 layout_variables=$(bsynth layout --which "${BSYNTH_LAYOUT:-auto}" --format shell "${job_values[@]}")

@@ -96,3 +96,22 @@ def test_a_batch_that_cannot_split_stops_the_layout(tmp_path):
                   *[argument for key, value in editable.items() for argument in ("--editable", f"{key}={value}")])
     assert done.returncode == 1 and done.stdout == ""
     assert "bsynth plan-batch finetune: micro-batch 3 does not divide the 128 samples per GPU" in done.stderr
+
+
+def test_bad_editable_values_stop_the_layout_all_named_at_once(tmp_path):
+    editable = dict(EDITABLE, LOGGING_STEP="0", CKPT_SAVE_STEPS="-1", TOTAL_SAVE_CKPT_LIMIT="abc",
+                    PRETRAIN_DATALOADER_NUM_WORKERS="-1", FINETUNE_DATALOADER_NUM_WORKERS="0",
+                    PRETRAIN_GRADIENT_CHECKPOINTING="maybe", INFER_CUDA_IDX="0,,1")
+    done = layout(tmp_path, *[argument for key, value in editable.items()
+                              for argument in ("--editable", f"{key}={value}")])
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == (
+        "bsynth layout: LOGGING_STEP must be an integer of at least 1, got '0'; "
+        "CKPT_SAVE_STEPS must be an integer of at least 1, got '-1'; "
+        "TOTAL_SAVE_CKPT_LIMIT must be an integer of at least 1, got 'abc'; "
+        "PRETRAIN_DATALOADER_NUM_WORKERS must be an integer of at least 0, got '-1'; "
+        "PRETRAIN_GRADIENT_CHECKPOINTING must be True or False, got 'maybe'; "
+        "INFER_CUDA_IDX must be GPU indices separated by commas (0 or 0,1,2,3), got '0,,1'")
+    fine = dict(EDITABLE, LOGGING_STEP="1", INFER_CUDA_IDX="0,1", PRETRAIN_GRADIENT_CHECKPOINTING="true")
+    assert layout(tmp_path, *[argument for key, value in fine.items()
+                              for argument in ("--editable", f"{key}={value}")]).returncode == 0

@@ -25,9 +25,12 @@ weights never stop by themselves: a real run keeps the benchmarks' 128 / 1024).
 
 from __future__ import annotations
 
+import argparse
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from bettersynth.arguments import parse_bool
 from bettersynth.train.batch import count_gpus, plan_batch
 from bettersynth.train.nodes import NodeSettings, node_settings
 from bettersynth.train.stages import STAGES
@@ -123,10 +126,40 @@ def planned(stage: str, batch: StageBatch, processes: int, gpu_memory_gib: float
     return StageBatch(batch.global_batch, str(plan.micro_batch), str(plan.accumulation)), said
 
 
+# Editable Part values the trainer or the evals read, checked here, before any work, rather than
+# minutes later where they are used: counts (key -> least value), booleans, the eval GPU list
+COUNT_RULES = {"LOGGING_STEP": 1, "CKPT_SAVE_STEPS": 1, "TOTAL_SAVE_CKPT_LIMIT": 1,
+               "PRETRAIN_DATALOADER_NUM_WORKERS": 0, "FINETUNE_DATALOADER_NUM_WORKERS": 0}
+BOOLEANS = ("PRETRAIN_GRADIENT_CHECKPOINTING", "FINETUNE_GRADIENT_CHECKPOINTING")
+GPU_LIST = re.compile(r"^[0-9]+(,[0-9]+)*$")
+
+
+def editable_problems(editable: Mapping[str, str]) -> list[str]:
+    """What is wrong with the Editable Part values given (absent keys are not checked)."""
+    problems = []
+    for key, least in COUNT_RULES.items():
+        value = editable.get(key)
+        if value is not None and not (value.isdigit() and int(value) >= least):
+            problems.append(f"{key} must be an integer of at least {least}, got {value!r}")
+    for key in BOOLEANS:
+        if key in editable:
+            try:
+                parse_bool(editable[key])
+            except argparse.ArgumentTypeError:
+                problems.append(f"{key} must be True or False, got {editable[key]!r}")
+    gpus = editable.get("INFER_CUDA_IDX")
+    if gpus is not None and not GPU_LIST.match(gpus):
+        problems.append(f"INFER_CUDA_IDX must be GPU indices separated by commas (0 or 0,1,2,3), got {gpus!r}")
+    return problems
+
+
 def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, str], seed_dir: str,
                  gpu_memory_gib: float | None, optimizer_offload: bool, say: Callable[[str], None]) -> JobSettings:
     """The job's settings for the layout ``mode``; ``say`` gets a line for each "auto" value planned.
-    ValueError (naming the stage) when a batch cannot be split or fit."""
+    ValueError (naming the stage) when a batch cannot be split or fit, or naming every bad value."""
+    problems = editable_problems(editable)
+    if problems:
+        raise ValueError("; ".join(problems))
     num_gpus = visible_gpus()
     nodes = node_settings(editable, num_gpus, count_gpus(environ=environ).count)
     processes = nodes.world_size
@@ -134,7 +167,7 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
     overrides = demo_overrides(environ, seed_dir) if mode == "demo" else {}
     torch_compile = (overrides.get("TORCH_COMPILE") or editable["TORCH_COMPILE"]) == "True"
     for stage, batch in batches.items():
-        checkpointing = editable[f"{PREFIX[stage]}_GRADIENT_CHECKPOINTING"] == "True"
+        checkpointing = parse_bool(editable[f"{PREFIX[stage]}_GRADIENT_CHECKPOINTING"])
         batches[stage], line = planned(stage, batch, processes, gpu_memory_gib, torch_compile, checkpointing,
                                        optimizer_offload)
         if line:
