@@ -1,7 +1,7 @@
 """Bad inputs of the data commands and of ``bsynth pack``: each gives its exact message and exit status,
 and nothing is written (an input is never replaced).
 
-    python -m pytest tests/data/test_fault_cases.py -q
+    python -m pytest tests/data/test_data_fault_cases.py -q
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 line naming the file (and line or row) and a non-zero exit, before any model is loaded, and writes
 or replaces nothing.
 
-    python -m pytest tests/eval/test_fault_cases.py -q
+    python -m pytest tests/eval/test_eval_fault_cases.py -q
 """
 
 import json
