@@ -1,18 +1,18 @@
 """A proxy experiment at real size, timed end to end (issue 19): the main job with
 PROXY_PRETRAIN_SAMPLES, the full finetune and both evals, on real-size random-weight models.
 
-First builds a complete real asset layout under WORK/assets (``bettersynth.paths.AssetLayout``): the
-three model folders (``real_size_assets.write_model_folders``), a seed pool of ``--pool`` samples
-(Data-Juicer jsonl + stage_1.json over web-size JPEGs, captions sized so a sample is ~614 tokens as
-in train_throughput.py), the finetuning set (``--finetune-samples`` two-round conversations, ~700
-tokens), TextVQA (``--textvqa-questions`` over ``--textvqa-images`` images, with annotations) and
-MMBench (``--mmbench-base`` questions and their circular copies), the last two from the demo's
-builders at the real counts. Each part gets a completion marker; a rerun builds only what is missing.
-The build is not part of the timed job.
+First builds a complete real asset layout under WORK/assets (``bettersynth.paths.AssetLayout``), in
+the sizes of ``COUNTS["real"]``: the three model folders (``real_size_assets.write_model_folders``),
+a seed pool of 24,000 samples (Data-Juicer jsonl + stage_1.json over web-size JPEGs, captions sized
+so a sample is ~614 tokens as in train_throughput.py), 12,000 two-round finetuning conversations
+(~700 tokens), TextVQA (5,000 questions over 3,166 images, with annotations) and MMBench (1,334
+questions and their circular copies), the last two from the demo's builders at these counts. Each
+part's completion marker holds its settings; a rerun builds only what is missing, was cut off or
+was built with other settings. The build is not part of the timed job.
 
 Then runs ``bash train_mgm_2b_stage_1.sh`` on it as an entrant would (BSYNTH_LAYOUT=real, RECIPE="",
 the pool as PRETRAIN_DATASET, PROXY_PRETRAIN_SAMPLES, output under WORK/output), its output teed to
-WORK/job.log, and writes WORK/proxy.json: the GPU, the counts, each invocation's wall time and exit
+WORK/job.log, and writes WORK/proxy.json: its settings, the GPU, each invocation's wall time and exit
 status, and each step's seconds from the run record. Random weights never emit <eos>, so the eval
 answers stop at ``--eval-max-new-tokens`` (BSYNTH_EVAL_MAX_NEW_TOKENS; 8 by default, the realistic
 answer length bench/eval_throughput.py takes). The job resumes step by step, so a run cut off by a
@@ -20,8 +20,8 @@ time limit is continued by the same command (its wall time is then the sum of th
 finished one is not run again, and other settings (counts, --tiny, the answer cap) start again with a
 new output tree.
 
-    python bench/proxy_experiment.py --work /tmp/proxy                  # one GPU, real sizes (~20 min)
-    python bench/proxy_experiment.py --work /tmp/proxy-tiny --tiny      # CPU check: demo-size models, tiny sets
+    python bench/proxy_experiment.py --work /tmp/proxy                  # one GPU, real sizes (~18 min, H100)
+    python bench/proxy_experiment.py --work /tmp/proxy-tiny --tiny      # CPU check: tiny widths and sets (~4 min)
 """
 
 from __future__ import annotations
