@@ -174,9 +174,14 @@ def main() -> int:
     if args.pretrain_samples:
         counts["pretrain_samples"] = args.pretrain_samples
     settings = {"counts": counts, "tiny": args.tiny, "eval_max_new_tokens": args.eval_max_new_tokens}
+    if args.work.exists() and not args.work.is_dir():
+        parser.error(f"--work {args.work} is a file: give a folder")
     args.work.mkdir(parents=True, exist_ok=True)
     summary_path = args.work / "proxy.json"
-    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    try:
+        previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    except (OSError, ValueError) as error:
+        parser.error(f"{summary_path} cannot be read ({error}): remove it, and {args.work / 'output'} to measure again")
     if previous and previous.get("settings") != settings:
         print(f"{summary_path}: made with other settings; starting again with a new output tree")
         shutil.rmtree(args.work / "output", ignore_errors=True)
