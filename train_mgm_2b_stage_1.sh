@@ -37,10 +37,11 @@ PRETRAIN_GRADIENT_ACCUMULATION_STEPS=${PRETRAIN_GRADIENT_ACCUMULATION_STEPS:-aut
 PRETRAIN_GRADIENT_CHECKPOINTING=${PRETRAIN_GRADIENT_CHECKPOINTING:-False}
 PRETRAIN_DATALOADER_NUM_WORKERS=${PRETRAIN_DATALOADER_NUM_WORKERS:-8}
 # finetuning: FINETUNE_BATCH_SIZE_PER_GPU * FINETUNE_GRADIENT_ACCUMULATION_STEPS * num_gpus = 128
-# "auto" as above (16 x 8 on one 80 GB GPU: 33.8 samples/s, 65 GiB, compiled, with checkpointing)
+# "auto" as above (16 x 8 on one 80 GB GPU: 33.8 samples/s, 65 GiB, compiled, with checkpointing);
+# checkpointing "auto": off where 16 per GPU fits without it (a 141 GB H200), else on (True/False force it)
 FINETUNE_BATCH_SIZE_PER_GPU=${FINETUNE_BATCH_SIZE_PER_GPU:-auto}
 FINETUNE_GRADIENT_ACCUMULATION_STEPS=${FINETUNE_GRADIENT_ACCUMULATION_STEPS:-auto}
-FINETUNE_GRADIENT_CHECKPOINTING=${FINETUNE_GRADIENT_CHECKPOINTING:-True}
+FINETUNE_GRADIENT_CHECKPOINTING=${FINETUNE_GRADIENT_CHECKPOINTING:-auto}
 FINETUNE_DATALOADER_NUM_WORKERS=${FINETUNE_DATALOADER_NUM_WORKERS:-8}
 # torch.compile the LLM layers and the ConvNeXt stages on GPUs (same math; a minute or two of compiling
 # at the start of each stage); False runs them eagerly
@@ -254,20 +255,27 @@ fi
 
 # --- evaluation, scores, the script itself ------------------------------------------------------
 # each eval reruns when the finetuned checkpoint (its record changes with every training run) or its
-# questions changed; the eval data come from the layout chosen above, like everything else
+# questions changed; the eval data come from the layout chosen above, like everything else; on GPUs
+# of 67 GiB and more both run at once (EVAL_SIDE_BY_SIDE from `bsynth layout`)
 EVAL_DIR=$OUTPUT_DIR/eval_results/$FINETUNE_NAME
 TEXTVQA_ANSWERS=$EVAL_DIR/textvqa/bm1.jsonl
 MMBENCH_UPLOAD=$EVAL_DIR/mmbench/answers_upload/mmbench_dev_20230712/$FINETUNE_NAME.xlsx
-step "TextVQA inference" \
-    bsynth step --name textvqa --output "$TEXTVQA_ANSWERS" \
-        --input "checkpoint=$FINETUNE_DIR" --input "questions=$TEXTVQA_QUESTIONS" -- \
-    bash toolkit/eval/textvqa.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" "$INFER_CUDA_IDX" \
-        ${EVAL_MAX_NEW_TOKENS:+--max-new-tokens "$EVAL_MAX_NEW_TOKENS"}
-step "MMBench inference" \
-    bsynth step --name mmbench --output "$MMBENCH_UPLOAD" \
-        --input "checkpoint=$FINETUNE_DIR" --input "questions=$MMBENCH_TSV" -- \
-    bash toolkit/eval/mmbench.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" mmbench_dev_20230712 "$INFER_CUDA_IDX" \
-        ${EVAL_MAX_NEW_TOKENS:+--max-new-tokens "$EVAL_MAX_NEW_TOKENS"}
+textvqa_eval=(bsynth step --name textvqa --output "$TEXTVQA_ANSWERS"
+    --input "checkpoint=$FINETUNE_DIR" --input "questions=$TEXTVQA_QUESTIONS" --
+    bash toolkit/eval/textvqa.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" "$INFER_CUDA_IDX"
+    ${EVAL_MAX_NEW_TOKENS:+--max-new-tokens "$EVAL_MAX_NEW_TOKENS"})
+mmbench_eval=(bsynth step --name mmbench --output "$MMBENCH_UPLOAD"
+    --input "checkpoint=$FINETUNE_DIR" --input "questions=$MMBENCH_TSV" --
+    bash toolkit/eval/mmbench.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" mmbench_dev_20230712 "$INFER_CUDA_IDX"
+    ${EVAL_MAX_NEW_TOKENS:+--max-new-tokens "$EVAL_MAX_NEW_TOKENS"})
+if [ "$EVAL_SIDE_BY_SIDE" = True ]; then
+    # GPUs with room for two evals (bettersynth.job_settings): one eval fills the other's idle GPU time
+    source toolkit/eval/side_by_side.sh
+    step "TextVQA and MMBench inference, side by side" side_by_side textvqa_eval mmbench_eval
+else
+    step "TextVQA inference" "${textvqa_eval[@]}"
+    step "MMBench inference" "${mmbench_eval[@]}"
+fi
 step "local scores -> $EVAL_DIR/scores.json" \
     bsynth step --name scores --output "$EVAL_DIR/scores.json" \
         --input "textvqa answers=$TEXTVQA_ANSWERS" --input "mmbench answers=$MMBENCH_UPLOAD" -- \

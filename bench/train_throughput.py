@@ -59,7 +59,8 @@ class Setting:
 
 # Global batch 256 (pretrain) and 128 (finetune) on one GPU in every setting. "eager" is ours
 # without torch.compile, to measure what compiling gives on its own; "micro32" is ours with twice
-# the micro-batch and half the accumulation (the same global batch).
+# the micro-batch and half the accumulation (the same global batch); "no_ckpt" and "no_ckpt16" are
+# finetune without gradient checkpointing at micro-batch 8 and 16.
 SETTINGS = {
     ("pretrain", "ours"): Setting(16, 16, "zero2.json", False, 12, "global_tokens", True),
     ("pretrain", "micro32"): Setting(32, 8, "zero2.json", False, 12, "global_tokens", True),
@@ -68,6 +69,7 @@ SETTINGS = {
     ("finetune", "ours"): Setting(16, 8, "zero2.json", True, 12, "global_tokens", True),
     ("finetune", "eager"): Setting(16, 8, "zero2.json", True, 12, "global_tokens", False),
     ("finetune", "no_ckpt"): Setting(8, 16, "zero2.json", False, 12, "global_tokens", True),
+    ("finetune", "no_ckpt16"): Setting(16, 8, "zero2.json", False, 12, "global_tokens", True),
     ("finetune", "official"): Setting(4, 32, "zero2_offload.json", True, 4, "micro_batch_mean", False),
 }
 STAGE_ARGS = {

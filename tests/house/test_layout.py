@@ -110,7 +110,7 @@ def test_bad_editable_values_stop_the_layout_all_named_at_once(tmp_path):
         "CKPT_SAVE_STEPS must be an integer of at least 1, got '-1'; "
         "TOTAL_SAVE_CKPT_LIMIT must be an integer of at least 1, got 'abc'; "
         "PRETRAIN_DATALOADER_NUM_WORKERS must be an integer of at least 0, got '-1'; "
-        "PRETRAIN_GRADIENT_CHECKPOINTING must be True or False, got 'maybe'; "
+        "PRETRAIN_GRADIENT_CHECKPOINTING must be True, False or auto, got 'maybe'; "
         "INFER_CUDA_IDX must be GPU indices separated by commas (0 or 0,1,2,3), got '0,,1'")
     fine = dict(EDITABLE, LOGGING_STEP="1", INFER_CUDA_IDX="0,1", PRETRAIN_GRADIENT_CHECKPOINTING="true")
     assert layout(tmp_path, *[argument for key, value in fine.items()

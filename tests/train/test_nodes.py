@@ -20,13 +20,29 @@ from bettersynth.train.nodes import NodeSettings, NodeSettingsError, launcher_ar
 DEEPSPEED = [sys.executable, "-m", "deepspeed.launcher.runner"]
 
 
-def test_one_node_launches_its_gpus_or_one_cpu_process(tmp_path):
+def test_one_node_launches_its_gpus_with_torchrun_or_one_process_itself(tmp_path):
     gpus = node_settings({"MASTER_PORT": "29501"}, gpus_per_node=8, processes_per_node=8)
     assert (gpus.form, gpus.nnodes, gpus.world_size, gpus.master_addr) == ("one", 1, 8, "127.0.0.1")
-    assert launcher_argv(gpus, tmp_path) == [*DEEPSPEED, "--master_port", "29501", "--module", "bettersynth.train"]
+    assert launcher_argv(gpus, tmp_path) == [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+                                             "--nproc_per_node", "8", "--master_addr", "127.0.0.1",
+                                             "--master_port", "29501", "--module", "bettersynth.train"]
+    # one GPU or none: no launcher process at all (the trainer makes its own one-process group)
+    one_gpu = node_settings({"MASTER_PORT": "29501"}, gpus_per_node=1, processes_per_node=1)
+    assert launcher_argv(one_gpu, tmp_path) == [sys.executable, "-m", "bettersynth.train"]
     cpu = node_settings({}, gpus_per_node=0, processes_per_node=1)
     assert (cpu.world_size, cpu.master_port) == (1, 29500)
     assert launcher_argv(cpu, tmp_path) == [sys.executable, "-m", "bettersynth.train"]
+
+
+def test_torchrun_takes_the_one_node_command_line():
+    """The torchrun of this Python parses the one-node form's options (no process is started)."""
+    from torch.distributed.run import parse_args
+
+    gpus = node_settings({"MASTER_PORT": "29501"}, gpus_per_node=2, processes_per_node=2)
+    argv = launcher_argv(gpus, None)
+    parsed = parse_args([*argv[3:], "--stage", "pretrain"])
+    assert (parsed.nnodes, parsed.nproc_per_node, parsed.master_port, parsed.module) == ("1", "2", 29501, True)
+    assert (parsed.training_script, parsed.training_script_args) == ("bettersynth.train", ["--stage", "pretrain"])
 
 
 def test_a_hostfile_counts_its_slots_and_launches_over_ssh(tmp_path):

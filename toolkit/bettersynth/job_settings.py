@@ -7,7 +7,10 @@ root.
 
 Real: the stage specs' global batches (bettersynth.train.stages: 256, 128), high-resolution input
 768 px, the Editable Part's values as given ("auto" batch values planned from the GPUs' memory by
-bettersynth.train.batch).
+bettersynth.train.batch). Gradient checkpointing "auto": off when the stage's largest micro-batch
+fits the GPUs without it (recomputing the forward costs a quarter of the LLM's work: a 141 GB H200
+finetunes 16 per GPU without it), else on (one 80 GB GPU: 16 with checkpointing, measured faster
+than 8 without); on in the demo and without a GPU (the official value).
 Both: the machines (bettersynth.train.nodes: HOSTFILE, or NNODES / NODE_RANK / MASTER_ADDR /
 MASTER_PORT); every batch is planned and checked over the whole world (all nodes' processes).
 Demo (tiny random models, a 300-sample pool): global batches 8 and 4 per training process (one
@@ -31,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bettersynth.arguments import parse_bool
-from bettersynth.train.batch import count_gpus, plan_batch
+from bettersynth.train.batch import HEADROOM, MICRO_BATCHES, count_gpus, plan_batch
 from bettersynth.train.nodes import NodeSettings, node_settings
 from bettersynth.train.stages import STAGES
 
@@ -40,6 +43,7 @@ DEMO_GLOBAL_BATCH_PER_PROCESS = {"pretrain": 8, "finetune": 4}
 DEMO_SPLIT = {"pretrain": (4, 2), "finetune": (2, 2)}
 DEMO_AUX_SIZE, REAL_AUX_SIZE = 256, 768
 DEMO_EVAL_MAX_NEW_TOKENS = 16
+EVAL_PEAK_GIB = 30.0  # one real-size eval process at batch 32 (29.4 GiB measured, H100, 2026-11-25)
 PREFIX = {"pretrain": "PRETRAIN", "finetune": "FINETUNE"}
 
 
@@ -48,6 +52,7 @@ class StageBatch:
     global_batch: int
     per_gpu: str        # a number, or "auto" until planned
     accumulation: str
+    checkpointing: str = "False"  # "True" / "False", or "auto" until planned
 
 
 @dataclass(frozen=True)
@@ -59,14 +64,17 @@ class JobSettings:
     aux_size: int
     overrides: dict[str, str]   # Editable Part values the layout replaces (the demo's)
     eval_max_new_tokens: str    # "" keeps each benchmark's own limit
+    eval_side_by_side: bool     # TextVQA and MMBench answered at once (GPUs with room for two evals)
 
     def shell_variables(self) -> dict[str, str]:
         variables = {"AUX_SIZE": str(self.aux_size), "NUM_GPUS": str(self.num_gpus), **self.nodes.shell_variables(),
-                     "EVAL_MAX_NEW_TOKENS": self.eval_max_new_tokens}
+                     "EVAL_MAX_NEW_TOKENS": self.eval_max_new_tokens,
+                     "EVAL_SIDE_BY_SIDE": str(self.eval_side_by_side)}
         for stage, batch in self.batches.items():
             variables[f"{PREFIX[stage]}_GLOBAL_BATCH"] = str(batch.global_batch)
             variables[f"{PREFIX[stage]}_BATCH_SIZE_PER_GPU"] = batch.per_gpu
             variables[f"{PREFIX[stage]}_GRADIENT_ACCUMULATION_STEPS"] = batch.accumulation
+            variables[f"{PREFIX[stage]}_GRADIENT_CHECKPOINTING"] = batch.checkpointing
         return {**variables, **self.overrides}
 
 
@@ -87,14 +95,16 @@ def stage_batches(mode: str, processes: int, editable: Mapping[str, str], enviro
                   ) -> dict[str, StageBatch]:
     batches = {}
     for stage, prefix in PREFIX.items():
+        checkpointing = editable[f"{prefix}_GRADIENT_CHECKPOINTING"]
         if mode == "demo":
             micro, accumulation = DEMO_SPLIT[stage]
             batches[stage] = StageBatch(DEMO_GLOBAL_BATCH_PER_PROCESS[stage] * processes,
                                         environ.get(f"DEMO_{prefix}_BATCH_SIZE_PER_GPU") or str(micro),
-                                        environ.get(f"DEMO_{prefix}_GRADIENT_ACCUMULATION_STEPS") or str(accumulation))
+                                        environ.get(f"DEMO_{prefix}_GRADIENT_ACCUMULATION_STEPS") or str(accumulation),
+                                        "True" if checkpointing == AUTO else checkpointing)
         else:
             batches[stage] = StageBatch(STAGES[stage].global_batch, editable[f"{prefix}_BATCH_SIZE_PER_GPU"],
-                                        editable[f"{prefix}_GRADIENT_ACCUMULATION_STEPS"])
+                                        editable[f"{prefix}_GRADIENT_ACCUMULATION_STEPS"], checkpointing)
     return batches
 
 
@@ -107,14 +117,20 @@ def parse_count(value: str, what: str) -> int | None:
 
 
 def planned(stage: str, batch: StageBatch, processes: int, gpu_memory_gib: float | None, torch_compile: bool,
-            gradient_checkpointing: bool, optimizer_offload: bool) -> tuple[StageBatch, str | None]:
+            optimizer_offload: bool) -> tuple[StageBatch, str | None]:
     """``batch`` with "auto" values chosen (and a line saying what was chosen), or as given."""
     prefix = PREFIX[stage]
     micro = parse_count(batch.per_gpu, f"{prefix}_BATCH_SIZE_PER_GPU")
     accumulation = parse_count(batch.accumulation, f"{prefix}_GRADIENT_ACCUMULATION_STEPS")
+    if batch.checkpointing == AUTO:
+        checkpointing = checkpointing_needed(stage, batch.global_batch, micro, accumulation, processes,
+                                             gpu_memory_gib, torch_compile, optimizer_offload)
+        batch = StageBatch(batch.global_batch, batch.per_gpu, batch.accumulation, str(checkpointing))
+    else:
+        checkpointing = parse_bool(batch.checkpointing)
     if micro is not None and accumulation is not None:
         return batch, None
-    model = STAGES[stage].memory_model(torch_compile, gradient_checkpointing, optimizer_offload)
+    model = STAGES[stage].memory_model(torch_compile, checkpointing, optimizer_offload)
     try:
         plan = plan_batch(micro, accumulation, batch.global_batch, processes, gpu_memory_gib, model)
     except ValueError as error:
@@ -122,8 +138,23 @@ def planned(stage: str, batch: StageBatch, processes: int, gpu_memory_gib: float
     card = f"{gpu_memory_gib:.0f} GiB GPUs" if gpu_memory_gib is not None else "no GPU"
     predicted = f", predicted peak {plan.predicted_gib:.0f} GiB" if plan.predicted_gib is not None else ""
     said = (f"{stage}: {plan.micro_batch} per GPU x {plan.accumulation} accumulation x {processes} process(es) "
-            f"on {card}{predicted}")
-    return StageBatch(batch.global_batch, str(plan.micro_batch), str(plan.accumulation)), said
+            f"{'with' if checkpointing else 'without'} gradient checkpointing on {card}{predicted}")
+    return StageBatch(batch.global_batch, str(plan.micro_batch), str(plan.accumulation), str(checkpointing)), said
+
+
+def checkpointing_needed(stage: str, global_batch: int, micro: int | None, accumulation: int | None, processes: int,
+                         gpu_memory_gib: float | None, torch_compile: bool, optimizer_offload: bool) -> bool:
+    """Gradient checkpointing "auto": off only when the micro-batch (given, implied by the given
+    accumulation, or else the largest that divides the per-GPU batch) fits the GPUs without it."""
+    if gpu_memory_gib is None:
+        return True
+    per_gpu = max(1, global_batch // processes)
+    if micro is None and accumulation:
+        micro = max(1, per_gpu // accumulation)
+    if micro is None:
+        micro = next(size for size in MICRO_BATCHES if per_gpu % size == 0)
+    without = STAGES[stage].memory_model(torch_compile, False, optimizer_offload)
+    return without.peak_gib(micro, processes) > HEADROOM * gpu_memory_gib
 
 
 # Editable Part values the trainer or the evals read, checked here, before any work, rather than
@@ -142,11 +173,11 @@ def editable_problems(editable: Mapping[str, str]) -> list[str]:
         if value is not None and not (value.isdigit() and int(value) >= least):
             problems.append(f"{key} must be an integer of at least {least}, got {value!r}")
     for key in BOOLEANS:
-        if key in editable:
+        if key in editable and editable[key] != AUTO:
             try:
                 parse_bool(editable[key])
             except argparse.ArgumentTypeError:
-                problems.append(f"{key} must be True or False, got {editable[key]!r}")
+                problems.append(f"{key} must be True, False or auto, got {editable[key]!r}")
     gpus = editable.get("INFER_CUDA_IDX")
     if gpus is not None and not GPU_LIST.match(gpus):
         problems.append(f"INFER_CUDA_IDX must be GPU indices separated by commas (0 or 0,1,2,3), got {gpus!r}")
@@ -167,13 +198,19 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
     overrides = demo_overrides(environ, seed_dir) if mode == "demo" else {}
     torch_compile = (overrides.get("TORCH_COMPILE") or editable["TORCH_COMPILE"]) == "True"
     for stage, batch in batches.items():
-        checkpointing = parse_bool(editable[f"{PREFIX[stage]}_GRADIENT_CHECKPOINTING"])
-        batches[stage], line = planned(stage, batch, processes, gpu_memory_gib, torch_compile, checkpointing,
-                                       optimizer_offload)
+        batches[stage], line = planned(stage, batch, processes, gpu_memory_gib, torch_compile, optimizer_offload)
         if line:
             say(line)
     aux_size = DEMO_AUX_SIZE if mode == "demo" else REAL_AUX_SIZE
-    return JobSettings(mode, num_gpus, nodes, batches, aux_size, overrides, eval_answer_cap(mode, environ))
+    return JobSettings(mode, num_gpus, nodes, batches, aux_size, overrides, eval_answer_cap(mode, environ),
+                       evals_fit_side_by_side(num_gpus, gpu_memory_gib))
+
+
+def evals_fit_side_by_side(num_gpus: int, gpu_memory_gib: float | None) -> bool:
+    """Whether each GPU holds two evals at once (both benchmarks side by side, toolkit/eval/side_by_side.sh):
+    an eval at real size peaks at ~30 GiB (batch 32, bench/RESULTS.md), so GPUs of 67 GiB and more.
+    Never on CPU, where the two would share the cores."""
+    return num_gpus > 0 and gpu_memory_gib is not None and 2 * EVAL_PEAK_GIB <= HEADROOM * gpu_memory_gib
 
 
 def eval_answer_cap(mode: str, environ: Mapping[str, str]) -> str:

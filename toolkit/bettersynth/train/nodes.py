@@ -2,9 +2,12 @@
 NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT, and turned into the launcher's command line.
 
 Three forms (README "More than one machine"):
-  one node   neither HOSTFILE nor NNODES > 1: ``deepspeed --master_port P`` on the GPUs seen (those
-             of CUDA_VISIBLE_DEVICES where set; ``python -m bettersynth.train`` on a CPU machine: one
-             process, no port);
+  one node   neither HOSTFILE nor NNODES > 1: ``torchrun --master_port P`` with one process per GPU
+             seen (those of CUDA_VISIBLE_DEVICES where set); with one GPU, or none (a CPU machine),
+             ``python -m bettersynth.train`` itself: one process, which joins a one-process group on
+             a free local port (bettersynth.train.distributed). No launcher chain to start: the
+             deepspeed launcher's two Python processes cost ~9 s a stage on the H100 machine, the
+             trainer's own DeepSpeed engine is the same either way;
   hostfile   HOSTFILE, deepspeed's MPI-style ``host slots=N`` lines: this machine (node 0, which
              evaluates) launches every node over passwordless ssh (pdsh);
   per-node   NNODES > 1: the same job is started on every node, NODE_RANK 0..NNODES-1 (as SLURM and
@@ -18,6 +21,7 @@ NNODES x the GPUs per node (one process per node on CPU). Torch-free: ``bsynth l
     nodes = node_settings({"HOSTFILE": "", "NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1",
                            "MASTER_PORT": "29500"}, gpus_per_node=8, processes_per_node=8)   # world 16
     launcher_argv(nodes, hostfile_dir)      # [python, "-m", "deepspeed.launcher.runner", "--hostfile", ...]
+    launcher_argv(one_node_of_8, ...)       # [python, "-m", "torch.distributed.run", "--nnodes", "1", ...]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 FORMS = ("one", "hostfile", "per-node")
 DEFAULT_MASTER_PORT = 29500  # torch.distributed's and deepspeed's default
 DEEPSPEED = (sys.executable, "-m", "deepspeed.launcher.runner")  # the `deepspeed` command, of this Python
+TORCHRUN = (sys.executable, "-m", "torch.distributed.run")  # the `torchrun` command, of this Python
 # One hostfile line: a host name and its slot count (deepspeed's format; '#' starts a comment).
 _HOST_LINE = re.compile(r"^(\S+)\s+slots=(\d+)$")
 
@@ -152,13 +157,15 @@ def per_node_hostfile(nodes: NodeSettings, folder: Path) -> Path:
 
 def launcher_argv(nodes: NodeSettings, hostfile_dir: Path) -> list[str]:
     """The command that starts this node's training processes, to be followed by the module's arguments."""
-    if nodes.form == "one" and nodes.gpus_per_node == 0:
+    if nodes.form == "one" and nodes.gpus_per_node <= 1:
         return [sys.executable, "-m", "bettersynth.train"]
     if nodes.form == "one":
-        # no --num_gpus: deepspeed then takes the GPUs CUDA_VISIBLE_DEVICES lists (all without it), so
-        # two jobs on one host can use two GPU sets (and two MASTER_PORTs)
-        argv = [*DEEPSPEED, "--master_port", str(nodes.master_port)]
-    elif nodes.form == "hostfile":
+        # one process per GPU seen; LOCAL_RANK k is the k-th GPU of CUDA_VISIBLE_DEVICES, so two jobs
+        # on one host can use two GPU sets (and two MASTER_PORTs)
+        return [*TORCHRUN, "--nnodes", "1", "--nproc_per_node", str(nodes.gpus_per_node),
+                "--master_addr", nodes.master_addr, "--master_port", str(nodes.master_port),
+                "--module", "bettersynth.train"]
+    if nodes.form == "hostfile":
         argv = [*DEEPSPEED, "--hostfile", nodes.hostfile, "--master_port", str(nodes.master_port)]
         argv += ["--master_addr", nodes.master_addr] if nodes.master_addr else []
     else:
