@@ -25,9 +25,10 @@ def script(body: str) -> list[str]:
 
 def test_both_commands_run_at_once_and_both_are_waited_for(tmp_path):
     # each writes its mark, then waits (up to 10 s) for the other's: only both at once finish early
-    body = (f"first=(bash -c 'touch {tmp_path}/a; for i in $(seq 100); do [ -f {tmp_path}/b ] && exit 0; sleep 0.1; done; exit 7'); "
-            f"second=(bash -c 'touch {tmp_path}/b; for i in $(seq 100); do [ -f {tmp_path}/a ] && exit 0; sleep 0.1; done; exit 7'); "
-            "side_by_side first second; echo after")
+    def waiting_for(mark: str, other: str) -> str:
+        return (f"bash -c 'touch {tmp_path}/{mark}; for i in $(seq 100); do [ -f {tmp_path}/{other} ] && exit 0; "
+                "sleep 0.1; done; exit 7'")
+    body = f"first=({waiting_for('a', 'b')}); second=({waiting_for('b', 'a')}); side_by_side first second; echo after"
     start = time.monotonic()
     done = subprocess.run(script(body), capture_output=True, text=True)
     assert (done.returncode, done.stdout, done.stderr) == (0, "after\n", "")
@@ -59,7 +60,8 @@ def test_term_stops_both_commands_and_what_they_started(tmp_path):
     caller.send_signal(signal.SIGTERM)
     _, stderr = caller.communicate(timeout=10)
     assert caller.returncode == 1
-    assert "error: first failed with exit status 143" in stderr and "error: second failed with exit status 143" in stderr
+    assert "error: first failed with exit status 143" in stderr
+    assert "error: second failed with exit status 143" in stderr
     deadline = time.monotonic() + 5
     while any(alive(pid) for pid in grandchildren) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -129,6 +129,26 @@ def test_unfinished_stages_and_mismatched_parts_are_refused(tree, eval_data):
     assert "rerun the main job so that they match" in problems[0]
 
 
+def test_scores_of_other_answers_are_refused(tree, eval_data):
+    """A scores.json made from earlier answers (a re-score that failed leaves it) must not ship with new ones."""
+    results = tree / "output" / "eval_results" / F
+    bm1 = results / "textvqa" / "bm1.jsonl"
+    upload = results / "mmbench" / "answers_upload" / MMBENCH_SPLIT / f"{F}.xlsx"
+    scores = results / "scores.json"
+    scores.write_text('{"textvqa": {"accuracy": 0.5}}\n')
+    plan_ = _plan(tree, eval_data)
+    assert plan_.problems == []
+    assert f"{scores}: no record of the answers it scores (made outside the main job?)" in plan_.notes
+    write_record(scores, Provenance.of("scores", {"textvqa answers": bm1, "mmbench answers": upload}, {}))
+    assert _plan(tree, eval_data).problems == []
+    bm1.write_text(bm1.read_text().replace('"text": "a"', '"text": "z"'))   # new answers, the old scores left
+    problems = _plan(tree, eval_data).problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{scores}: holds the scores of another textvqa answers (sha ")
+    assert f"than {bm1} (sha " in problems[0]
+    assert "rerun the main job so that they match" in problems[0]
+
+
 def test_answer_counts_must_match_questions(tree, eval_data):
     bm1 = tree / "output" / "eval_results" / F / "textvqa" / "bm1.jsonl"
     lines = bm1.read_text().splitlines()

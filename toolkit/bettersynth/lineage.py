@@ -1,20 +1,24 @@
 """Whether the parts of one experiment belong together: finished stages, the finetune made from this
-pretrain's projector, the answers made by this finetuned checkpoint (bettersynth.provenance).
+pretrain's projector, the answers made by this finetuned checkpoint, the scores made from these
+answers (bettersynth.provenance).
 
 ``bsynth pack`` refuses a submission whose parts disagree, so new data can never be shipped with a
-model trained on the old data or with an earlier checkpoint's answers:
+model trained on the old data, with an earlier checkpoint's answers, or with the scores of earlier
+answers (a ``bsynth score run`` that failed leaves the last scores.json in place):
 
-    problems, notes = lineage_problems(pretrain_dir, finetune_dir, [bm1_jsonl, mmbench_xlsx])
+    problems, notes = lineage_problems(pretrain_dir, finetune_dir, [bm1_jsonl, mmbench_xlsx],
+                                       scores_json, {"textvqa answers": bm1_jsonl, "mmbench answers": mmbench_xlsx})
 
 A stage is finished when its folder holds ``training_complete.json`` (written last by the trainer).
-The finetune stage's record names the fingerprint of the ``mm_projector.bin`` it started from, and
-each eval output's record the fingerprint of the checkpoint that answered; a mismatch is a
-problem. An answers file without a record (made outside the main job) is a note, not a problem.
+The finetune stage's record names the fingerprint of the ``mm_projector.bin`` it started from, each
+eval output's record the fingerprint of the checkpoint that answered, and the scores' record those
+of the answer files (the main job's labels); a mismatch is a problem. An answers or scores file
+without a record (made outside the main job) is a note, not a problem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bettersynth.provenance import fingerprint, read_record, short
@@ -39,8 +43,9 @@ def made_from_problem(artefact: Path, label: str, source: Path, what: str) -> st
             "rerun the main job so that they match")
 
 
-def lineage_problems(pretrain_dir: Path, finetune_dir: Path, answers: Sequence[Path]) -> tuple[list[str], list[str]]:
-    """(problems, notes) of one experiment's stage folders and eval outputs."""
+def lineage_problems(pretrain_dir: Path, finetune_dir: Path, answers: Sequence[Path], scores: Path | None = None,
+                     scored_answers: Mapping[str, Path] | None = None) -> tuple[list[str], list[str]]:
+    """(problems, notes) of one experiment's stage folders, eval outputs and scores (when there)."""
     problems = [problem for problem in (stage_problem(pretrain_dir, "pretrain"),
                                         stage_problem(finetune_dir, "finetune"))
                 if problem]
@@ -57,4 +62,11 @@ def lineage_problems(pretrain_dir: Path, finetune_dir: Path, answers: Sequence[P
         problem = made_from_problem(path, "checkpoint", finetune_dir, "holds the answers of")
         if problem:
             problems.append(problem)
+    if scores is not None and scores.is_file():
+        if read_record(scores) is None:
+            notes.append(f"{scores}: no record of the answers it scores (made outside the main job?)")
+        for label, source in (scored_answers or {}).items():
+            problem = made_from_problem(scores, label, source, "holds the scores of")
+            if problem:
+                problems.append(problem)
     return problems, notes

@@ -358,8 +358,12 @@ def plan(round_name: str, exp: str, split: str, data_root: str | None, solution:
     from bettersynth.lineage import lineage_problems
 
     answers = [source for arcname, source in required if "/eval_results/" in arcname and not arcname.endswith(".json")]
+    finetune = f"{FINETUNE_PREFIX}{exp}"
+    scored = {"textvqa answers": eval_dir / "textvqa" / "bm1.jsonl",   # the main job's labels of its scores step
+              "mmbench answers": eval_dir / "mmbench" / "answers_upload" / split / f"{finetune}.xlsx"}
     problems, result.notes = lineage_problems(output / "training_dirs" / f"{PRETRAIN_PREFIX}{exp}",
-                                              output / "training_dirs" / f"{FINETUNE_PREFIX}{exp}", answers)
+                                              output / "training_dirs" / finetune, answers,
+                                              eval_dir / "scores.json", scored)
     result.problems += problems
     proxy = proxy_problem(output, exp)
     if proxy:
