@@ -63,6 +63,11 @@ def test_the_jobs_settings_follow_the_layout(tmp_path):
         "FINETUNE_GLOBAL_BATCH": "4", "FINETUNE_BATCH_SIZE_PER_GPU": "2", "FINETUNE_GRADIENT_ACCUMULATION_STEPS": "2",
         "AUX_SIZE": "256", "EXP_NAME": "demo", "TORCH_COMPILE": "False", "EVAL_MAX_NEW_TOKENS": "16",
         "CKPT_SAVE_STEPS": "10"}
+    # the Editable Part's values for checkpointing as the trainer gets them; no GPU: evals one after another
+    assert (demo["PRETRAIN_GRADIENT_CHECKPOINTING"], demo["FINETUNE_GRADIENT_CHECKPOINTING"],
+            demo["EVAL_SIDE_BY_SIDE"]) == ("False", "True", "False")
+    auto = variables(layout(tmp_path, *editable, "--editable", "FINETUNE_GRADIENT_CHECKPOINTING=auto"))
+    assert auto["FINETUNE_GRADIENT_CHECKPOINTING"] == "True"   # the official value where nothing is measured
     assert demo["PRETRAIN_DATASET_IMAGE_PATH"] == str(AssetLayout(tmp_path / "demo").seed_dir)
     real = variables(layout(tmp_path, "--which", "real", *editable))
     # no GPU: the largest micro-batch that divides the global batch; the real values stay as given

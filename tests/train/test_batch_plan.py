@@ -85,3 +85,27 @@ def test_plan_batch_command_names_bad_inputs(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "two")
     assert main(["plan-batch", "pretrain", "auto", "auto", "256"]) == 1
     assert "WORLD_SIZE must be a positive integer, got 'two'" in capsys.readouterr().err
+
+
+def test_finetune_checkpointing_auto_is_off_only_where_16_fits_without_it():
+    """Without checkpointing finetune needs 5.6 + 33.0 / GPUs + 3.8 a sample (the fitted model)."""
+    from bettersynth.job_settings import StageBatch, planned
+
+    def decided(gib: float | None, processes: int = 1, micro: str = "auto", accumulation: str = "auto",
+                mode: str = "auto") -> tuple[str, str, str]:
+        batch, _ = planned("finetune", StageBatch(128, micro, accumulation, mode), processes, gib,
+                           True, False)
+        return batch.per_gpu, batch.accumulation, batch.checkpointing
+
+    # one H200 (139.8 GiB, 90% = 125.8): 5.6 + 33.0 + 16 * 3.8 = 99.4 fits, so 16 x 8 without it
+    assert decided(139.8) == ("16", "8", "False")
+    # one 80 GB card: 99.4 > 71.6, so checkpointing and the measured 16 x 8 (not 8 x 16 without it)
+    assert decided(H100_GIB) == ("16", "8", "True")
+    # eight 80 GB cards share the optimizer state: 5.6 + 33.0 / 8 + 60.8 = 70.5 <= 71.6
+    assert decided(H100_GIB, processes=8) == ("16", "1", "False")
+    # a micro-batch given by hand is judged as given: 5.6 + 33.0 + 8 * 3.8 = 69.2 fits 80 GB
+    assert decided(H100_GIB, micro="8", accumulation="16") == ("8", "16", "False")
+    # no GPU, and values given as True / False, are kept
+    assert decided(None) == ("16", "8", "True")
+    assert decided(139.8, mode="True") == ("16", "8", "True")
+    assert decided(H100_GIB, mode="False") == ("8", "16", "False")
