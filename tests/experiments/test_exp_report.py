@@ -103,6 +103,13 @@ def test_report_refuses_an_out_it_cannot_write(sweep, tmp_path, capsys):
     assert main(["report", "good-s1", "--out", str(tmp_path / "r.html")]) == 1
     assert capsys.readouterr().err == (f"bsynth report: --out {tmp_path / 'r.html'}: its figures go to the folder "
                                        f"{tmp_path / 'r_files'}, but a file of that name is there\n")
+    notes = tmp_path / "notes.html"   # a page of the user's own: never replaced
+    notes.write_text("<html><body>my notes</body></html>\n")
+    assert main(["report", "good-s1", "--out", str(notes)]) == 1
+    assert capsys.readouterr().err == (f"bsynth report: --out {notes} exists and is not a page `bsynth report` "
+                                       "wrote; it is left as it is: give a new path (or remove that file)\n")
+    assert notes.read_text() == "<html><body>my notes</body></html>\n"
+    assert not (tmp_path / "notes_files").exists()
     (tmp_path / "afile").write_text("")
     out = tmp_path / "afile" / "r.html"
     assert main(["report", "good-s1", "--out", str(out)]) == 1

@@ -13,8 +13,9 @@ per-question results yet appear in the table and the loss curves only. Statistic
 bettersynth.experiments.stats; grouping: bettersynth.experiments.groups.
 
 Refused before anything is written (exit status 1, an earlier page left as it was): a run given twice,
-an --out that is a folder, a figures folder that is a file, runs whose questions differ, a reference
-without scores. A write that fails midway leaves no page at --out.
+an --out that is a folder or a file this command did not write (a page it wrote carries its
+generator tag and is replaced), a figures folder that is a file, runs whose questions differ, a
+reference without scores. A write that fails midway leaves no page at --out.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bettersynth.files import atomic_output
 
 STAGES = ("pretrain", "finetune")
 FIGURES = ("loss_pretrain.png", "loss_finetune.png", "scores.png", "groups.png")
+GENERATOR_TAG = '<meta name="generator" content="bsynth report">'  # marks a page --out may replace
 
 
 def metrics(reference: dict[str, Any] | None) -> dict[str, stats.Weights]:
@@ -182,8 +184,17 @@ def check_request(records: list[dict[str, Any]], out: Path, folder: Path, draws:
         raise ReportError(f"the bootstrap needs at least one draw and a seed >= 0, got {draws} draws, seed {seed}")
     if out.exists() and not out.is_file():
         raise ReportError(f"--out {out} is a folder (or another non-file); give the path of the HTML page to write")
+    if out.is_file() and not written_by_report(out):
+        raise ReportError(f"--out {out} exists and is not a page `bsynth report` wrote; it is left as it is: "
+                          "give a new path (or remove that file)")
     if folder.exists() and not folder.is_dir():
         raise ReportError(f"--out {out}: its figures go to the folder {folder}, but a file of that name is there")
+
+
+def written_by_report(path: Path) -> bool:
+    """Whether ``path`` starts as the pages this module writes (their generator tag), so it may be replaced."""
+    with open(path, "rb") as handle:
+        return GENERATOR_TAG.encode() in handle.read(4096)
 
 
 def build_report(records: list[dict[str, Any]], out: Path, by: str = "settings",
@@ -224,8 +235,8 @@ def build_report(records: list[dict[str, Any]], out: Path, by: str = "settings",
     sections.append(("Methods", methods_section(by, reference, draws, seed)))
     body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
     with atomic_output(out) as handle:
-        handle.write(f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Experiments report</title>"
-                     f"<style>{STYLE}</style></head><body><h1>Experiments report</h1>"
+        handle.write(f"<!DOCTYPE html><html><head><meta charset=\"utf-8\">{GENERATOR_TAG}"
+                     f"<title>Experiments report</title><style>{STYLE}</style></head><body><h1>Experiments report</h1>"
                      f"<p>Runs: {html.escape(', '.join(record['exp_name'] for record in records))}; "
                      f"grouped by {html.escape(by)}.</p>{body}</body></html>\n")
     return out
