@@ -76,7 +76,9 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has ended
 
 
-def test_side_by_side_only_on_gpus_with_room_for_two_evals():
+def test_side_by_side_only_on_gpus_with_room_for_two_evals(monkeypatch, tmp_path):
     assert evals_fit_side_by_side(1, 139.8) and evals_fit_side_by_side(8, 79.2)
     assert not evals_fit_side_by_side(1, 40.0)      # an A100-40GB / L40S-48GB runs them one after another
     assert not evals_fit_side_by_side(0, None)      # on CPU the two would share the cores
+    monkeypatch.setenv("PATH", str(tmp_path))       # a system without setsid: one after another
+    assert not evals_fit_side_by_side(1, 139.8)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -209,8 +210,10 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
 def evals_fit_side_by_side(num_gpus: int, gpu_memory_gib: float | None) -> bool:
     """Whether each GPU holds two evals at once (both benchmarks side by side, toolkit/eval/side_by_side.sh):
     an eval at real size peaks at ~30 GiB (batch 32, bench/RESULTS.md), so GPUs of 67 GiB and more.
-    Never on CPU, where the two would share the cores."""
-    return num_gpus > 0 and gpu_memory_gib is not None and 2 * EVAL_PEAK_GIB <= HEADROOM * gpu_memory_gib
+    Never on CPU, where the two would share the cores, nor without ``setsid`` (util-linux), which the
+    side-by-side runner needs to stop both evals together."""
+    return (num_gpus > 0 and gpu_memory_gib is not None and 2 * EVAL_PEAK_GIB <= HEADROOM * gpu_memory_gib
+            and shutil.which("setsid") is not None)
 
 
 def eval_answer_cap(mode: str, environ: Mapping[str, str]) -> str:
