@@ -29,6 +29,7 @@ weights never stop by themselves: a real run keeps the benchmarks' 128 / 1024).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shutil
 from collections.abc import Callable, Mapping
@@ -53,7 +54,7 @@ class StageBatch:
     global_batch: int
     per_gpu: str        # a number, or "auto" until planned
     accumulation: str
-    checkpointing: str = "False"  # "True" / "False", or "auto" until planned
+    checkpointing: str  # "True" / "False" (as the Editable Part spells them), or "auto" until planned
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,9 @@ def planned(stage: str, batch: StageBatch, processes: int, gpu_memory_gib: float
     if batch.checkpointing == AUTO:
         checkpointing = checkpointing_needed(stage, batch.global_batch, micro, accumulation, processes,
                                              gpu_memory_gib, torch_compile, optimizer_offload)
-        batch = StageBatch(batch.global_batch, batch.per_gpu, batch.accumulation, str(checkpointing))
     else:
         checkpointing = parse_bool(batch.checkpointing)
+    batch = dataclasses.replace(batch, checkpointing=str(checkpointing))
     if micro is not None and accumulation is not None:
         return batch, None
     model = STAGES[stage].memory_model(torch_compile, checkpointing, optimizer_offload)
