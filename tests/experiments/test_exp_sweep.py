@@ -6,7 +6,9 @@ the others go on (the exit status counts them); the report is written.
 
 The job here is a stand-in script (the real main job runs in test_exp_sweep_demo.py): it logs its
 settings and its start and end times, waits while a HOLD file exists, fails while a
-``<EXP_NAME>.fail`` file exists, and records the run with ``bsynth runs record``. The GPU ids are
+``<EXP_NAME>.fail`` file exists, and records the run with ``bsynth runs record``, adding the finished
+stages and scores a main job would leave unless a ``<EXP_NAME>.unscored`` file exists (exit status 0
+without them is a failed run). The GPU ids are
 given with --gpus: on this CPU machine they are only names, which is all the scheduler needs. The demo
 assets are the session's (``recipe_demo``, tests/conftest.py), only read.
 
@@ -40,6 +42,12 @@ sleep 1
 if [ -e "$FAIL_DIR/$EXP_NAME.fail" ]; then exit 3; fi
 bsynth runs record "$EXP_NAME" --editable "SEED=$SEED" --editable "RECIPE=$RECIPE" \\
     --editable "PROXY_PRETRAIN_SAMPLES=$PROXY_PRETRAIN_SAMPLES" --editable "PRETRAIN_DATASET=$PRETRAIN_DATASET"
+if [ ! -e "$FAIL_DIR/$EXP_NAME.unscored" ]; then  # what the main job's stages and evals would have left
+    python3 -c 'import json, sys; path = sys.argv[1]; record = json.load(open(path))
+record["stages"] = {stage: {"status": "finished", "log": []} for stage in ("pretrain", "finetune")}
+record["scores"] = {"textvqa": {"accuracy": 0.5}, "mmbench": {"strict_circular_accuracy": 0.25}}
+json.dump(record, open(path, "w"))' "$BSYNTH_OUTPUT/experiments/$EXP_NAME/run.json"
+fi
 echo "$EXP_NAME|$RECIPE|$SEED|$PROXY_PRETRAIN_SAMPLES|$PRETRAIN_DATASET|$BSYNTH_OUTPUT|$CUDA_VISIBLE_DEVICES|\\
 $INFER_CUDA_IDX|$MASTER_PORT|$start|$(date +%s.%N)" >> "$SWEEP_CALLS"
 """
@@ -138,6 +146,21 @@ def test_a_sweep_runs_in_parallel_on_disjoint_gpus_resumes_and_counts_failures(t
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     assert sorted(rows) == RUNS[:3]
     assert rows[RUNS[2]]["seed"] == 1 and rows[RUNS[2]]["proxy"] == 64
+
+    # a job that exits 0 without scores failed; a finished run whose record is gone runs again
+    (tmp_path / f"{RUNS[3]}.fail").unlink()
+    (tmp_path / f"{RUNS[3]}.unscored").write_text("")
+    record = folder / "runs" / RUNS[0] / "experiments" / RUNS[0] / "run.json"
+    record.unlink()
+    second = sweep(tmp_path, env)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"[sweep] {RUNS[0]}: recorded finished, but its run record {record} does not exist: run again" \
+        in second.stdout
+    assert (f"[sweep] {RUNS[3]}: FAILED with exit status 0 after" in second.stdout
+            and "shows the pretrain and finetune stage not finished" in second.stdout), second.stdout
+    assert f"[sweep] {RUNS[1]}: finished earlier, skipped" in second.stdout
+    assert statuses(folder) == {**dict.fromkeys(RUNS[:3], "finished"), RUNS[3]: "failed"}
+    assert sorted(call["exp"] for call in calls(tmp_path)[3:]) == [RUNS[0], RUNS[3]]
 
 
 def test_gpu_slots_are_disjoint_sets_with_their_own_ports():

@@ -12,7 +12,8 @@ The GPUs are ``--gpus`` when given (any id list; the tests give ids on a CPU mac
 
 Each job runs in its own process group, its output appended to its log (``run_in_group`` runs one
 command so, for the sweep's recipe runs). A job that ends is
-``finished`` (exit status 0) or ``failed`` and the others go on. SIGINT, SIGTERM or SIGHUP reaching
+``finished`` (exit status 0 and nothing missing from its outputs, ``Job.missing_output``) or ``failed``
+and the others go on. SIGINT, SIGTERM or SIGHUP reaching
 the sweep is passed on to every running job's group; they are recorded as ``interrupted`` and the
 sweep stops with Interrupted (the caller exits 128 + N). Every change is written to the state file
 (``SweepState``, atomically): a later sweep starts again every run that is not ``finished``.
@@ -147,6 +148,8 @@ class Job:
     env: dict[str, str]      # the whole environment, before the slot's GPUs and port
     log: Path
     tree: Path               # the run's output tree (recorded in the state)
+    # after exit status 0: what its outputs lack (a run that exits 0 but left no complete result), or None
+    missing_output: Callable[[], str | None] = lambda: None
 
 
 @dataclass
@@ -174,16 +177,26 @@ def start(job: Job, slot: Slot, cwd: Path, state: SweepState, say: Callable[[str
 
 
 def record_end(running: Running, status: str, exit_status: int | None, state: SweepState,
-               say: Callable[[str], None]) -> None:
+               say: Callable[[str], None], reason: str | None = None) -> None:
     job, slot = running.job, running.slot
     seconds = round(time.monotonic() - running.started, 1)
     state.set_run(job.name, status=status, exit_status=exit_status, log=str(job.log), tree=str(job.tree),
-                  gpus=None if slot.gpus is None else list(slot.gpus), ended=now(), seconds=seconds)
+                  gpus=None if slot.gpus is None else list(slot.gpus), ended=now(), seconds=seconds,
+                  reason=reason)
     if status == "finished":
         say(f"[sweep] {job.name}: finished in {seconds:.0f} s")
     else:
-        say(f"[sweep] {job.name}: {status.upper()} with exit status {exit_status} after {seconds:.0f} s "
-            f"(see {job.log})")
+        say(f"[sweep] {job.name}: {status.upper()} with exit status {exit_status} after {seconds:.0f} s"
+            + (f": {reason}" if reason else "") + f" (see {job.log})")
+
+
+def end_of(running: Running, exit_status: int, state: SweepState, say: Callable[[str], None]) -> None:
+    """Records a job that ended by itself: finished only with exit status 0 and nothing missing from its outputs."""
+    if exit_status != 0:
+        record_end(running, "failed", exit_status, state, say)
+        return
+    missing = running.job.missing_output()
+    record_end(running, "failed" if missing else "finished", exit_status, state, say, reason=missing)
 
 
 def run_in_group(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> int:
@@ -226,7 +239,7 @@ def run_jobs(jobs: list[Job], slots: list[Slot], cwd: Path, state: SweepState, s
                     exit_status = entry.process.poll()
                     if exit_status is not None:
                         del running[index]
-                        record_end(entry, "finished" if exit_status == 0 else "failed", exit_status, state, say)
+                        end_of(entry, exit_status, state, say)
         except Interrupted as stop:
             stop_all(running, stop.signum, state, say)
             raise

@@ -35,7 +35,9 @@ How it runs (folders under ``output/experiments/sweeps/<name>/``; the sweep hold
    CUDA_VISIBLE_DEVICES, INFER_CUDA_IDX and MASTER_PORT (MASTER_PORT from the environment, else
    29500, plus the slot's number).
 
-State is ``sweep.json``: a run that finished is not started again; a failed or interrupted one is
+State is ``sweep.json``: a run finishes when its job exits 0 and its run record shows both stages
+finished and both benchmarks scored (``missing_result``; else it failed, the lack named). A run that
+finished is not started again (unless its record no longer shows that); a failed or interrupted one is
 started again in its tree, where the main job skips the finished steps and resumes training from
 the last checkpoint. At the end the report of every finished run is written to ``report.html``
 (bettersynth.experiments.report). ``bsynth runs`` lists the runs (their records are in their trees);
@@ -47,10 +49,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from bettersynth.experiments.record import read_run_record, record_file, sweep_dir, sweep_run_tree
+from bettersynth.experiments.record import RecordError, read_run_record, record_file, sweep_dir, sweep_run_tree
 from bettersynth.experiments.scheduler import Job, SweepState, plan_slots, run_in_group, run_jobs
 from bettersynth.experiments.sweep_file import Sweep, SweepError
 from bettersynth.files import atomic_path
@@ -107,6 +110,28 @@ def make_exports(sweep: Sweep, recipes: list[Path], layout: AssetLayout, root: P
     return exports
 
 
+def missing_result(output: Path, sweep: str, run: str) -> str | None:
+    """What a run's record lacks of a complete run (both stages finished, both benchmarks scored), or None.
+    A job that exits 0 without them (a main job edited to skip a step, a record deleted) is not finished."""
+    path = record_file(sweep_run_tree(output, sweep, run), run)
+    if not path.is_file():
+        return f"its run record {path} does not exist"
+    try:
+        record = read_run_record(path)
+    except RecordError as error:
+        return str(error)
+    stages = record.get("stages") or {}
+    unfinished = [stage for stage in ("pretrain", "finetune") if (stages.get(stage) or {}).get("status") != "finished"]
+    if unfinished:
+        return f"{path} shows the {' and '.join(unfinished)} stage not finished"
+    scores = record.get("scores") or {}
+    unscored = [name for name, total in (("textvqa", "accuracy"), ("mmbench", "strict_circular_accuracy"))
+                if (scores.get(name) or {}).get(total) is None]
+    if unscored:
+        return f"{path} holds no {' or '.join(unscored)} score"
+    return None
+
+
 def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | None,
               say: Callable[[str], None] = print) -> SweepState:
     """Runs what is not finished (module docstring); returns the state (also in sweep.json).
@@ -120,10 +145,13 @@ def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | Non
     state = SweepState(folder / "sweep.json", sweep.name)
     todo = []
     for run in sweep.runs():
-        if state.status(run.name) == "finished":
-            say(f"[sweep] {run.name}: finished earlier, skipped")
-        else:
+        if state.status(run.name) != "finished":
             todo.append(run)
+        elif (missing := missing_result(output, sweep.name, run.name)) is not None:
+            say(f"[sweep] {run.name}: recorded finished, but {missing}: run again")
+            todo.append(run)
+        else:
+            say(f"[sweep] {run.name}: finished earlier, skipped")
     if not todo:
         return state
     # the one layout decision, passed to every run as the main job passes it to its steps
@@ -141,7 +169,8 @@ def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | Non
         view = tree / "processed_data" / f"{run.recipe.stem}.jsonl"
         place_export_view(export, view)
         jobs.append(Job(run.name, ["bash", str(job)], {**env, **run.environment(view), "BSYNTH_OUTPUT": str(tree)},
-                        folder / f"{run.name}.log", tree))
+                        folder / f"{run.name}.log", tree,
+                        missing_output=partial(missing_result, output, sweep.name, run.name)))
     run_jobs(jobs, slots, root, state, say)
     return state
 
