@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from bettersynth.experiments.scheduler import Slot, SlotError, plan_slots
+from bettersynth.experiments.scheduler import Slot, SlotError, StateError, SweepState, plan_slots
+from bettersynth.experiments.sweep import run_sweep
 from bettersynth.experiments.sweep_file import SweepError, load_sweep
 from bettersynth.paths import AssetLayout
 from experiment_helpers import TINY_RECIPE
@@ -191,3 +192,24 @@ def test_a_bad_sweep_file_is_refused_naming_the_field(tmp_path, output):
         path.write_text(base + extra)
         with pytest.raises(SweepError, match=message):
             load_sweep(path, REPO_ROOT)
+
+
+def test_runs_left_running_by_a_killed_sweep_stop_the_next_sweep_from_starting_beside_them(tmp_path, output):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: t\nrecipes: [solution/recipes/cpu_prefilter.yaml]\nseeds: [1, 2]\n")
+    folder = output / "experiments" / "sweeps" / "t"
+    left = subprocess.Popen(["sleep", "60"], process_group=0)  # a run's job, its sweep killed with -9
+    ended = subprocess.Popen(["true"], process_group=0)
+    ended.wait()
+    try:
+        state = SweepState(folder / "sweep.json", "t")
+        state.set_run("t-cpu_prefilter-s1", status="running", process_group=left.pid)
+        state.set_run("t-cpu_prefilter-s2", status="running", process_group=ended.pid)
+        assert SweepState(folder / "sweep.json", "t").left_running() == {"t-cpu_prefilter-s1": left.pid}
+        with pytest.raises(StateError, match=rf"runs of an earlier sweep 't' are still running: "
+                                             rf"t-cpu_prefilter-s1 \(process group {left.pid}\)"):
+            run_sweep(load_sweep(path, REPO_ROOT), REPO_ROOT, output, REPO_ROOT / "train_mgm_2b_stage_1.sh", None)
+    finally:
+        left.kill()
+        left.wait()
+    assert SweepState(folder / "sweep.json", "t").left_running() == {}

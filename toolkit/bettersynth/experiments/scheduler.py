@@ -16,7 +16,9 @@ command so, for the sweep's recipe runs). A job that ends is
 and the others go on. SIGINT, SIGTERM or SIGHUP reaching
 the sweep is passed on to every running job's group; they are recorded as ``interrupted`` and the
 sweep stops with Interrupted (the caller exits 128 + N). Every change is written to the state file
-(``SweepState``, atomically): a later sweep starts again every run that is not ``finished``.
+(``SweepState``, atomically): a later sweep starts again every run that is not ``finished``. A running
+job's process group is in the state too: runs left running by a sweep killed outright
+(``left_running``) are found by the next one, which refuses to start beside them.
 """
 
 from __future__ import annotations
@@ -140,6 +142,22 @@ class SweepState:
     def unfinished(self, runs: list[str]) -> list[str]:
         return [run for run in runs if self.status(run) != "finished"]
 
+    def left_running(self) -> dict[str, int]:
+        """Runs recorded as running whose process group is still alive, by name: left by a sweep that was
+        killed outright (SIGKILL, no chance to stop them), still writing into their trees."""
+        alive = {}
+        for run, entry in self.data["runs"].items():
+            group = entry.get("process_group")
+            if entry.get("status") == "running" and isinstance(group, int) and group > 1:
+                try:
+                    os.killpg(group, 0)
+                except ProcessLookupError:
+                    continue
+                except PermissionError:  # alive, another user's
+                    pass
+                alive[run] = group
+        return alive
+
 
 @dataclass(frozen=True)
 class Job:
@@ -171,7 +189,7 @@ def start(job: Job, slot: Slot, cwd: Path, state: SweepState, say: Callable[[str
                                    env={**job.env, **slot.environment()}, process_group=0)
     running = Running(job, slot, process, time.monotonic())
     state.set_run(job.name, status="running", log=str(job.log), tree=str(job.tree),
-                  gpus=None if slot.gpus is None else list(slot.gpus), started=now())
+                  gpus=None if slot.gpus is None else list(slot.gpus), started=now(), process_group=process.pid)
     say(f"[sweep] {job.name}: started on {slot.describe()} (log {job.log})")
     return running
 

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Callable
 
 from bettersynth.experiments.record import RecordError, read_run_record, record_file, sweep_dir, sweep_run_tree
-from bettersynth.experiments.scheduler import Job, SweepState, plan_slots, run_in_group, run_jobs
+from bettersynth.experiments.scheduler import Job, StateError, SweepState, plan_slots, run_in_group, run_jobs
 from bettersynth.experiments.sweep_file import Sweep, SweepError
 from bettersynth.files import atomic_path
 from bettersynth.layout import resolve_layout
@@ -143,6 +143,12 @@ def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | Non
     folder = sweep_dir(output, sweep.name)
     folder.mkdir(parents=True, exist_ok=True)
     state = SweepState(folder / "sweep.json", sweep.name)
+    left = state.left_running()
+    if left:
+        groups = ", ".join(f"{run} (process group {group})" for run, group in left.items())
+        raise StateError(f"runs of an earlier sweep {sweep.name!r} are still running: {groups}; it was stopped "
+                         f"without stopping them (SIGKILL?). Let them end or stop them (kill -TERM -<group>), "
+                         "then run the sweep again: it resumes them")
     todo = []
     for run in sweep.runs():
         if state.status(run.name) != "finished":
