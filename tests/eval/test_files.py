@@ -38,11 +38,13 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _shards(tmp_path, ids, cuts):
+def _shards(tmp_path, ids, cuts, models=None):
     files = []
     for number, (start, stop) in enumerate(cuts):
         path = tmp_path / f"{len(cuts)}_{number}.jsonl"
-        path.write_text("".join(json.dumps({"question_id": i, "text": "x"}) + "\n" for i in ids[start:stop]))
+        model = (models or {}).get(number, "MGM-2B-Finetune-a")
+        path.write_text("".join(json.dumps({"question_id": i, "text": "x", "model_id": model}) + "\n"
+                                for i in ids[start:stop]))
         files.append(path)
     return files
 
@@ -58,6 +60,10 @@ def test_merge_checks_order_and_count(eval_data, tmp_path):
         merge_shards(_shards(tmp_path, ids, [(0, 3), (3, 4)]), out, ids)
     with pytest.raises(EvalDataError, match="missing shard"):
         merge_shards([tmp_path / "2_0.jsonl", tmp_path / "9_9.jsonl"], out, ids)
+    shards = _shards(tmp_path, ids, [(0, 3), (3, 5)], models={1: "MGM-2B-Finetune-b"})
+    with pytest.raises(EvalDataError, match=rf"answers of different models \({shards[0]}: MGM-2B-Finetune-a; "
+                                            rf"{shards[1]}: MGM-2B-Finetune-b\)"):
+        merge_shards(shards, out, ids)
     assert not out.exists()
 
 

@@ -3,7 +3,8 @@
 A shard takes the ``chunk_idx``-th of ``num_chunks`` contiguous, near-equal slices of the questions,
 answers them with ``AnswerEngine`` and writes its answer lines atomically. The merge concatenates
 shard files in shard order and checks the result holds exactly the questions, in question order,
-before writing it (atomically); a missing shard file is an error.
+all answered by one model (``model_id``), before writing it (atomically); a missing shard file is an
+error.
 
     bsynth eval textvqa --checkpoint DIR --questions Q.jsonl --image-folder IMGS --answers-file OUT.jsonl
     bsynth eval mmbench --checkpoint DIR --tsv mmbench_dev_20230712.tsv --answers-file OUT.jsonl
@@ -75,6 +76,10 @@ def merge_shards(shard_files: Sequence[Path], out: Path, expected_ids: list[Any]
     if missing:
         raise EvalDataError(f"missing shard file(s): {missing}; not merging")
     records = [record for path in shard_files for record in read_jsonl(path)]
+    models = {str(path): sorted({str(record.get("model_id")) for record in read_jsonl(path)}) for path in shard_files}
+    if len({model for names in models.values() for model in names}) > 1:
+        listed = "; ".join(f"{path}: {', '.join(names)}" for path, names in models.items())
+        raise EvalDataError(f"the shards hold answers of different models ({listed}); not merging into {out}")
     ids = [record.get("question_id") for record in records]
     if ids != expected_ids:
         first = next((n for n, (got, want) in enumerate(zip(ids, expected_ids)) if got != want),
