@@ -256,7 +256,7 @@ fi
 # --- evaluation, scores, the script itself ------------------------------------------------------
 # each eval reruns when the finetuned checkpoint (its record changes with every training run) or its
 # questions changed; the eval data come from the layout chosen above, like everything else; on GPUs
-# of 67 GiB and more both run at once (EVAL_SIDE_BY_SIDE from `bsynth layout`)
+# of 89 GiB and more both run at once (EVAL_SIDE_BY_SIDE from `bsynth layout`)
 EVAL_DIR=$OUTPUT_DIR/eval_results/$FINETUNE_NAME
 TEXTVQA_ANSWERS=$EVAL_DIR/textvqa/bm1.jsonl
 MMBENCH_UPLOAD=$EVAL_DIR/mmbench/answers_upload/mmbench_dev_20230712/$FINETUNE_NAME.xlsx

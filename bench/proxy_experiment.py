@@ -8,7 +8,8 @@ so a sample is ~614 tokens as in train_throughput.py), 12,000 two-round finetuni
 (~700 tokens), TextVQA (5,000 questions over 3,166 images, with annotations) and MMBench (1,334
 questions and their circular copies), the last two from the demo's builders at these counts. Each
 part's completion marker holds its settings; a rerun builds only what is missing, was cut off or
-was built with other settings. The build is not part of the timed job.
+was built with other settings. The build is not part of the timed job; the models are built
+in a process of their own, so this driver holds no GPU memory while the job runs.
 
 Then runs ``bash train_mgm_2b_stage_1.sh`` on it as an entrant would (BSYNTH_LAYOUT=real, RECIPE="",
 the pool as PRETRAIN_DATASET, PROXY_PRETRAIN_SAMPLES, output under WORK/output), its output teed to
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -111,7 +113,11 @@ def build_assets(work: Path, counts: dict[str, int], tiny: bool) -> dict[str, st
     """The whole real layout under WORK/assets; returns each part's "built" / "kept"."""
     layout = AssetLayout(work / "assets")
     folders = {"llm": layout.llm_dir, "clip": layout.vision_tower_dir, "aux": layout.vision_tower_aux_dir}
-    done = {"models": part(layout.model_zoo, {"tiny": tiny}, write_model_folders, folders, 0, tiny)}
+    # in a process of its own: the models are built on the GPU, and memory this driver kept would be
+    # missing to the job (12 GiB once, enough to run two evals out of memory)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as builder:
+        done = {"models": builder.submit(part, layout.model_zoo, {"tiny": tiny}, write_model_folders, folders, 0,
+                                         tiny).result()}
     textvqa_counts = (counts["textvqa_images"], counts["textvqa_questions"])
     with ProcessPoolExecutor(2) as pool:  # the eval sets draw their images one by one: beside the rest
         textvqa = pool.submit(part, layout.textvqa_questions.parent, {"textvqa": textvqa_counts}, write_textvqa,

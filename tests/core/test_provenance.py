@@ -89,3 +89,28 @@ def test_bsynth_step_failure_leaves_no_record(tmp_path):
     missing = bsynth_step(tmp_path, "--name", "copy", "--output", str(tmp_path / "never.txt"),
                           "--", sys.executable, "-c", "")
     assert missing.returncode == 1 and "exited 0 but" in missing.stdout
+
+
+def test_a_folder_listing_leaves_out_the_artefacts_made_in_it(tmp_path):
+    """The baseline job writes its validation report, capped file and LLaVA json beside the seed pool's
+    data, in the image folder: they (with their records, and artefact folders) do not change the
+    folder's fingerprint, an image does."""
+    images = tmp_path / "pool"
+    (images / "images").mkdir(parents=True)
+    (images / "images" / "0.jpg").write_bytes(b"jpeg")
+    (images / "pool.jsonl").write_text('{"id": 1}\n')
+    before = fingerprint(images)
+    capped = images / "pool.jsonl-200k.jsonl"
+    capped.write_text('{"id": 1}\n')
+    write_record(capped, Provenance.of("cap", {"curated data": images / "pool.jsonl"}, {}))
+    stage = images / "stage"
+    stage.mkdir()
+    (stage / "weights.bin").write_bytes(b"w")
+    write_record(stage, Provenance("pretrain", {}, {}))
+    assert fingerprint(images) == before
+    unrecorded = images / "notes.txt"  # a file of the folder's own: listed
+    unrecorded.write_text("x")
+    assert fingerprint(images) != before
+    unrecorded.unlink()
+    (images / "images" / "1.jpg").write_bytes(b"jpeg")
+    assert fingerprint(images) != before

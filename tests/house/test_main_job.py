@@ -5,7 +5,8 @@ run must resume the stage, finish the whole pipeline and leave every file the or
 README promise; `bsynth pack` must then build a valid zip. A wrong per-GPU batch must stop the job
 before any data or training step, with the check's message and a non-zero exit; "auto" batch
 values are resolved by `bsynth plan-batch` first; a TORCH_COMPILE other than True or False stops it
-before anything.
+before anything. The baseline without a recipe (trained on the seed pool's own jsonl, its derived
+files written into the image folder) is trained once: a second run skips every step.
 
 Outputs and demo assets go to a temporary folder (BSYNTH_OUTPUT, BSYNTH_DEMO_ROOT), so the test
 leaves the checkout untouched. Slow (about 10 minutes on 2 cores); .ci/run runs it.
@@ -31,9 +32,9 @@ EXP = "MGM-2B-Finetune-demo"
 
 
 def job_env(tmp: Path, **extra: str) -> dict[str, str]:
-    return dict(os.environ, BSYNTH_OUTPUT=str(tmp / "output"), BSYNTH_DEMO_ROOT=str(tmp / "demo"),
-                PRETRAIN_DATASET=str(tmp / "output" / "processed_data" / "processed_data.jsonl"),
-                HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
+    return {**os.environ, "BSYNTH_OUTPUT": str(tmp / "output"), "BSYNTH_DEMO_ROOT": str(tmp / "demo"),
+            "PRETRAIN_DATASET": str(tmp / "output" / "processed_data" / "processed_data.jsonl"),
+            "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **extra}
 
 
 def test_wrong_batch_stops_before_any_data_step(tmp_path: Path):
@@ -201,6 +202,24 @@ def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
     assert "==> cap: curated data changed (sha" in recipe_output
     assert "==> convert: capped data changed (sha" in recipe_output
     assert "pretrain: training data changed (sha" in recipe_output and "training again" in recipe_output
+
+
+def test_the_baseline_without_a_recipe_is_trained_once(tmp_path: Path):
+    """RECIPE="" trains on the seed pool's own jsonl: the job's validation report, capped file and LLaVA
+    json land beside it, in the image folder; a second run must still find everything made from the
+    same inputs (an image folder whose fingerprint counted them retrained every time)."""
+    from bettersynth.paths import AssetLayout
+
+    seed_jsonl = AssetLayout(tmp_path / "demo").seed_jsonl
+    env = job_env(tmp_path, RECIPE="", PRETRAIN_DATASET=str(seed_jsonl))
+    first = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-3000:]
+    assert (seed_jsonl.parent / f"{seed_jsonl.name}-200k.jsonl.json").is_file()  # written in the image folder
+    again = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-3000:]
+    assert again.stdout.count("already holds a finished") == 2, again.stdout[-5000:]
+    for name in ("validate", "cap", "convert", "textvqa", "mmbench", "scores"):
+        assert f"[skip] {name}: " in again.stdout, name
 
 
 def rerun_with_another_recipe_until_pretrain_restarts(tmp_path: Path) -> str:

@@ -45,7 +45,7 @@ DEMO_GLOBAL_BATCH_PER_PROCESS = {"pretrain": 8, "finetune": 4}
 DEMO_SPLIT = {"pretrain": (4, 2), "finetune": (2, 2)}
 DEMO_AUX_SIZE, REAL_AUX_SIZE = 256, 768
 DEMO_EVAL_MAX_NEW_TOKENS = 16
-EVAL_PEAK_GIB = 30.0  # one real-size eval process at batch 32 (29.4 GiB measured, H100, 2026-11-25)
+EVAL_PEAK_GIB = 40.0  # one real-size eval process at batch 32: 37.3 GiB held by TextVQA's (H100, 2026-12-07)
 PREFIX = {"pretrain": "PRETRAIN", "finetune": "FINETUNE"}
 
 
@@ -210,7 +210,8 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
 
 def evals_fit_side_by_side(num_gpus: int, gpu_memory_gib: float | None) -> bool:
     """Whether each GPU holds two evals at once (both benchmarks side by side, toolkit/eval/side_by_side.sh):
-    an eval at real size peaks at ~30 GiB (batch 32, bench/RESULTS.md), so GPUs of 67 GiB and more.
+    an eval at real size holds up to ~37 GiB (batch 32, bench/RESULTS.md), so GPUs of 89 GiB and more
+    (an H200, not an 80 GB H100: there two evals ran out of memory, 2026-12-07).
     Never on CPU, where the two would share the cores, nor without ``setsid`` (util-linux), which the
     side-by-side runner needs to stop both evals together."""
     return (num_gpus > 0 and gpu_memory_gib is not None and 2 * EVAL_PEAK_GIB <= HEADROOM * gpu_memory_gib

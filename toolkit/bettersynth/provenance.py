@@ -13,7 +13,11 @@ Fingerprints (``sha256:<hex>``):
   which changes with every completed training run, so an eval of a retrained checkpoint reruns;
 - any other folder (model folders, image folders): the SHA-256 of its files' relative names, sizes
   and modification times, so replacing a model is seen without hashing gigabytes of weights on
-  every run.
+  every run. The artefacts this toolkit made inside it are left out of the listing: a file with a
+  record beside it, the records, a sub-folder holding a record. The main job writes its validation
+  report, capped file and LLaVA json beside the data it reads, which in the baseline (no recipe) is
+  the seed pool's own folder, the image folder; were they listed, every run would change the image
+  folder and train again. Each of them is fingerprinted as an input of its own where it is one.
 
 Records: ``<file>.made-from.json`` beside a file, ``<folder>/made-from.json`` inside a folder.
 Users of this module: ``bsynth step`` (bettersynth.steps) for the file steps of the main job,
@@ -60,12 +64,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def made_here(name: str, names: set[str]) -> bool:
+    """Whether the file ``name``, among the file names ``names`` of its folder, is a record or has one."""
+    return name.endswith(RECORD_SUFFIX) or name == RECORD_NAME or name + RECORD_SUFFIX in names
+
+
 def folder_listing_sha256(folder: Path) -> str:
-    """SHA-256 of the relative names, sizes and modification times of every file under ``folder``."""
+    """SHA-256 of the relative names, sizes and modification times of every file under ``folder``,
+    but the artefacts this toolkit made there (``made_here``; sub-folders holding a record)."""
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(folder):
-        dirs.sort()
+        dirs[:] = sorted(name for name in dirs if not (Path(root) / name / RECORD_NAME).is_file())
+        names = set(files)
         for name in sorted(files):
+            if made_here(name, names):
+                continue
             path = Path(root) / name
             stat = path.stat()
             digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
