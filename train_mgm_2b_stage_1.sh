@@ -23,9 +23,10 @@ set -euo pipefail
 EXP_NAME=${EXP_NAME:-default}
 # optional Data-Juicer recipe run first on the seed pool; its export becomes PRETRAIN_DATASET
 # (set it to "" to train on an existing PRETRAIN_DATASET). Relative paths are relative to this
-# script's folder.
+# script's folder. The export's default is in the output tree (BSYNTH_OUTPUT moves it with the rest:
+# two jobs in two trees never share it).
 RECIPE=${RECIPE-solution/recipes/baseline_recaption.yaml}
-PRETRAIN_DATASET=${PRETRAIN_DATASET:-output/processed_data/processed_data.jsonl}
+PRETRAIN_DATASET=${PRETRAIN_DATASET:-${BSYNTH_OUTPUT:-output}/processed_data/processed_data.jsonl}
 PRETRAIN_DATASET_IMAGE_PATH=${PRETRAIN_DATASET_IMAGE_PATH:-input/pretrain_stage_1_10k}
 
 # training args

@@ -126,3 +126,22 @@ def test_path_problem_names_each_reason():
     assert paths.path_problem("/data/a\tb") == "it contains a control character (a newline or tab, say)"
     with pytest.raises(paths.UnusablePathError, match=r"^export '/o/\{x\}' cannot be used: it contains \{ or \}"):
         paths.check_usable_path("/o/{x}", "export")
+
+
+def editable_value(key: str, environment: dict[str, str]) -> str:
+    """``key`` as the main job's Editable Part sets it in ``environment`` (the part alone, run by bash)."""
+    script = (PACKAGE_CHECKOUT / paths.MAIN_JOB).read_text()
+    part = script[script.index("# exp meta information"):script.index("Editable Part Ends")]
+    done = subprocess.run(["bash", "-c", f'set -euo pipefail\n{part}\nprintf %s "${key}"'], capture_output=True,
+                          text=True, env=environment, check=True)
+    return done.stdout
+
+
+def test_the_default_export_follows_the_output_tree():
+    """Two jobs in two output trees (BSYNTH_OUTPUT) must not share one recipe export."""
+    base = {key: value for key, value in os.environ.items() if key not in OVERRIDES + ("PRETRAIN_DATASET",)}
+    assert editable_value("PRETRAIN_DATASET", base) == "output/processed_data/processed_data.jsonl"
+    assert (editable_value("PRETRAIN_DATASET", {**base, "BSYNTH_OUTPUT": "/runs/a"})
+            == "/runs/a/processed_data/processed_data.jsonl")
+    assert editable_value("PRETRAIN_DATASET", {**base, "BSYNTH_OUTPUT": "/runs/a", "PRETRAIN_DATASET": "/d.jsonl"}) \
+        == "/d.jsonl"
