@@ -119,3 +119,20 @@ def test_evals_go_side_by_side_only_where_two_fit_with_headroom():
     assert evals_fit_side_by_side(1, 139.8)  # 80 <= 125.8
     assert not evals_fit_side_by_side(1, H100_GIB)  # 80 > 71.6
     assert not evals_fit_side_by_side(0, None)
+
+
+def test_eval_gpus_must_be_reachable_by_the_shards():
+    """Each eval shard gets one INFER_CUDA_IDX id as its CUDA_VISIBLE_DEVICES (a physical index)."""
+    from bettersynth.job_settings import eval_gpus_problem
+
+    assert eval_gpus_problem("0", 1, {}) is None
+    assert eval_gpus_problem("0,1", 1, {}) == (
+        "INFER_CUDA_IDX=0,1 names GPU 1, which no eval shard could reach (this machine has GPUs 0 to 0); "
+        "list physical GPU indices that are visible")
+    # a sweep's slot: the job sees GPUs 2 and 3, its shards pin themselves to 2 and 3
+    assert eval_gpus_problem("2,3", 2, {"CUDA_VISIBLE_DEVICES": "2,3"}) is None
+    assert "names GPU 0, which no eval shard could reach (CUDA_VISIBLE_DEVICES=2,3)" in eval_gpus_problem(
+        "0", 2, {"CUDA_VISIBLE_DEVICES": "2,3"})
+    # no GPU: the ids only number the CPU shards; GPU UUIDs cannot be checked
+    assert eval_gpus_problem("0,1,2", 0, {}) is None
+    assert eval_gpus_problem("5", 1, {"CUDA_VISIBLE_DEVICES": "GPU-8a2c"}) is None

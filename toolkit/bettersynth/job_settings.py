@@ -194,6 +194,9 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
     if problems:
         raise ValueError("; ".join(problems))
     num_gpus = visible_gpus()
+    unreachable = eval_gpus_problem(editable.get("INFER_CUDA_IDX"), num_gpus, environ)
+    if unreachable:
+        raise ValueError(unreachable)
     nodes = node_settings(editable, num_gpus, count_gpus(environ=environ).count)
     processes = nodes.world_size
     batches = stage_batches(mode, processes, editable, environ)
@@ -206,6 +209,26 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
     aux_size = DEMO_AUX_SIZE if mode == "demo" else REAL_AUX_SIZE
     return JobSettings(mode, num_gpus, nodes, batches, aux_size, overrides, eval_answer_cap(mode, environ),
                        evals_fit_side_by_side(num_gpus, gpu_memory_gib))
+
+
+def eval_gpus_problem(infer_ids: str | None, num_gpus: int, environ: Mapping[str, str]) -> str | None:
+    """Why an eval shard would find no GPU, or None: each shard's CUDA_VISIBLE_DEVICES is one id of
+    INFER_CUDA_IDX, a physical index, so it must be one of CUDA_VISIBLE_DEVICES when that is set (by
+    index; a list of GPU UUIDs is not checked), else below the GPU count. Without a GPU the ids only
+    number the CPU shards. Checked here so a bad id stops the job before training, not after it."""
+    if not infer_ids or num_gpus == 0:
+        return None
+    ids = infer_ids.split(",")
+    visible = [item.strip() for item in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if item.strip()]
+    if visible and not all(item.isdigit() for item in visible):
+        return None
+    reachable = visible or [str(index) for index in range(num_gpus)]
+    missing = [item for item in ids if str(int(item)) not in reachable]
+    if not missing:
+        return None
+    where = (f"CUDA_VISIBLE_DEVICES={','.join(visible)}" if visible else f"this machine has GPUs 0 to {num_gpus - 1}")
+    return (f"INFER_CUDA_IDX={infer_ids} names GPU {', '.join(missing)}, which no eval shard could reach ({where}); "
+            "list physical GPU indices that are visible")
 
 
 def evals_fit_side_by_side(num_gpus: int, gpu_memory_gib: float | None) -> bool:
