@@ -105,10 +105,12 @@ def loss_log(steps: int, start: float, slope: float) -> list[dict]:
             for step in range(1, steps + 1)]
 
 
-def write_stage(folder: Path, stage: str, log: list[dict], seed: int, finished: bool) -> None:
-    """A stage folder: its made-from record and trainer state, finished or at a checkpoint."""
+def write_stage(folder: Path, stage: str, log: list[dict], seed: int, finished: bool,
+                inputs: dict[str, Path] | None = None) -> None:
+    """A stage folder: its made-from record (``inputs``' fingerprints by label, none by default) and
+    trainer state, finished or at a checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_record(folder, Provenance(stage, {"training data": "sha256:ab"}, {"seed": seed, "learning_rate": 1e-3}))
+    write_record(folder, Provenance.of(stage, inputs or {}, {"seed": seed, "learning_rate": 1e-3}))
     state = {"stage": stage, "max_steps": 10, "steps_per_epoch": 10, "global_batch": 8,
              "loss_normalization": "global_tokens", "global_step": len(log), "log_history": log}
     if finished:

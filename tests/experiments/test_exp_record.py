@@ -144,3 +144,47 @@ def test_scores_are_kept_when_the_eval_data_is_gone(output, eval_data, tmp_path)
         "scores of the same answers are kept",
         f"mmbench: not scored again: {missing.mmbench_tsv}: MMBench TSV not found; the earlier scores of the same "
         "answers are kept"]
+
+
+def test_a_record_never_pairs_this_run_with_another_runs_recipe_stages_or_scores(output, eval_data, tmp_path):
+    """Started again with other data (a new recipe whose step failed, or another PRETRAIN_DATASET), the
+    record shows the recipe that made the export, and leaves out stages trained on other data than
+    this run's pretraining file, the finetune descending from them and its scores, each with a note."""
+    recipe, export = write_data(output, "mine", "process: []\n", samples=7)
+    data = export.with_name("mine.jsonl-200k.jsonl.json")
+    data.write_text("[]")
+    pretrain, finetune = (output / "training_dirs" / f"MGM-2B-{stage}-exp8" for stage in ("Pretrain", "Finetune"))
+    write_stage(pretrain, "pretrain", loss_log(5, 3.0, 0.2), 7, finished=True, inputs={"training data": data})
+    (pretrain / "mm_projector.bin").write_bytes(b"projector")
+    write_stage(finetune, "finetune", loss_log(2, 2.0, 0.1), 7, finished=True,
+                inputs={"projector": pretrain / "mm_projector.bin"})
+    write_answers(output / "eval_results" / finetune.name, eval_data, RIGHT_TEXTVQA, RIGHT_MMBENCH)
+    editable = editable_values("exp8", recipe, export, seed=7)
+    whole = build_record(output, "exp8", editable, data_root=eval_data.root)
+    assert whole["stages"]["pretrain"]["status"] == whole["stages"]["finetune"]["status"] == "finished"
+    assert set(whole["scores"]) == {"textvqa", "mmbench"} and whole["notes"] == []
+
+    # RECIPE names another recipe, whose step has not made the export again: the export's recipe is shown
+    other = tmp_path / "other.yaml"
+    other.write_text("process: []\n")
+    mixed = build_record(output, "exp8", {**editable, "RECIPE": str(other)}, data_root=eval_data.root)
+    assert mixed["recipe"]["path"] == str(recipe) and mixed["stages"] == whole["stages"]
+    assert mixed["notes"] == [f"recipe: RECIPE is {other}, but the export {export} was made by {recipe} (its recipe "
+                              "step has not made it again); the record shows the recipe that made the data"]
+    # a PRETRAIN_DATASET no recipe run made: no recipe is named; its pretraining file is not what the
+    # stages were trained on, so they and the scores are left out
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"id": 1}\n')
+    unnamed = build_record(output, "exp8", {**editable, "PRETRAIN_DATASET": str(plain)}, data_root=eval_data.root)
+    assert unnamed["recipe"] is None
+    assert unnamed["stages"] == {"pretrain": None, "finetune": None} and unnamed["scores"] == {}
+    left_out, descends, no_recipe = unnamed["notes"]
+    assert left_out == (f"pretrain: not this run's, left out: {pretrain}: was trained on another training data "
+                        f"(sha {fingerprint(data)[7:15]}…) than {plain}-200k.jsonl.json (absent); rerun the main job "
+                        "so that they match")
+    assert descends == (f"finetune: not this run's, left out: {finetune}: was finetuned from the pretrain stage of "
+                        "another run (above)")
+    assert no_recipe.startswith(f"recipe: RECIPE is {recipe}, but no recipe run made the export {plain}")
+    # the pretraining file made again from other data: the same
+    data.write_text('[{"id": 2}]')
+    assert build_record(output, "exp8", editable, data_root=eval_data.root)["stages"]["pretrain"] is None

@@ -220,6 +220,10 @@ def test_the_baseline_without_a_recipe_is_trained_once(tmp_path: Path):
     assert again.stdout.count("already holds a finished") == 2, again.stdout[-5000:]
     for name in ("validate", "cap", "convert", "textvqa", "mmbench", "scores"):
         assert f"[skip] {name}: " in again.stdout, name
+    record = json.loads((tmp_path / "output" / "experiments" / "demo" / "run.json").read_text())
+    assert record["recipe"] is None and record["notes"] == []
+    assert record["stages"]["pretrain"]["status"] == record["stages"]["finetune"]["status"] == "finished"
+    assert set(record["scores"]) == {"textvqa", "mmbench"}
 
 
 def rerun_with_another_recipe_until_pretrain_restarts(tmp_path: Path) -> str:

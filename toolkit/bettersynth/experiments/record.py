@@ -20,6 +20,14 @@ A sweep's runs each have an output tree of their own (bettersynth.experiments.sw
 records are ``experiments/sweeps/<sweep>/runs/<run>/experiments/<run>/run.json``: ``all_records``
 and ``load_run`` find them too.
 
+What is on disk may be another run's: a job started again under the same EXP_NAME with other data
+finds the last run's export, stages and answers until its own steps replace them. The record never
+attributes them to this run: the recipe is the one that made the export (``RECIPE`` with a note
+where they differ; none when no recipe run made it), a pretrain stage counts only when it was
+trained on this run's pretraining file as it is now, a finetune stage only when finetuned from that
+stage's projector, answers only when made by that finetuned checkpoint; what is left out is named
+under ``notes``.
+
 Editable values and step durations accumulate over calls (a later value replaces an earlier one);
 ``wall_time_s`` is the sum of the recorded step durations. Artefacts that exist but cannot be
 read (and answers that cannot be scored) are listed under ``notes``, printed as warnings.
@@ -41,6 +49,7 @@ from bettersynth.experiments.record_schema import SCHEMA_VERSION, record_problem
 from bettersynth.experiments.scores import eval_sections
 from bettersynth.experiments.stages import StageReadError, read_stage
 from bettersynth.files import write_json_atomic
+from bettersynth.lineage import made_from_problem
 from bettersynth.provenance import fingerprint, read_record
 from bettersynth.recipes.config import work_dir_for
 
@@ -155,9 +164,15 @@ def data_file(path: Path) -> dict[str, Any] | None:
 
 def recipe_part(recipe: str, export: Path, export_record: dict[str, Any] | None,
                 notes: list[str]) -> dict[str, Any] | None:
-    """The recipe's path, file hash (from its run's summary) and operators' fingerprint (from the export's record)."""
+    """The recipe that made the export: its path and file hash (from its run's summary) and its operators'
+    fingerprint (from the export's record); before the export exists, ``RECIPE`` (what the job will
+    run). The record never pairs one recipe's name with other data: while ``RECIPE`` names another
+    recipe than the one that made the export (its recipe step has not run again yet, or failed), the
+    export's own recipe is recorded, and None when no recipe run made it; a note says so."""
     if not recipe:
         return None
+    if not export.is_file():
+        return {"path": recipe, "file_sha256": None, "operators": None}
     summary_path = work_dir_for(export) / "run.json"
     summary: dict[str, Any] = {}
     if summary_path.is_file():
@@ -165,9 +180,45 @@ def recipe_part(recipe: str, export: Path, export_record: dict[str, Any] | None,
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             notes.append(f"recipe: cannot read the recipe run's summary {summary_path} ({error})")
+    made_by = summary.get("recipe") if isinstance(summary, dict) and isinstance(summary.get("recipe"), str) else None
+    if made_by is None:
+        notes.append(f"recipe: RECIPE is {recipe}, but no recipe run made the export {export} (no summary "
+                     f"{summary_path}); the record names no recipe")
+        return None
+    if Path(made_by).resolve() != Path(recipe).resolve():
+        notes.append(f"recipe: RECIPE is {recipe}, but the export {export} was made by {made_by} (its recipe "
+                     "step has not made it again); the record shows the recipe that made the data")
     file_sha = summary.get("recipe_sha256")
-    return {"path": recipe, "file_sha256": f"sha256:{file_sha}" if file_sha else None,
+    return {"path": made_by, "file_sha256": f"sha256:{file_sha}" if isinstance(file_sha, str) else None,
             "operators": ((export_record or {}).get("inputs") or {}).get("recipe operators")}
+
+
+def pretrain_data(export: Path, editable: dict[str, str]) -> Path:
+    """The LLaVA json the main job pretrains on: ``<export>-200k.jsonl.json``, or with a proxy budget
+    ``<export>-200k.jsonl-proxy<N>-seed<SEED>.jsonl.json`` (the job's names)."""
+    capped = f"{export}{CAPPED_SUFFIX}"
+    proxy = optional_int(editable, "PROXY_PRETRAIN_SAMPLES")
+    if proxy is not None:
+        capped += f"-proxy{proxy}-seed{str(editable.get('SEED') or '').strip()}.jsonl"
+    return Path(capped + ".json")
+
+
+def stages_of_other_runs(pretrain_dir: Path, finetune_dir: Path, data: Path | None) -> dict[str, str]:
+    """The stage folders that hold another run's training, with why: a pretrain stage trained on other
+    data than this run's pretraining file now holds (the run's data changed and its pretraining has
+    not run again yet), a finetune stage finetuned from another projector than the pretrain stage's,
+    or from a pretrain stage that is another run's."""
+    others = {}
+    if data is not None:
+        problem = made_from_problem(pretrain_dir, "training data", data, "was trained on")
+        if problem:
+            others["pretrain"] = problem
+    problem = made_from_problem(finetune_dir, "projector", pretrain_dir / "mm_projector.bin", "was finetuned from")
+    if problem:
+        others["finetune"] = problem
+    elif "pretrain" in others and read_record(finetune_dir) is not None:
+        others["finetune"] = f"{finetune_dir}: was finetuned from the pretrain stage of another run (above)"
+    return others
 
 
 def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
@@ -188,16 +239,27 @@ def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
     if capped_part is not None:
         capped_part["max_samples"] = ((read_record(capped) or {}).get("settings") or {}).get("max samples")
 
+    folders = {stage: output_dir / "training_dirs" / pattern.format(exp_name)
+               for stage, pattern in STAGE_FOLDERS.items()}
+    others = stages_of_other_runs(folders["pretrain"], folders["finetune"],
+                                  pretrain_data(export, editable) if export else None)
     stages: dict[str, Any] = {}
-    for stage, pattern in STAGE_FOLDERS.items():
+    for stage, folder in folders.items():
+        if stage in others:
+            notes.append(f"{stage}: not this run's, left out: {others[stage]}")
+            stages[stage] = None
+            continue
         try:
-            stages[stage] = read_stage(output_dir / "training_dirs" / pattern.format(exp_name)).to_dict()
+            stages[stage] = read_stage(folder).to_dict()
         except StageReadError as error:
             notes.append(f"{stage}: {error}")
             stages[stage] = None
-    finetune_dir = output_dir / "training_dirs" / STAGE_FOLDERS["finetune"].format(exp_name)
-    scores, score_notes = eval_sections(output_dir / "eval_results" / finetune_dir.name, finetune_dir,
-                                        data_root, previous.get("scores") or {})
+    finetune_dir = folders["finetune"]
+    if "finetune" in others:  # its answers and scores are another run's too
+        scores, score_notes = {}, []
+    else:
+        scores, score_notes = eval_sections(output_dir / "eval_results" / finetune_dir.name, finetune_dir,
+                                            data_root, previous.get("scores") or {})
     seed = optional_int(editable, "SEED")
     if seed is None and stages.get("pretrain"):
         seed = stages["pretrain"]["seed"]
