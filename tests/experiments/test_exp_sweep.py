@@ -50,7 +50,7 @@ record["scores"] = {"textvqa": {"accuracy": 0.5}, "mmbench": {"strict_circular_a
 json.dump(record, open(path, "w"))' "$BSYNTH_OUTPUT/experiments/$EXP_NAME/run.json"
 fi
 echo "$EXP_NAME|$RECIPE|$SEED|$PROXY_PRETRAIN_SAMPLES|$PRETRAIN_DATASET|$BSYNTH_OUTPUT|$CUDA_VISIBLE_DEVICES|\\
-$INFER_CUDA_IDX|$MASTER_PORT|$start|$(date +%s.%N)" >> "$SWEEP_CALLS"
+$INFER_CUDA_IDX|$MASTER_PORT|$start|$(date +%s.%N)|$TORCHINDUCTOR_CACHE_DIR" >> "$SWEEP_CALLS"
 """
 RUNS = ["t-cpu_prefilter-s1-p64", "t-cpu_prefilter-s2-p64", "t-words_only-s1-p64", "t-words_only-s2-p64"]
 
@@ -72,7 +72,7 @@ def sweep(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def calls(tmp_path: Path) -> list[dict[str, str]]:
-    keys = ["exp", "recipe", "seed", "proxy", "dataset", "output", "cuda", "infer", "port", "start", "end"]
+    keys = ["exp", "recipe", "seed", "proxy", "dataset", "output", "cuda", "infer", "port", "start", "end", "kernels"]
     return [dict(zip(keys, line.split("|"))) for line in (tmp_path / "calls.txt").read_text().splitlines()]
 
 
@@ -136,6 +136,7 @@ def test_a_sweep_runs_in_parallel_on_disjoint_gpus_resumes_and_counts_failures(t
         assert call["cuda"] in ("0,1", "2,3") and call["infer"] == call["cuda"]  # GPU 4 is left over
         assert call["port"] == {"0,1": "29500", "2,3": "29501"}[call["cuda"]]
         assert call["seed"] == call["exp"].split("-s")[1].split("-")[0] and call["proxy"] == "64"
+        assert call["kernels"] == str(output / ".cache" / "torchinductor-node0")  # one compile cache for all runs
     overlapping = [(a, b) for i, a in enumerate(made) for b in made[i + 1:]
                    if float(a["start"]) < float(b["end"]) and float(b["start"]) < float(a["end"])]
     assert overlapping, "no two runs ran at the same time"
