@@ -111,16 +111,6 @@ def test_finetune_checkpointing_auto_is_off_only_where_16_fits_without_it():
     assert decided(H100_GIB, mode="False") == ("8", "16", "False")
 
 
-def test_evals_go_side_by_side_only_where_two_fit_with_headroom():
-    """Two evals at up to 40 GiB each need 80 GiB within 90% of the card: an H200, not an 80 GB H100
-    (where they ran out of memory, 2026-12-07), never without a GPU."""
-    from bettersynth.job_settings import evals_fit_side_by_side
-
-    assert evals_fit_side_by_side(1, 139.8)  # 80 <= 125.8
-    assert not evals_fit_side_by_side(1, H100_GIB)  # 80 > 71.6
-    assert not evals_fit_side_by_side(0, None)
-
-
 def test_eval_gpus_must_be_reachable_by_the_shards():
     """Each eval shard gets one INFER_CUDA_IDX id as its CUDA_VISIBLE_DEVICES (a physical index)."""
     from bettersynth.job_settings import eval_gpus_problem
