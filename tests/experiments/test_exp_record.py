@@ -146,7 +146,8 @@ def test_scores_are_kept_when_the_eval_data_is_gone(output, eval_data, tmp_path)
         "answers are kept"]
 
 
-def test_a_record_never_pairs_this_run_with_another_runs_recipe_stages_or_scores(output, eval_data, tmp_path):
+def test_a_record_never_pairs_this_run_with_another_runs_recipe_stages_or_scores(output, eval_data, tmp_path,
+                                                                                monkeypatch):
     """Started again with other data (a new recipe whose step failed, or another PRETRAIN_DATASET), the
     record shows the recipe that made the export, and leaves out stages trained on other data than
     this run's pretraining file, the finetune descending from them and its scores, each with a note."""
@@ -163,6 +164,9 @@ def test_a_record_never_pairs_this_run_with_another_runs_recipe_stages_or_scores
     whole = build_record(output, "exp8", editable, data_root=eval_data.root)
     assert whole["stages"]["pretrain"]["status"] == whole["stages"]["finetune"]["status"] == "finished"
     assert set(whole["scores"]) == {"textvqa", "mmbench"} and whole["notes"] == []
+    monkeypatch.chdir(recipe.parent)  # RECIPE spelt relative to the checkout: kept as spelt
+    relative = build_record(output, "exp8", {**editable, "RECIPE": "mine.yaml"}, data_root=eval_data.root)
+    assert relative["recipe"]["path"] == "mine.yaml" and relative["notes"] == []
 
     # RECIPE names another recipe, whose step has not made the export again: the export's recipe is shown
     other = tmp_path / "other.yaml"

@@ -46,7 +46,8 @@ bsynth runs record "$EXP_NAME" --editable "SEED=$SEED" --editable "RECIPE=$RECIP
 if [ ! -e "$FAIL_DIR/$EXP_NAME.unscored" ]; then  # what the main job's stages and evals would have left
     python3 -c 'import json, sys; path = sys.argv[1]; record = json.load(open(path))
 record["stages"] = {stage: {"status": "finished", "log": []} for stage in ("pretrain", "finetune")}
-record["scores"] = {"textvqa": {"accuracy": 0.5}, "mmbench": {"strict_circular_accuracy": 0.25}}
+record["scores"] = {"textvqa": {"accuracy": 0.5},
+                    "mmbench": {"strict_circular_accuracy": 0.25, "extracted_circular_accuracy": 0.5}}
 json.dump(record, open(path, "w"))' "$BSYNTH_OUTPUT/experiments/$EXP_NAME/run.json"
 fi
 echo "$EXP_NAME|$RECIPE|$SEED|$PROXY_PRETRAIN_SAMPLES|$PRETRAIN_DATASET|$BSYNTH_OUTPUT|$CUDA_VISIBLE_DEVICES|\\

@@ -185,7 +185,9 @@ def recipe_part(recipe: str, export: Path, export_record: dict[str, Any] | None,
         notes.append(f"recipe: RECIPE is {recipe}, but no recipe run made the export {export} (no summary "
                      f"{summary_path}); the record names no recipe")
         return None
-    if Path(made_by).resolve() != Path(recipe).resolve():
+    if Path(made_by).resolve() == Path(recipe).resolve():
+        made_by = recipe  # as RECIPE spells it (the summary holds the resolved path)
+    else:
         notes.append(f"recipe: RECIPE is {recipe}, but the export {export} was made by {made_by} (its recipe "
                      "step has not made it again); the record shows the recipe that made the data")
     file_sha = summary.get("recipe_sha256")

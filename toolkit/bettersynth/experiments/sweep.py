@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Callable
 
 from bettersynth.experiments.record import RecordError, read_run_record, record_file, sweep_dir, sweep_run_tree
+from bettersynth.experiments.record_schema import TOTALS
 from bettersynth.experiments.scheduler import Job, StateError, SweepState, plan_slots, run_in_group, run_jobs
 from bettersynth.experiments.sweep_file import Sweep, SweepError
 from bettersynth.files import atomic_path
@@ -127,8 +128,8 @@ def missing_result(output: Path, sweep: str, run: str) -> str | None:
     if unfinished:
         return f"{path} shows the {' and '.join(unfinished)} stage not finished"
     scores = record.get("scores") or {}
-    unscored = [name for name, total in (("textvqa", "accuracy"), ("mmbench", "strict_circular_accuracy"))
-                if (scores.get(name) or {}).get(total) is None]
+    unscored = [name for name, totals in TOTALS.items()
+                if any((scores.get(name) or {}).get(total) is None for total in totals)]
     if unscored:
         return f"{path} holds no {' or '.join(unscored)} score"
     return None
