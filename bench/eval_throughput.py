@@ -5,6 +5,7 @@ sorted left-padded batches, the model's KV-cached greedy generate).
 
     PYTHONPATH=toolkit python bench/eval_throughput.py                      # full run on the GPU
     PYTHONPATH=toolkit python bench/eval_throughput.py --quick --batch-sizes 16,32,64
+    PYTHONPATH=toolkit python bench/eval_throughput.py --quick --images-per-pass 32,8   # image path's memory
     PYTHONPATH=toolkit python bench/eval_throughput.py --tiny --quick        # CPU smoke test, tiny model
 
 Prompts are synthetic token ids of TextVQA-like (question + OCR tokens + instruction, 35-90 text
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny model, for a CPU smoke test")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-sizes", default="32", help="comma-separated; each is timed in turn")
+    parser.add_argument("--images-per-pass", default=str(GenerationSettings(1, 1).images_per_pass),
+                        help="comma-separated images the image path encodes at a time; each is timed in turn "
+                             "(a value >= the batch size encodes a batch's images at once)")
     parser.add_argument("--workers", type=int, default=None, help="image workers (default up to 8 on GPU, 0 on CPU)")
     parser.add_argument("--textvqa-answer-tokens", type=int, default=8)
     parser.add_argument("--mmbench-answer-tokens", type=int, default=4)
@@ -149,29 +153,34 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as folder:
         (textvqa_prompts, textvqa_images), (mmbench_prompts, mmbench_images) = workload(*counts, vocab, Path(folder))
-        for batch in [int(b) for b in args.batch_sizes.split(",")]:
-            text_settings = GenerationSettings(batch, args.textvqa_answer_tokens, workers, "textvqa")
-            bench_settings = GenerationSettings(batch, args.mmbench_answer_tokens, workers, "mmbench")
+        for batch, per_pass in [(int(b), int(p)) for b in args.batch_sizes.split(",")
+                                for p in args.images_per_pass.split(",")]:
+            text_settings = GenerationSettings(batch, args.textvqa_answer_tokens, workers, "textvqa", per_pass)
+            bench_settings = GenerationSettings(batch, args.mmbench_answer_tokens, workers, "mmbench", per_pass)
             timed(engine, textvqa_prompts[:2 * batch], textvqa_images[:2 * batch], text_settings)  # warm-up
             if args.device.startswith("cuda"):
+                torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             text_seconds, text_tokens = timed(engine, textvqa_prompts, textvqa_images, text_settings)
             bench_seconds, bench_tokens = timed(engine, mmbench_prompts, mmbench_images, bench_settings)
             total = text_seconds + bench_seconds
             full_minutes = (text_seconds * TEXTVQA_QUESTIONS / counts[0]
                             + bench_seconds * MMBENCH_ROWS / counts[1]) / 60
-            peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else 0.0
-            print(f"batch {batch}: TextVQA {counts[0]} in {text_seconds:.1f} s "
+            on_gpu = args.device.startswith("cuda")
+            peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else 0.0
+            reserved = torch.cuda.max_memory_reserved() / 2**30 if on_gpu else 0.0
+            print(f"batch {batch}, {per_pass} images a pass: TextVQA {counts[0]} in {text_seconds:.1f} s "
                   f"({counts[0] / text_seconds:.1f} answers/s), "
                   f"MMBench {counts[1]} in {bench_seconds:.1f} s ({counts[1] / bench_seconds:.1f} answers/s); "
                   f"total {total / 60:.2f} min; full-size estimate {full_minutes:.2f} min "
                   f"({'meets' if full_minutes <= TARGET_MINUTES else 'misses'} the {TARGET_MINUTES:.0f}-min target); "
-                  f"peak GPU memory {peak:.1f} GiB; mean answer tokens {text_tokens:.1f} / {bench_tokens:.1f}",
+                  f"peak GPU memory {peak:.1f} GiB allocated, {reserved:.1f} GiB reserved; mean answer tokens {text_tokens:.1f} / {bench_tokens:.1f}",
                   flush=True)
             print(json.dumps({"bench": "eval_throughput", "card": card, "commit": commit(), "tiny": args.tiny,
-                              "batch_size": batch, "workers": workers, "textvqa": counts[0], "mmbench": counts[1],
+                              "batch_size": batch, "images_per_pass": per_pass, "workers": workers, "textvqa": counts[0], "mmbench": counts[1],
                               "textvqa_seconds": round(text_seconds, 2), "mmbench_seconds": round(bench_seconds, 2),
                               "full_size_minutes": round(full_minutes, 2), "peak_gib": round(peak, 1),
+                              "peak_reserved_gib": round(reserved, 1),
                               "answer_tokens": [args.textvqa_answer_tokens, args.mmbench_answer_tokens]}), flush=True)
     return 0
 

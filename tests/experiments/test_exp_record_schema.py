@@ -1,5 +1,6 @@
 """A run record or trainer state that is truncated, empty, not UTF-8 or of the wrong shape is refused with
-a message naming the file and the field (``bsynth runs`` / ``bsynth report`` exit 1), never a traceback.
+a message naming the file and the field (``bsynth runs`` / ``bsynth report`` exit 1), never a traceback;
+``runs`` still lists the records it can read.
 
     python -m pytest tests/experiments/test_exp_record_schema.py -q      (~2 s)
 """
@@ -10,7 +11,7 @@ import json
 
 import pytest
 from bettersynth.cli import main
-from bettersynth.experiments.record import build_record, record_file
+from bettersynth.experiments.record import build_record, record_file, write_record
 from experiment_helpers import loss_log, write_stage
 
 GOOD = {"schema": 1, "exp_name": "bad"}
@@ -48,7 +49,7 @@ def test_a_broken_record_is_named_by_runs_and_report(output, tmp_path, capsys, d
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
     assert main(["runs"]) == 1
-    assert capsys.readouterr().err == f"bsynth runs: {path}: {message}\n"
+    assert capsys.readouterr().err == f"bsynth runs: {path}: {message} (left out of the table)\n"
     assert main(["report", "bad", "--out", str(tmp_path / "r.html")]) == 1
     assert capsys.readouterr().err == f"bsynth report: {path}: {message}\n"
     assert not (tmp_path / "r.html").exists()
@@ -62,7 +63,19 @@ def test_a_record_that_is_a_folder_is_refused(output, capsys):
                                        f"directory: '{path}')\n")
     assert main(["runs"]) == 1
     assert capsys.readouterr().err == (f"bsynth runs: {path}: cannot read the run record ([Errno 21] Is a "
-                                       f"directory: '{path}')\n")
+                                       f"directory: '{path}') (left out of the table)\n")
+
+
+def test_one_broken_record_leaves_the_others_in_the_table(output, capsys):
+    write_record(output, "good", {"SEED": "7"})
+    broken = record_file(output, "broken")
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"schema": 1, "exp_name": "bro')
+    assert main(["runs", "--csv"]) == 1
+    captured = capsys.readouterr()
+    assert [line.split(",")[:4] for line in captured.out.splitlines()[1:]] == [["good", "", "", "7"]]
+    assert captured.err == (f"bsynth runs: {broken}: cannot read the run record (Unterminated string starting at: "
+                            "line 1 column 27 (char 26)) (left out of the table)\n")
 
 
 @pytest.mark.parametrize("state, problem", [

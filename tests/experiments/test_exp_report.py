@@ -31,7 +31,7 @@ def sweep(output, eval_data):
 
 
 def test_groups_differ_only_by_seed(sweep):
-    records = [r for r in all_records(sweep) if r["exp_name"] != "pending"]  # by name
+    records = [r for r in all_records(sweep)[0] if r["exp_name"] != "pending"]  # by name
     assert [(g.label, g.names) for g in group_runs(records)] == [
         ("good.yaml (proxy 3)", ["good-proxy"]), ("good.yaml", ["good-s1", "good-s2"]),
         ("weak.yaml", ["weak-s1", "weak-s2"])]

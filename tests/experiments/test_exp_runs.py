@@ -26,7 +26,7 @@ def runs(output, eval_data):
 
 
 def test_rows_with_reference(runs):
-    rows = {row.name: row for row in table_rows(all_records(runs), load_run(runs, "base"))}
+    rows = {row.name: row for row in table_rows(all_records(runs)[0], load_run(runs, "base"))}
     mine = rows["mine"]
     assert (mine.recipe, mine.samples, mine.seed, mine.proxy) == ("mine.yaml", 5, 2, 3)
     assert mine.pretrain_loss == pytest.approx(3.2 - 0.2 * 6) and mine.finetune_loss == pytest.approx(2.0 - 0.12 * 4)
@@ -71,7 +71,7 @@ def test_the_runs_of_sweeps_are_found_in_their_own_trees(output):
     write_record(sweep_run_tree(output, "a", "a-r-s1"), "a-r-s1", {"SEED": "2"})
     for sweep in ("a", "b"):
         write_record(sweep_run_tree(output, sweep, "twice"), "twice", {"SEED": "3"})
-    assert [record["exp_name"] for record in all_records(output)] == ["own", "a-r-s1", "twice", "twice"]
+    assert [record["exp_name"] for record in all_records(output)[0]] == ["own", "a-r-s1", "twice", "twice"]
     assert load_run(output, "a-r-s1")["seed"] == 2
     with pytest.raises(RecordError, match="'twice' names runs of several sweeps"):
         load_run(output, "twice")

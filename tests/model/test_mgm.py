@@ -1,6 +1,6 @@
 """MGMForCausalLM: loss against a plain full-logits reference, graph connectivity, the drop-path
 quirk, gradient checkpointing, the Gemma activation option, and generation (batched = one-by-one,
-cached = uncached, stops at eos).
+images encoded a few at a time = all at once, cached = uncached, stops at eos).
 
 Run: ``HF_HUB_OFFLINE=1 python -m pytest tests/model/test_mgm.py -q``
 """
@@ -212,6 +212,21 @@ def test_cached_generation_equals_uncached_greedy_loop(tiny_mgm):
             expected.append(int(token))
             embeds = torch.cat([embeds, model.llm.get_input_embeddings()(token)[:, None]], dim=1)
     assert generated[0].tolist() == expected
+
+
+def test_images_encoded_a_few_at_a_time_equal_all_at_once(tiny_mgm):
+    model = tiny_mgm[0].eval()
+    images = prompt_images()
+    all_at_once = model.encode_images(images)
+    for per_pass in (1, 2, 4, 5, 9):
+        torch.testing.assert_close(model.encode_images(images, images_per_pass=per_pass), all_at_once,
+                                   rtol=1e-5, atol=1e-6, msg=f"{per_pass} images a pass")
+    has_image = torch.tensor([has for _, has in PROMPTS])
+    ids, mask = pad_sequences([p for p, _ in PROMPTS], 0, "left")
+    assert torch.equal(model.generate(ids, mask, images, has_image, max_new_tokens=8, images_per_pass=2),
+                       model.generate(ids, mask, images, has_image, max_new_tokens=8))
+    with pytest.raises(ValueError, match="images_per_pass must be >= 1, got 0"):
+        model.encode_images(images, images_per_pass=0)
 
 
 def test_generation_stops_at_eos(tiny_mgm):

@@ -31,10 +31,13 @@ class GenerationSettings:
     max_new_tokens: int
     num_workers: int = 0
     progress_label: str = "answers"
+    images_per_pass: int = 8  # the image path's share of a batch (memory only; MGMForCausalLM.encode_images)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.images_per_pass < 1:
+            raise ValueError(f"images_per_pass must be >= 1, got {self.images_per_pass}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.num_workers < 0:
@@ -182,7 +185,7 @@ class AnswerEngine:
                     images_aux=pixels.to(self.device, non_blocking=True),
                     has_image=torch.ones(len(positions), dtype=torch.bool, device=self.device),
                     max_new_tokens=settings.max_new_tokens, eos_token_id=self.eos_token_id,
-                    pad_token_id=self.pad_token_id)
+                    pad_token_id=self.pad_token_id, images_per_pass=settings.images_per_pass)
                 for position, ids in zip(positions, self._until_eos(new_tokens.cpu())):
                     answers[position] = ids
                 bar.update(len(positions))

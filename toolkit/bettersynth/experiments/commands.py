@@ -14,7 +14,8 @@ has not run yet; it exits 2 on a malformed argument and 1 on a record it cannot 
 output tree is ``$BSYNTH_OUTPUT`` or ``<checkout>/output`` (bettersynth.paths.output_dir).
 ``runs`` and ``report`` exit 1 on a record they cannot read (bettersynth.experiments.record_schema), a
 run they cannot find, and, for ``report``, a request it refuses or a page it cannot write; 2 on a
-malformed argument.
+malformed argument. ``runs`` still prints the table of the records it can read, and names each one
+it left out.
 """
 
 from __future__ import annotations
@@ -78,16 +79,19 @@ def runs_handler(args) -> int:
     try:
         output = paths.output_dir()
         reference = load_run(output, args.reference) if args.reference else None
-        rows = table_rows(all_records(output), reference)
+        records, unreadable = all_records(output)
+        rows = table_rows(records, reference)
     except RecordError as error:
         print(f"bsynth runs: {error}", file=sys.stderr)
         return 1
-    if not rows and not (args.json or args.csv):
+    if rows or args.json or args.csv:
+        print(format_json(rows) if args.json else format_csv(rows) if args.csv else format_text(rows),
+              end="" if args.csv else "\n")
+    elif not unreadable:
         print(f"no run records under {output / 'experiments'}", file=sys.stderr)
-        return 0
-    print(format_json(rows) if args.json else format_csv(rows) if args.csv else format_text(rows),
-          end="" if args.csv else "\n")
-    return 0
+    for problem in unreadable:
+        print(f"bsynth runs: {problem} (left out of the table)", file=sys.stderr)
+    return 1 if unreadable else 0
 
 
 def report_handler(args) -> int:

@@ -103,10 +103,18 @@ def sweep_record_files(output_dir: Path, exp_name: str = "*") -> list[Path]:
     return sorted(experiments_dir(output_dir).glob(pattern))
 
 
-def all_records(output_dir: Path) -> list[dict[str, Any]]:
-    """Every ``experiments/*/run.json`` under ``output_dir`` by experiment name, then the sweeps' runs."""
+def all_records(output_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every ``experiments/*/run.json`` under ``output_dir`` by experiment name, then the sweeps' runs,
+    that can be read; and, for each one that cannot, its path and why (one broken record does not
+    hide the others)."""
     paths = sorted(experiments_dir(output_dir).glob(f"*/{RECORD_NAME}")) + sweep_record_files(output_dir)
-    return [read_run_record(path) for path in paths]
+    records, unreadable = [], []
+    for path in paths:
+        try:
+            records.append(read_run_record(path))
+        except RecordError as error:
+            unreadable.append(str(error))
+    return records, unreadable
 
 
 def load_run(output_dir: Path, run: str) -> dict[str, Any]:

@@ -103,11 +103,24 @@ class MGMForCausalLM(nn.Module):
         for stage in self.aux_tower.stages:
             stage.compile(dynamic=False, options={"fallback_random": True})
 
-    def encode_images(self, images_aux: torch.Tensor) -> torch.Tensor:
-        """[B, 3, A, A] normalised high-res images → [B, N, H] image embeddings (before Gemma's scale)."""
+    def encode_images(self, images_aux: torch.Tensor, images_per_pass: int | None = None) -> torch.Tensor:
+        """[B, 3, A, A] normalised high-res images → [B, N, H] image embeddings (before Gemma's scale).
+
+        ``images_per_pass`` runs the image path over that many images at a time (None: all at once).
+        Every image is encoded on its own either way, so only the memory changes: the fused ConvNeXt
+        map of a real-size image is [2880, 192, 192], 0.4 GiB in float32, which at an eval batch of
+        32 was most of the eval's 29 GiB (bench/RESULTS.md).
+        """
         expected = (3, self.options.image_size_aux, self.options.image_size_aux)
         if tuple(images_aux.shape[1:]) != expected:
             raise ValueError(f"images_aux must be [B, {expected}], got {tuple(images_aux.shape)}")
+        if images_per_pass is not None and images_per_pass < 1:
+            raise ValueError(f"images_per_pass must be >= 1, got {images_per_pass}")
+        if images_per_pass is not None and images_per_pass < len(images_aux):
+            return torch.cat([self._encode_pass(part) for part in images_aux.split(images_per_pass)])
+        return self._encode_pass(images_aux)
+
+    def _encode_pass(self, images_aux: torch.Tensor) -> torch.Tensor:
         side = self.vision_tower.image_size
         low_res = F.interpolate(images_aux.float(), size=(side, side), mode="bilinear", align_corners=False)
         clip_features = self.vision_tower(low_res)
@@ -116,12 +129,13 @@ class MGMForCausalLM(nn.Module):
         return self.projector(features)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images_aux: torch.Tensor,
-              has_image: torch.Tensor, padding_side: str, labels: torch.Tensor | None = None) -> SplicedBatch:
+              has_image: torch.Tensor, padding_side: str, labels: torch.Tensor | None = None,
+              images_per_pass: int | None = None) -> SplicedBatch:
         """Runs the image path and splices the image embeddings into the token embeddings, both with
         Gemma's input scale (the official numerics)."""
         embedding = self.llm.get_input_embeddings()
-        image_embeds = official_input_scale(self.encode_images(images_aux).to(embedding.weight.dtype),
-                                            self.llm.config.hidden_size)
+        image_embeds = official_input_scale(
+            self.encode_images(images_aux, images_per_pass).to(embedding.weight.dtype), self.llm.config.hidden_size)
         return splice_image_embeddings(input_ids, attention_mask, has_image, image_embeds, embedding,
                                        self.options.model_max_length, padding_side, labels=labels)
 
@@ -146,11 +160,12 @@ class MGMForCausalLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images_aux: torch.Tensor,
                  has_image: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
-                 pad_token_id: int | None = None) -> torch.LongTensor:
+                 pad_token_id: int | None = None, images_per_pass: int | None = None) -> torch.LongTensor:
         """Greedy decoding with KV cache → new token ids [B, T] (``pad_token_id`` after each eos).
 
         The prompt's real tokens are taken from ``attention_mask`` (left padding expected, any
         padding works); the spliced prompts are left-padded so batched answers equal one-by-one ones.
+        ``images_per_pass`` bounds the image path's memory (``encode_images``).
         """
         if self.training:
             raise RuntimeError("generate() needs eval mode (call model.eval()): the aux tower's drop path "
@@ -158,7 +173,7 @@ class MGMForCausalLM(nn.Module):
         config = self.llm.config
         eos = config.eos_token_id if eos_token_id is None else eos_token_id
         pad = config.pad_token_id if pad_token_id is None else pad_token_id
-        spliced = self.embed(input_ids, attention_mask, images_aux, has_image, "left")
+        spliced = self.embed(input_ids, attention_mask, images_aux, has_image, "left", images_per_pass=images_per_pass)
         generation_config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                              eos_token_id=eos, pad_token_id=pad, bos_token_id=config.bos_token_id)
         return self.llm.generate(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask.long(),
