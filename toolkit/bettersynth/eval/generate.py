@@ -4,7 +4,9 @@ Each request is a user message (holding ``<image>``) and an image source. Reques
 prompt length so a batch holds similar lengths (less padding), left-padded, answered with the
 model's greedy ``generate`` and put back in request order. Each answer is cut at the first
 ``<eos>``, decoded without special tokens and stripped. Images are decoded and preprocessed
-(aspect "pad") by data-loader workers while the GPU works. Batched answers equal one-by-one answers
+(aspect "pad") by data-loader workers while the GPU works, and the model encodes a batch's images
+``images_per_pass`` at a time (8: the same answers as all at once, with the image path's memory of 8
+images, not of the whole batch). Batched answers equal one-by-one answers
 (tests/eval/test_generate.py checks it on the demo model).
 
     from bettersynth.eval.generate import AnswerEngine, GenerationSettings, ImageSource
