@@ -174,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"MMBench {counts[1]} in {bench_seconds:.1f} s ({counts[1] / bench_seconds:.1f} answers/s); "
                   f"total {total / 60:.2f} min; full-size estimate {full_minutes:.2f} min "
                   f"({'meets' if full_minutes <= TARGET_MINUTES else 'misses'} the {TARGET_MINUTES:.0f}-min target); "
-                  f"peak GPU memory {peak:.1f} GiB allocated, {reserved:.1f} GiB reserved; mean answer tokens {text_tokens:.1f} / {bench_tokens:.1f}",
+                  f"peak GPU memory {peak:.1f} GiB allocated, {reserved:.1f} GiB reserved; "
+                  f"mean answer tokens {text_tokens:.1f} / {bench_tokens:.1f}",
                   flush=True)
             print(json.dumps({"bench": "eval_throughput", "card": card, "commit": commit(), "tiny": args.tiny,
-                              "batch_size": batch, "images_per_pass": per_pass, "workers": workers, "textvqa": counts[0], "mmbench": counts[1],
+                              "batch_size": batch, "images_per_pass": per_pass, "workers": workers,
+                              "textvqa": counts[0], "mmbench": counts[1],
                               "textvqa_seconds": round(text_seconds, 2), "mmbench_seconds": round(bench_seconds, 2),
                               "full_size_minutes": round(full_minutes, 2), "peak_gib": round(peak, 1),
                               "peak_reserved_gib": round(reserved, 1),
