@@ -111,10 +111,11 @@ export BSYNTH_ROOT=${BSYNTH_ROOT:-$SCRIPT_DIR}  # every bsynth call works in thi
 # missing when only some real assets are there), with the asset paths and the settings that depend on
 # it: the GPUs seen (NUM_GPUS), the machines (NODES, from HOSTFILE or NNODES/NODE_RANK/MASTER_*:
 # TRAINING_PROCESSES counts every node's), the stages' global batches (256 / 128; the demo's 8 and 4 per training
-# process), "auto" batch values planned from the GPUs' memory, and the demo's scaled values
-# (bettersynth/job_settings.py); Editable Part values the later steps read are checked there first.
+# process), "auto" batch values planned from the GPUs' memory, and the demo's scaled values and name
+# (EXP_NAME, or "demo" for the default) (bettersynth/job_settings.py); Editable Part values the later
+# steps read are checked there first.
 job_values=()
-for key in PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING \
+for key in EXP_NAME PRETRAIN_BATCH_SIZE_PER_GPU PRETRAIN_GRADIENT_ACCUMULATION_STEPS PRETRAIN_GRADIENT_CHECKPOINTING \
     FINETUNE_BATCH_SIZE_PER_GPU FINETUNE_GRADIENT_ACCUMULATION_STEPS FINETUNE_GRADIENT_CHECKPOINTING \
     TORCH_COMPILE DEEPSPEED_CONFIG HOSTFILE NNODES NODE_RANK MASTER_ADDR MASTER_PORT LOGGING_STEP CKPT_SAVE_STEPS \
     TOTAL_SAVE_CKPT_LIMIT PRETRAIN_DATALOADER_NUM_WORKERS FINETUNE_DATALOADER_NUM_WORKERS INFER_CUDA_IDX; do

@@ -10,8 +10,12 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
+from bettersynth.job_settings import EDITABLE_DEFAULT_EXP_NAME
 from bettersynth.paths import AssetLayout
+
+MAIN_JOB = Path(__file__).resolve().parents[2] / "train_mgm_2b_stage_1.sh"
 
 EDITABLE = {"PRETRAIN_BATCH_SIZE_PER_GPU": "auto", "PRETRAIN_GRADIENT_ACCUMULATION_STEPS": "auto",
             "PRETRAIN_GRADIENT_CHECKPOINTING": "False", "FINETUNE_BATCH_SIZE_PER_GPU": "auto",
@@ -63,6 +67,13 @@ def test_the_jobs_settings_follow_the_layout(tmp_path):
         "FINETUNE_GLOBAL_BATCH": "4", "FINETUNE_BATCH_SIZE_PER_GPU": "2", "FINETUNE_GRADIENT_ACCUMULATION_STEPS": "2",
         "AUX_SIZE": "256", "EXP_NAME": "demo", "TORCH_COMPILE": "False", "EVAL_MAX_NEW_TOKENS": "16",
         "CKPT_SAVE_STEPS": "10"}
+    # the demo's name: "demo" for the Editable Part's default, an EXP_NAME given is kept, DEMO_EXP_NAME wins
+    assert variables(layout(tmp_path, *editable, "--editable", f"EXP_NAME={EDITABLE_DEFAULT_EXP_NAME}"))[
+        "EXP_NAME"] == "demo"
+    assert variables(layout(tmp_path, *editable, "--editable", "EXP_NAME=try2"))["EXP_NAME"] == "try2"
+    assert variables(layout(tmp_path, *editable, "--editable", "EXP_NAME=try2", DEMO_EXP_NAME="mine"))[
+        "EXP_NAME"] == "mine"
+    assert "EXP_NAME" not in variables(layout(tmp_path, "--which", "real", *editable, "--editable", "EXP_NAME=try2"))
     # the Editable Part's values for checkpointing as the trainer gets them; no GPU: evals one after another
     assert (demo["PRETRAIN_GRADIENT_CHECKPOINTING"], demo["FINETUNE_GRADIENT_CHECKPOINTING"],
             demo["EVAL_SIDE_BY_SIDE"]) == ("False", "True", "False")
@@ -120,3 +131,7 @@ def test_bad_editable_values_stop_the_layout_all_named_at_once(tmp_path):
     fine = dict(EDITABLE, LOGGING_STEP="1", INFER_CUDA_IDX="0,1", PRETRAIN_GRADIENT_CHECKPOINTING="true")
     assert layout(tmp_path, *[argument for key, value in fine.items()
                               for argument in ("--editable", f"{key}={value}")]).returncode == 0
+
+
+def test_the_demo_knows_the_editable_parts_default_name():
+    assert f"EXP_NAME=${{EXP_NAME:-{EDITABLE_DEFAULT_EXP_NAME}}}\n" in MAIN_JOB.read_text()

@@ -16,10 +16,11 @@ MASTER_PORT); every batch is planned and checked over the whole world (all nodes
 Demo (tiny random models, a 300-sample pool): global batches 8 and 4 per training process (one
 per GPU, one on CPU) with 4 x 2 and 2 x 2 per process (``DEMO_*_BATCH_SIZE_PER_GPU`` /
 ``DEMO_*_GRADIENT_ACCUMULATION_STEPS`` override them), 256-px high-resolution input, one data
-loader worker, a checkpoint every 10 steps (``DEMO_CKPT_SAVE_STEPS``), EXP_NAME ``demo``
-(``DEMO_EXP_NAME``), the demo seed pool's images, no ``torch.compile`` (compiling the tiny models
-costs minutes on a GPU and gains nothing), and eval answers of at most 16 new tokens (random
-weights never stop by themselves: a real run keeps the benchmarks' 128 / 1024).
+loader worker, a checkpoint every 10 steps (``DEMO_CKPT_SAVE_STEPS``), EXP_NAME ``demo`` in place of
+the Editable Part's default (an EXP_NAME given is kept; ``DEMO_EXP_NAME`` overrides both), the demo
+seed pool's images, no ``torch.compile`` (compiling the tiny models costs minutes on a GPU and gains
+nothing), and eval answers of at most 16 new tokens (random weights never stop by themselves: a real
+run keeps the benchmarks' 128 / 1024).
 
     settings = job_settings("demo", editable, os.environ, seed_dir, gpu_memory_gib=None,
                             optimizer_offload=False, say=print)                        # JobSettings
@@ -45,6 +46,7 @@ DEMO_GLOBAL_BATCH_PER_PROCESS = {"pretrain": 8, "finetune": 4}
 DEMO_SPLIT = {"pretrain": (4, 2), "finetune": (2, 2)}
 DEMO_AUX_SIZE, REAL_AUX_SIZE = 256, 768
 DEMO_EVAL_MAX_NEW_TOKENS = 16
+EDITABLE_DEFAULT_EXP_NAME = "default"  # train_mgm_2b_stage_1.sh's EXP_NAME when none is given
 EVAL_PEAK_GIB = 40.0  # one real-size eval process at batch 32: 37.3 GiB held by TextVQA's (H100, 2026-12-07)
 PREFIX = {"pretrain": "PRETRAIN", "finetune": "FINETUNE"}
 
@@ -86,10 +88,18 @@ def visible_gpus() -> int:
     return torch.cuda.device_count()
 
 
-def demo_overrides(environ: Mapping[str, str], seed_dir: str) -> dict[str, str]:
+def demo_exp_name(environ: Mapping[str, str], exp_name: str | None) -> str:
+    """The demo run's name: ``DEMO_EXP_NAME`` when set, else the EXP_NAME asked for, else ``demo`` (for
+    the Editable Part's default, the real run's name), so two demo runs under two names stay two runs."""
+    if environ.get("DEMO_EXP_NAME"):
+        return environ["DEMO_EXP_NAME"]
+    return exp_name if exp_name and exp_name != EDITABLE_DEFAULT_EXP_NAME else "demo"
+
+
+def demo_overrides(environ: Mapping[str, str], seed_dir: str, exp_name: str | None) -> dict[str, str]:
     return {"PRETRAIN_DATALOADER_NUM_WORKERS": "1", "FINETUNE_DATALOADER_NUM_WORKERS": "1",
             "CKPT_SAVE_STEPS": environ.get("DEMO_CKPT_SAVE_STEPS") or "10",
-            "EXP_NAME": environ.get("DEMO_EXP_NAME") or "demo", "PRETRAIN_DATASET_IMAGE_PATH": seed_dir,
+            "EXP_NAME": demo_exp_name(environ, exp_name), "PRETRAIN_DATASET_IMAGE_PATH": seed_dir,
             "TORCH_COMPILE": "False"}
 
 
@@ -200,7 +210,7 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
     nodes = node_settings(editable, num_gpus, count_gpus(environ=environ).count)
     processes = nodes.world_size
     batches = stage_batches(mode, processes, editable, environ)
-    overrides = demo_overrides(environ, seed_dir) if mode == "demo" else {}
+    overrides = demo_overrides(environ, seed_dir, editable.get("EXP_NAME")) if mode == "demo" else {}
     torch_compile = (overrides.get("TORCH_COMPILE") or editable["TORCH_COMPILE"]) == "True"
     for stage, batch in batches.items():
         batches[stage], line = planned(stage, batch, processes, gpu_memory_gib, torch_compile, optimizer_offload)

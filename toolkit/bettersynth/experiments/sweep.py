@@ -28,7 +28,7 @@ How it runs (folders under ``output/experiments/sweeps/<name>/``; the sweep hold
    then finds it made from the same inputs and skips it (were it remade, the recipe run's commit
    would replace the link by a rename, never write through it). Validation, cap, proxy subset,
    conversion, both trainings, evals and scores are the run's own, in its tree. Each run is ``bash
-   train_mgm_2b_stage_1.sh`` with EXP_NAME (and DEMO_EXP_NAME, which the demo reads instead), RECIPE,
+   train_mgm_2b_stage_1.sh`` with EXP_NAME (and DEMO_EXP_NAME, which the demo reads first), RECIPE,
    SEED, PROXY_PRETRAIN_SAMPLES and PRETRAIN_DATASET set; its output goes to ``<run>.log``.
 3. **Runs on GPU slots** (bettersynth.experiments.scheduler): without ``gpus_per_run`` one after
    another, each seeing every GPU; with it, floor(N / gpus_per_run) at once, each with its own
