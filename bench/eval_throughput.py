@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, GemmaConfig
 
 from bettersynth.constants import IMAGE_TOKEN_INDEX
-from bettersynth.eval.generate import AnswerEngine, GenerationSettings, ImageSource, default_workers
+from bettersynth.eval.generate import IMAGES_PER_PASS, AnswerEngine, GenerationSettings, ImageSource, default_workers
 from bettersynth.model.assemble import assemble_mgm
 from bettersynth.model.config import MGMOptions
 from bettersynth.model.preprocess import ImagePreprocessor
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny model, for a CPU smoke test")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-sizes", default="32", help="comma-separated; each is timed in turn")
-    parser.add_argument("--images-per-pass", default=str(GenerationSettings(1, 1).images_per_pass),
+    parser.add_argument("--images-per-pass", default=str(IMAGES_PER_PASS),
                         help="comma-separated images the image path encodes at a time; each is timed in turn "
                              "(a value >= the batch size encodes a batch's images at once)")
     parser.add_argument("--workers", type=int, default=None, help="image workers (default up to 8 on GPU, 0 on CPU)")

@@ -27,13 +27,16 @@ from typing import Sequence
 from bettersynth.eval.files import EvalDataError
 
 
+IMAGES_PER_PASS = 8  # images the image path encodes at a time (memory only: MGMForCausalLM.encode_images)
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     batch_size: int
     max_new_tokens: int
     num_workers: int = 0
     progress_label: str = "answers"
-    images_per_pass: int = 8  # the image path's share of a batch (memory only; MGMForCausalLM.encode_images)
+    images_per_pass: int = IMAGES_PER_PASS
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
