@@ -6,6 +6,7 @@ upload file, ``bsynth score run``), and a failing shard that must stop the merge
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bettersynth.eval.files import shard_range
 from bettersynth.eval.mmbench import UPLOAD_COLUMNS
 from bettersynth.eval.textvqa import read_questions
 from bettersynth.paths import MMBENCH_SPLIT
@@ -42,6 +44,11 @@ def test_demo_end_to_end(demo_checkpoint, demo_eval_assets):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "eval data: the layout given by" in done.stderr
     assert "CUDA_VISIBLE_DEVICES=0" in done.stdout and "CUDA_VISIBLE_DEVICES=1" in done.stdout
+    question_count = len(read_questions(demo_eval_assets.textvqa_questions))
+    for shard in range(2):  # each shard says what it answered, how, in how long
+        answered = len(shard_range(question_count, 2, shard))
+        assert re.search(rf"textvqa shard {shard}/2: {answered} answers in [0-9.]+ s \(batch 8, 8 images a pass\)\n",
+                         done.stderr), done.stderr[-3000:]
     answers = [json.loads(line) for line in (results / "textvqa" / "bm1.jsonl").read_text().splitlines()]
     questions = read_questions(demo_eval_assets.textvqa_questions)
     assert [a["question_id"] for a in answers] == [q.question_id for q in questions]

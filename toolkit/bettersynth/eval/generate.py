@@ -196,6 +196,16 @@ class AnswerEngine:
                 bar.update(len(positions))
         return answers
 
+    def peak_memory(self) -> str:
+        """The GPU memory this process peaked at so far, allocated and reserved by torch's allocator
+        (the process holds ~1 GiB more: the CUDA context), for the log; "" on CPU."""
+        import torch
+
+        if not self.device.startswith("cuda"):
+            return ""
+        return (f"peak GPU memory {torch.cuda.max_memory_allocated(self.device) / 2**30:.1f} GiB allocated, "
+                f"{torch.cuda.max_memory_reserved(self.device) / 2**30:.1f} GiB reserved")
+
     def answer(self, requests: Sequence[tuple[str, ImageSource]], settings: GenerationSettings) -> list[str]:
         """Answers to (user message, image) requests, in request order: decoded without special
         tokens and stripped."""

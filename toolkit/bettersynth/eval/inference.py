@@ -14,6 +14,7 @@ error.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,6 +30,17 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _answered(engine: AnswerEngine, requests, settings: GenerationSettings, shard: str) -> list[str]:
+    """``engine.answer``, logging how long it took and the GPU memory it peaked at."""
+    start = time.monotonic()
+    answers = engine.answer(requests, settings)
+    seconds = time.monotonic() - start
+    memory = engine.peak_memory()
+    _log(f"{shard}: {len(answers)} answers in {seconds:.1f} s (batch {settings.batch_size}, "
+         f"{settings.images_per_pass} images a pass){'; ' + memory if memory else ''}")
+    return answers
+
+
 def run_textvqa_shard(checkpoint: Path, questions_path: Path, image_folder: Path, answers_file: Path,
                       num_chunks: int, chunk_idx: int, settings: GenerationSettings,
                       device: str | None = None) -> int:
@@ -42,7 +54,7 @@ def run_textvqa_shard(checkpoint: Path, questions_path: Path, image_folder: Path
     _log(f"textvqa shard {chunk_idx}/{num_chunks}: {len(shard)} of {len(questions)} questions from {questions_path}")
     engine = AnswerEngine.load(checkpoint, device)
     requests = [(q.prompt, ImageSource(path=Path(image_folder) / q.image)) for q in shard]
-    answers = engine.answer(requests, settings)
+    answers = _answered(engine, requests, settings, f"textvqa shard {chunk_idx}/{num_chunks}")
     model_id = Path(checkpoint).name
     return write_jsonl_atomic(answers_file, (textvqa.answer_record(q, a, model_id) for q, a in zip(shard, answers)))
 
@@ -56,7 +68,7 @@ def run_mmbench_shard(checkpoint: Path, tsv_path: Path, answers_file: Path, num_
     engine = AnswerEngine.load(checkpoint, device)
     requests = [(item.user_message, ImageSource(base64_data=item.image_b64, label=f"{tsv_path}: index {item.index}"))
                 for item in shard]
-    answers = engine.answer(requests, settings)
+    answers = _answered(engine, requests, settings, f"mmbench shard {chunk_idx}/{num_chunks}")
     model_id = Path(checkpoint).name
     return write_jsonl_atomic(answers_file, (mmbench.answer_record(i, a, model_id) for i, a in zip(shard, answers)))
 
