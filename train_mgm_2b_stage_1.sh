@@ -92,7 +92,7 @@ MAX_SAMPLE_NUM=200000  # the challenge's pretraining cap
 
 step_number=0
 RECORD_ARGS=()
-step() {  # step NAME COMMAND...: runs one step, prints its duration, records it, stops the job on failure
+step() {  # step NAME COMMAND...: runs one step, prints its duration, updates the run record, stops the job on failure
     local name=$1; shift
     step_number=$((step_number + 1))
     local start=$SECONDS
@@ -100,7 +100,7 @@ step() {  # step NAME COMMAND...: runs one step, prints its duration, records it
     "$@"
     local took=$((SECONDS - start))
     echo "==> [$step_number] $name: done in $took s"
-    if [ ${#RECORD_ARGS[@]} -gt 0 ]; then bsynth runs record "$EXP_NAME" "${RECORD_ARGS[@]}" --step "$name=$took"; fi
+    if [ ${#RECORD_ARGS[@]} -gt 0 ]; then bsynth runs record "$EXP_NAME" "${RECORD_ARGS[@]}"; fi
 }
 skip() { echo "==> [skip] $*"; }
 # run_logged LOG COMMAND...: output to the terminal and appended to LOG; the exit status is the command's
@@ -154,6 +154,15 @@ PRETRAIN_NAME=MGM-2B-Pretrain-$EXP_NAME
 FINETUNE_NAME=MGM-2B-Finetune-$EXP_NAME
 PRETRAIN_DIR=$OUTPUT_DIR/training_dirs/$PRETRAIN_NAME
 FINETUNE_DIR=$OUTPUT_DIR/training_dirs/$FINETUNE_NAME
+SAMPLED_PRETRAIN_DATASET=$PRETRAIN_DATASET-200k.jsonl
+PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET
+if [ -n "$PROXY_PRETRAIN_SAMPLES" ]; then
+    PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET-proxy$PROXY_PRETRAIN_SAMPLES-seed$SEED.jsonl
+fi
+PRETRAIN_DATASET_JSON=$PRETRAIN_SAMPLES_FILE.json
+EVAL_DIR=$OUTPUT_DIR/eval_results/$FINETUNE_NAME
+TEXTVQA_ANSWERS=$EVAL_DIR/textvqa/bm1.jsonl
+MMBENCH_UPLOAD=$EVAL_DIR/mmbench/answers_upload/mmbench_dev_20230712/$FINETUNE_NAME.xlsx
 
 # --- checks first (they cost seconds), then data: recipe, validation, cap, conversion -------
 # the run record (output/experiments/$EXP_NAME/run.json) holds every Editable Part value as resolved
@@ -166,6 +175,13 @@ if [ "$NODE_RANK" -eq 0 ]; then
         TOTAL_SAVE_CKPT_LIMIT INFER_CUDA_IDX SEED PROXY_PRETRAIN_SAMPLES; do
         RECORD_ARGS+=(--editable "$key=${!key-}")
     done
+    # each step's artefact: its made-from record says when it was made (the record's step times, wall time)
+    if [ -n "$RECIPE" ]; then RECORD_ARGS+=(--made "recipe=$PRETRAIN_DATASET"); fi
+    RECORD_ARGS+=(--made "validate=$PRETRAIN_DATASET.validation.json" --made "cap=$SAMPLED_PRETRAIN_DATASET")
+    if [ -n "$PROXY_PRETRAIN_SAMPLES" ]; then RECORD_ARGS+=(--made "proxy=$PRETRAIN_SAMPLES_FILE"); fi
+    RECORD_ARGS+=(--made "convert=$PRETRAIN_DATASET_JSON" --made "pretrain=$PRETRAIN_DIR"
+                  --made "finetune=$FINETUNE_DIR" --made "textvqa=$TEXTVQA_ANSWERS" --made "mmbench=$MMBENCH_UPLOAD"
+                  --made "scores=$EVAL_DIR/scores.json")
     bsynth runs record "$EXP_NAME" "${RECORD_ARGS[@]}"
 fi
 # over the whole world: every node's training processes
@@ -175,12 +191,6 @@ step "check the pretrain global batch" \
 step "check the finetune global batch" \
     bsynth check-batch "$FINETUNE_BATCH_SIZE_PER_GPU" "$FINETUNE_GRADIENT_ACCUMULATION_STEPS" "$FINETUNE_GLOBAL_BATCH" \
         --num-gpus "$TRAINING_PROCESSES"
-SAMPLED_PRETRAIN_DATASET=$PRETRAIN_DATASET-200k.jsonl
-PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET
-if [ -n "$PROXY_PRETRAIN_SAMPLES" ]; then
-    PRETRAIN_SAMPLES_FILE=$SAMPLED_PRETRAIN_DATASET-proxy$PROXY_PRETRAIN_SAMPLES-seed$SEED.jsonl
-fi
-PRETRAIN_DATASET_JSON=$PRETRAIN_SAMPLES_FILE.json
 if [ "$NODE_RANK" -gt 0 ]; then
     skip "data steps: node 0 writes $PRETRAIN_DATASET_JSON to the shared output folder"
 else
@@ -263,9 +273,6 @@ fi
 # each eval reruns when the finetuned checkpoint (its record changes with every training run) or its
 # questions changed; the eval data come from the layout chosen above, like everything else; on GPUs
 # of 89 GiB and more both run at once (EVAL_SIDE_BY_SIDE from `bsynth layout`)
-EVAL_DIR=$OUTPUT_DIR/eval_results/$FINETUNE_NAME
-TEXTVQA_ANSWERS=$EVAL_DIR/textvqa/bm1.jsonl
-MMBENCH_UPLOAD=$EVAL_DIR/mmbench/answers_upload/mmbench_dev_20230712/$FINETUNE_NAME.xlsx
 textvqa_eval=(bsynth step --name textvqa --output "$TEXTVQA_ANSWERS"
     --input "checkpoint=$FINETUNE_DIR" --input "questions=$TEXTVQA_QUESTIONS" --
     bash toolkit/eval/textvqa.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" "$INFER_CUDA_IDX"

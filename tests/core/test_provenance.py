@@ -10,8 +10,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 
-from bettersynth.provenance import Provenance, fingerprint, judge, record_path, write_record
+from bettersynth.provenance import Provenance, fingerprint, judge, made_during, record_path, write_record
 
 
 def test_fingerprints_of_files_folders_with_a_record_and_plain_folders(tmp_path):
@@ -68,11 +69,15 @@ def test_bsynth_step_runs_skips_and_reruns_on_change(tmp_path):
     copy = [sys.executable, "-c", f"import shutil; shutil.copy({str(source)!r}, {str(output)!r})"]
     arguments = ["--name", "copy", "--output", str(output), "--input", f"source={source}",
                  "--setting", "mode=plain", "--"]
+    before = time.time()
     first = bsynth_step(tmp_path, *arguments, *copy)
     assert first.returncode == 0 and "does not exist yet: running it" in first.stdout and output.read_text() == "a\n"
+    [(start, end)] = made_during(output)  # when the command ran
+    assert before <= start <= end <= time.time()
     second = bsynth_step(tmp_path, *arguments, *copy)
     assert second.returncode == 0
     assert f"==> [skip] copy: {output} was made from the same inputs and settings" in second.stdout
+    assert made_during(output) == [(start, end)]  # a step skipped keeps the time it was made in
     source.write_text("b\n")
     third = bsynth_step(tmp_path, *arguments, *copy)
     assert third.returncode == 0 and "source changed (sha" in third.stdout and output.read_text() == "b\n"

@@ -106,11 +106,12 @@ def loss_log(steps: int, start: float, slope: float) -> list[dict]:
 
 
 def write_stage(folder: Path, stage: str, log: list[dict], seed: int, finished: bool,
-                inputs: dict[str, Path] | None = None) -> None:
-    """A stage folder: its made-from record (``inputs``' fingerprints by label, none by default) and
-    trainer state, finished or at a checkpoint."""
+                inputs: dict[str, Path] | None = None, made_during: list[list[float]] | None = None) -> None:
+    """A stage folder: its made-from record (``inputs``' fingerprints by label, none by default; when
+    it was trained, ``made_during``) and trainer state, finished or at a checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_record(folder, Provenance.of(stage, inputs or {}, {"seed": seed, "learning_rate": 1e-3}))
+    write_record(folder, Provenance.of(stage, inputs or {}, {"seed": seed, "learning_rate": 1e-3}),
+                 **({"made_during": made_during} if made_during else {}))
     state = {"stage": stage, "max_steps": 10, "steps_per_epoch": 10, "global_batch": 8,
              "loss_normalization": "global_tokens", "global_step": len(log), "log_history": log}
     if finished:
@@ -152,10 +153,13 @@ def editable_values(exp: str, recipe: Path, export: Path, seed: int, proxy: str 
 def make_run(output: Path, data: AssetLayout, exp: str, recipe: Path, export: Path, seed: int,
              textvqa_predictions: list[str], mmbench_predictions: dict[int, str], proxy: str = "") -> dict:
     """A whole finished run of the main job (stages, answers) and its run record."""
-    write_stage(output / "training_dirs" / f"MGM-2B-Pretrain-{exp}", "pretrain", loss_log(6, 3.0 + seed / 10, 0.2),
-                seed, finished=True)
-    write_stage(output / "training_dirs" / f"MGM-2B-Finetune-{exp}", "finetune", loss_log(4, 2.0, 0.1 + seed / 100),
-                seed, finished=True)
+    started = 1.8e9  # trained for 100 + seed s, then finetuned for 50 s
+    stages = {"pretrain": output / "training_dirs" / f"MGM-2B-Pretrain-{exp}",
+              "finetune": output / "training_dirs" / f"MGM-2B-Finetune-{exp}"}
+    write_stage(stages["pretrain"], "pretrain", loss_log(6, 3.0 + seed / 10, 0.2), seed, finished=True,
+                made_during=[[started, started + 100 + seed]])
+    write_stage(stages["finetune"], "finetune", loss_log(4, 2.0, 0.1 + seed / 100), seed, finished=True,
+                made_during=[[started + 100 + seed, started + 150 + seed]])
     write_answers(output / "eval_results" / f"MGM-2B-Finetune-{exp}", data, textvqa_predictions, mmbench_predictions)
-    return write_run_record(output, exp, editable_values(exp, recipe, export, seed, proxy),
-                            steps={"pretrain": 100.0 + seed, "finetune": 50.0}, data_root=data.root)
+    return write_run_record(output, exp, editable_values(exp, recipe, export, seed, proxy), made=stages,
+                            data_root=data.root)

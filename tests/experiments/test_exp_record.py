@@ -13,6 +13,7 @@ from bettersynth.experiments.record import (
     RecordError,
     build_record,
     record_file,
+    union_seconds,
     write_record,
 )
 from bettersynth.paths import AssetLayout
@@ -31,17 +32,21 @@ from experiment_helpers import (
 
 def test_record_of_a_running_job(output, eval_data):
     recipe, export = write_data(output, "mine", "process: []\n", samples=7)
-    write_stage(output / "training_dirs" / "MGM-2B-Pretrain-exp1", "pretrain", loss_log(5, 3.0, 0.2), 7, finished=True)
-    write_stage(output / "training_dirs" / "MGM-2B-Finetune-exp1", "finetune", loss_log(2, 2.0, 0.1), 7, finished=False)
+    capped = export.with_name("mine.jsonl-200k.jsonl")
+    write_made_from(capped, Provenance("cap", {"curated data": "sha256:x"}, {"max samples": "200000"}),
+                    made_during=[[1000.0, 1002.0]])
+    made = {"cap": capped, "pretrain": output / "training_dirs" / "MGM-2B-Pretrain-exp1",
+            "finetune": output / "training_dirs" / "MGM-2B-Finetune-exp1"}
+    write_stage(made["pretrain"], "pretrain", loss_log(5, 3.0, 0.2), 7, finished=True, made_during=[[1002.5, 1032.5]])
+    write_stage(made["finetune"], "finetune", loss_log(2, 2.0, 0.1), 7, finished=False)  # running: no times yet
     editable = editable_values("exp1", recipe, export, seed=7)
-    record = build_record(output, "exp1", editable, steps={"cap at 200000 samples": 2.0}, data_root=eval_data.root)
+    record = build_record(output, "exp1", editable, made=made, data_root=eval_data.root)
 
     assert record["exp_name"] == "exp1" and record["toolkit_version"] == __version__ and record["schema"] == 1
     assert record["editable"] == editable and record["seed"] == 7 and record["proxy_pretrain_samples"] is None
     assert record["recipe"] == {"path": str(recipe), "file_sha256": fingerprint(recipe), "operators": "sha256:op-mine"}
     assert record["seed_pool"] == "sha256:5eed"
     assert record["export"] == {"path": str(export), "samples": 7, "sha256": fingerprint(export)}
-    capped = export.with_name("mine.jsonl-200k.jsonl")
     assert record["capped"] == {"path": str(capped), "samples": 7, "sha256": fingerprint(capped),
                                 "max_samples": "200000"}
     pretrain, finetune = record["stages"]["pretrain"], record["stages"]["finetune"]
@@ -50,7 +55,8 @@ def test_record_of_a_running_job(output, eval_data):
     assert (pretrain["log"][0]["learning_rate"] == pytest.approx(2e-4)
             and pretrain["log"][0]["samples_per_second"] == 51.0)
     assert finetune["status"] == "running" and finetune["global_step"] == 2 and len(finetune["log"]) == 2
-    assert record["steps"] == {"cap at 200000 samples": 2.0} and record["wall_time_s"] == 2.0
+    assert record["artefacts"] == {name: str(path) for name, path in made.items()}
+    assert record["steps"] == {"cap": 2.0, "pretrain": 30.0} and record["wall_time_s"] == 32.0
     assert record["scores"] == {} and record["notes"] == []
 
 
@@ -65,15 +71,22 @@ def test_record_before_anything_ran(output):
     assert record["scores"] == {} and record["wall_time_s"] is None
 
 
-def test_cli_accumulates_steps_and_values(output, capsys):
+def test_cli_accumulates_values_and_reads_times_from_the_artefacts(output, capsys, tmp_path):
+    validated, pretrain = tmp_path / "a=b.jsonl.validation.json", tmp_path / "MGM-2B-Pretrain-exp2"
+    validated.write_text("{}")
+    write_made_from(validated, Provenance("validate", {}, {}), made_during=[[50.0, 54.5]])
+    write_stage(pretrain, "pretrain", loss_log(2, 3.0, 0.2), 3, finished=True, made_during=[[60.0, 70.0]])
     assert main(["runs", "record", "exp2", "--editable", "RECIPE=", "--editable", "SEED=3",
-                 "--step", "validate a=b.jsonl=4.5"]) == 0
-    assert main(["runs", "record", "exp2", "--editable", "SEED=4", "--step", "pretrain=10"]) == 0
+                 "--made", f"validate={validated}"]) == 0
+    assert main(["runs", "record", "exp2", "--editable", "SEED=4", "--made", f"validate={validated}",
+                 "--made", f"pretrain={pretrain}", "--made", f"finetune={tmp_path / 'not yet'}"]) == 0
     record = json.loads(record_file(output, "exp2").read_text())
     assert record["editable"] == {"RECIPE": "", "SEED": "4"} and record["seed"] == 4 and record["recipe"] is None
-    assert record["steps"] == {"validate a=b.jsonl": 4.5, "pretrain": 10.0} and record["wall_time_s"] == 14.5
+    assert record["steps"] == {"validate": 4.5, "pretrain": 10.0} and record["wall_time_s"] == 14.5
     assert "run record: " in capsys.readouterr().err
-    assert main(["runs", "record", "exp2", "--step", "pretrain"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["runs", "record", "exp2", "--made", "pretrain"])
+    assert stop.value.code == 2 and "expected KEY=VALUE, got 'pretrain'" in capsys.readouterr().err
     assert main(["runs", "record", "exp2", "--editable", "SEED=x"]) == 1
     assert "SEED='x' is not an integer" in capsys.readouterr().err
     for key, value, allowed in [("SEED", "-1", "from 0 to 4294967295"), ("SEED", "4294967296", "from 0 to 4294967295"),
@@ -81,6 +94,43 @@ def test_cli_accumulates_steps_and_values(output, capsys):
         assert main(["runs", "record", "exp2", "--editable", f"{key}={value}"]) == 1
         assert f"{key}='{value}' is out of range: it must be an integer {allowed}" in capsys.readouterr().err
     assert json.loads(record_file(output, "exp2").read_text())["seed"] == 4  # the refused values changed nothing
+
+
+@pytest.mark.parametrize("intervals, covered", [
+    ([], 0.0), ([(0.0, 10.0)], 10.0), ([(0.0, 10.0), (20.0, 25.0)], 15.0),
+    ([(0.0, 10.0), (5.0, 15.0)], 15.0),                  # two evals side by side: the overlap once
+    ([(0.0, 10.0), (2.0, 3.0), (9.0, 12.0)], 12.0),     # one inside another, then one reaching past it
+    ([(30.0, 40.0), (0.0, 5.0), (5.0, 8.0)], 18.0),     # unsorted, touching
+])
+def test_wall_time_counts_overlapping_steps_once(intervals, covered):
+    assert union_seconds(intervals) == covered
+
+
+def test_times_of_other_runs_artefacts_are_left_out(output, eval_data):
+    """A stage or answers that are not this run's (module docstring of record.py) do not count: the
+    pretrain made from other data, the finetune made from it, their answers and scores."""
+    recipe, export = write_data(output, "mine", "process: []\n", samples=3)
+    pretrain = output / "training_dirs" / "MGM-2B-Pretrain-exp8"
+    finetune = output / "training_dirs" / "MGM-2B-Finetune-exp8"
+    write_stage(pretrain, "pretrain", loss_log(2, 3.0, 0.2), 1, finished=True,
+                inputs={"training data": export}, made_during=[[10.0, 20.0]])  # not the run's LLaVA json
+    write_stage(finetune, "finetune", loss_log(2, 2.0, 0.1), 1, finished=True, made_during=[[20.0, 30.0]])
+    files = write_answers(output / "eval_results" / finetune.name, eval_data, RIGHT_TEXTVQA, RIGHT_MMBENCH)
+    write_made_from(files.textvqa_answers, Provenance("textvqa", {"checkpoint": fingerprint(finetune)}, {}),
+                    made_during=[[30.0, 40.0]])
+    capped = export.with_name("mine.jsonl-200k.jsonl")
+    write_made_from(capped, Provenance("cap", {}, {}), made_during=[[5.0, 6.0]])
+    made = {"cap": capped, "pretrain": pretrain, "finetune": finetune, "textvqa": files.textvqa_answers}
+    editable = editable_values("exp8", recipe, export, seed=1)
+    record = build_record(output, "exp8", editable, made=made, data_root=eval_data.root)
+    assert any(note.startswith("pretrain: not this run's") for note in record["notes"])
+    assert record["steps"] == {"cap": 1.0} and record["wall_time_s"] == 1.0
+    # answers of an earlier checkpoint of this run's finetune do not count either
+    write_stage(pretrain, "pretrain", loss_log(2, 3.0, 0.2), 1, finished=True, made_during=[[10.0, 20.0]])
+    write_made_from(files.textvqa_answers, Provenance("textvqa", {"checkpoint": "sha256:older"}, {}),
+                    made_during=[[30.0, 40.0]])
+    record = build_record(output, "exp8", editable, made=made, data_root=eval_data.root)
+    assert record["steps"] == {"cap": 1.0, "pretrain": 10.0, "finetune": 10.0} and record["wall_time_s"] == 21.0
 
 
 def test_scores_with_per_question_results_and_reuse(output, eval_data, monkeypatch):
@@ -122,14 +172,6 @@ def test_incomplete_answers_are_a_note(output, eval_data):
 def test_unusable_names(output, name):
     with pytest.raises(RecordError, match="cannot name a folder"):
         build_record(output, name, {})
-
-
-@pytest.mark.parametrize("step", ["pretrain=nan", "pretrain=inf", "pretrain=-5", "pretrain=1e400", "=3", "pretrain="])
-def test_a_step_duration_must_be_finite_seconds(output, capsys, step):
-    assert main(["runs", "record", "exp6", "--step", step]) == 2
-    assert capsys.readouterr().err == ("bsynth runs record: --step must look like NAME=SECONDS with SECONDS a finite "
-                                       f"number >= 0, got {step!r}\n")
-    assert not record_file(output, "exp6").exists()
 
 
 def test_scores_are_kept_when_the_eval_data_is_gone(output, eval_data, tmp_path):

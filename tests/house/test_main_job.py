@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from bettersynth.provenance import read_record
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "train_mgm_2b_stage_1.sh"
 EXP = "MGM-2B-Finetune-demo"
@@ -176,6 +178,11 @@ def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
     assert (output / "train.sh").read_text() == SCRIPT.read_text()
 
     assert output_tree(output) == EXPECTED_TREE
+    # pretraining was made by two runs, the killed one (until its checkpoint) and the resumed one; both count
+    killed, resumed = read_record(pretrain)["made_during"]
+    assert killed[0] < killed[1] <= resumed[0] < resumed[1]
+    record = json.loads((output / "experiments" / "demo" / "run.json").read_text())
+    assert record["steps"]["pretrain"] == pytest.approx(killed[1] - killed[0] + resumed[1] - resumed[0], abs=0.1)
 
     zip_path = tmp_path / "submit.zip"
     packed = subprocess.run(["bsynth", "pack", "--exp", "demo", "--out", str(zip_path)], cwd=REPO_ROOT,
@@ -194,6 +201,7 @@ def test_killed_job_resumes_and_completes_then_packs(tmp_path: Path):
     assert rerun.stdout.count("already holds a finished") == 2, "a finished stage must not be trained again"
     for name in ("textvqa", "mmbench", "scores"):
         assert f"[skip] {name}: " in rerun.stdout
+    assert json.loads((output / "experiments" / "demo" / "run.json").read_text())["steps"] == record["steps"]
 
     # another recipe: its export, the cap, the conversion and pretraining are made again, saying why
     # (the job is stopped once pretraining has said it; the rest follows from the same records)
@@ -215,13 +223,20 @@ def test_the_baseline_without_a_recipe_is_trained_once(tmp_path: Path):
     first = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-3000:]
     assert (seed_jsonl.parent / f"{seed_jsonl.name}-200k.jsonl.json").is_file()  # written in the image folder
+    record_path = tmp_path / "output" / "experiments" / "demo" / "run.json"
+    first_record = json.loads(record_path.read_text())
+    assert set(first_record["steps"]) == {"validate", "cap", "convert", "pretrain", "finetune", "textvqa", "mmbench",
+                                          "scores"}
+    assert sum(first_record["steps"].values()) >= first_record["wall_time_s"] > first_record["steps"]["pretrain"]
     again = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-3000:]
     assert again.stdout.count("already holds a finished") == 2, again.stdout[-5000:]
     for name in ("validate", "cap", "convert", "textvqa", "mmbench", "scores"):
         assert f"[skip] {name}: " in again.stdout, name
-    record = json.loads((tmp_path / "output" / "experiments" / "demo" / "run.json").read_text())
+    record = json.loads(record_path.read_text())
     assert record["recipe"] is None and record["notes"] == []
+    # every step reused: the run's times are still those of the run that made them
+    assert record["steps"] == first_record["steps"] and record["wall_time_s"] == first_record["wall_time_s"]
     assert record["stages"]["pretrain"]["status"] == record["stages"]["finetune"]["status"] == "finished"
     assert set(record["scores"]) == {"textvqa", "mmbench"}
 

@@ -8,10 +8,11 @@ says what changed otherwise, and a successful rerun replaces export, report and 
 from __future__ import annotations
 
 import json
+import time
 
 from recipe_helpers import RECIPES_DIR, read_rows, run_cli
 
-from bettersynth.provenance import fingerprint
+from bettersynth.provenance import fingerprint, made_during
 
 
 def test_skip_unchanged_reuses_only_an_export_made_from_the_same_recipe_and_pool(recipe_demo, tmp_path):
@@ -27,16 +28,20 @@ def test_skip_unchanged_reuses_only_an_export_made_from_the_same_recipe_and_pool
         return run_cli(recipe, recipe_demo, export, "--image-root", str(recipe_demo.seed_dir), "--skip-unchanged",
                        dataset=dataset, env=env)
 
+    before = time.time()
     first = run()
     assert first.returncode == 0, first.output[-3000:]
     assert f"[recipe] running: {export} does not exist yet" in first.output
     record = json.loads(export.with_name("curated.jsonl.made-from.json").read_text())
     assert record["step"] == "recipe" and record["output"] == fingerprint(export)
     assert record["inputs"]["seed pool"] == fingerprint(dataset)
+    [(start, end)] = made_during(export)  # when the recipe ran, within its process's run
+    assert before <= start < end <= before + first.seconds
     assert not export.with_name("curated_attempt").exists()
 
     again = run()
     assert again.returncode == 0 and f"[recipe] skipped: {export} was made from the same inputs" in again.output
+    assert made_during(export) == [(start, end)]
     assert again.seconds < 15  # Data-Juicer did not start
 
     recipe.write_text(recipe.read_text() + "# a comment changes nothing Data-Juicer runs\n")

@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+from bettersynth.provenance import read_record
 from bettersynth.train.checkpoint import CHECKPOINT_MARKER, FINAL_MARKER
 
 from train_helpers import run_in_process, stage_argv, write_subset
@@ -48,6 +49,11 @@ def test_pretrain_stopped_after_two_steps_resumes_to_the_same_weights(demo_layou
     assert all(torch.equal(first[key], second[key]) for key in first)
     assert [(e["step"], e["loss"], e["learning_rate"]) for e in straight.state.log_history] == \
            [(e["step"], e["loss"], e["learning_rate"]) for e in resumed.state.log_history]
+    # the stage's record says when it was trained: the stopped run (from its process's start to its
+    # checkpoint), then the resumed one (to the final outputs)
+    stopped_run, resumed_run = read_record(out)["made_during"]
+    assert stopped_run[0] < stopped_run[1] <= resumed_run[0] < resumed_run[1]
+    assert len(read_record(tmp_path / "straight")["made_during"]) == 1
 
 
 def test_finetune_resume_restores_llm_optimizer_and_grouped_order(demo_layout_for_tests, finetune_records, tmp_path):

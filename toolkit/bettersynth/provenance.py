@@ -46,6 +46,7 @@ from bettersynth.files import write_json_atomic
 
 RECORD_NAME = "made-from.json"
 RECORD_SUFFIX = ".made-from.json"
+MADE_DURING = "made_during"  # a record's field: [[start, end], ...] of the runs that made the artefact
 ABSENT = "absent"
 _CHUNK = 1 << 20
 
@@ -172,11 +173,22 @@ def read_record(artefact: Path) -> dict[str, Any] | None:
     return payload
 
 
+def made_during(artefact: Path) -> list[tuple[float, float]]:
+    """When ``artefact`` was being made, as its record says: one (start, end) in Unix seconds for each
+    run that worked on it (a resumed training stage has several); [] without a record or times."""
+    intervals = (read_record(artefact) or {}).get(MADE_DURING) or []
+    try:
+        return [(float(start), float(end)) for start, end in intervals]
+    except (TypeError, ValueError):  # a record written by hand or by another tool
+        return []
+
+
 def write_record(artefact: Path, provenance: Provenance, **extra: Any) -> Path:
     """Records that ``artefact`` (complete now) was made from ``provenance``; returns the record's path.
 
     A file's own fingerprint is recorded too, so an artefact changed or replaced afterwards is
-    not taken for the recorded one. ``extra`` adds fields (a training stage's completion time).
+    not taken for the recorded one. ``extra`` adds fields (a training stage's completion time, and
+    ``made_during``: when it was being made, read back by ``made_during``).
     """
     artefact = Path(artefact)
     payload = {**provenance.to_dict(), "toolkit_version": __version__,

@@ -8,17 +8,19 @@ the same inputs and settings (bettersynth.provenance); record what made it when 
 
 Prints ``[skip] cap: ... was made from the same inputs and settings`` and exits 0 without running the
 command, or says why it runs (``curated data changed (sha 1a2b3c4d… → 5e6f7a8b…) since it was made``)
-and exits with the command's status. The record is written only after the command exited 0 and
-the output exists; the old record is removed before the command starts, so an output the command
-leaves half rewritten is never taken for a finished one. The main job runs its validation, cap,
-conversion, eval and scoring steps through this; the recipe and the training stages keep their own
-records (same module) because they also resume or keep the last good output.
+and exits with the command's status. The record (with when the command ran: ``made_during``) is
+written only after the command exited 0 and the output exists; the old record is removed before the
+command starts, so an output the command leaves half rewritten is never taken for a finished one.
+The main job runs its validation, cap, conversion, eval and scoring steps through this; the recipe
+and the training stages keep their own records (same module) because they also resume or keep the
+last good output.
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+import time
 from pathlib import Path
 
 from bettersynth.arguments import key_value
@@ -33,6 +35,7 @@ def run_step(name: str, output: Path, inputs: dict[str, Path], settings: dict[st
         return 0
     print(f"==> {name}: {verdict.reason}: running it", flush=True)
     record_path(output).unlink(missing_ok=True)
+    started = time.time()
     status = subprocess.run(command).returncode
     if status != 0:
         print(f"==> {name}: FAILED with exit status {status}", flush=True)
@@ -40,7 +43,7 @@ def run_step(name: str, output: Path, inputs: dict[str, Path], settings: dict[st
     if not output.exists():
         print(f"==> {name}: FAILED: the command exited 0 but {output} does not exist", flush=True)
         return 1
-    write_record(output, current)
+    write_record(output, current, made_during=[[started, time.time()]])
     return 0
 
 

@@ -1,6 +1,6 @@
 """Experiments: a record per run, a table of all runs, bootstrap statistics, an HTML report (issue 19).
 
-    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
+    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--made STEP=PATH ...] [--data-root DIR]
     bsynth runs [--json|--csv] [--reference EXP]
     bsynth report RUN... [--group-by settings|recipe] [--reference EXP] --out report.html
 

@@ -1,7 +1,7 @@
 """``bsynth runs`` (the table of run records), ``bsynth runs record``, ``bsynth report`` and ``bsynth sweep``.
 
     bsynth runs [--json | --csv] [--reference EXP]
-    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
+    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--made STEP=PATH ...] [--data-root DIR]
     bsynth report RUN... [--group-by settings|recipe] [--reference EXP] [--draws N] [--bootstrap-seed S]
         --out report.html
     bsynth sweep SWEEP.yaml [--gpus ID,...]   (bettersynth.experiments.sweep; exit status: the number of
@@ -21,39 +21,20 @@ it left out.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from bettersynth.arguments import key_value, non_negative_int, positive_int
 
 
-def parse_steps(pairs: list[str]) -> dict[str, float]:
-    """NAME=SECONDS pairs (the name may hold "="; the seconds follow the last one, a finite number >= 0)."""
-    steps = {}
-    for pair in pairs:
-        name, sep, seconds = pair.rpartition("=")
-        try:
-            steps[name] = float(seconds)
-        except ValueError:
-            sep = ""
-        if not sep or not name or not math.isfinite(steps[name]) or steps[name] < 0:
-            raise ValueError(f"--step must look like NAME=SECONDS with SECONDS a finite number >= 0, got {pair!r}")
-    return steps
-
-
 def record_handler(args) -> int:
     from bettersynth import paths
     from bettersynth.experiments.record import RecordError, record_file, write_record
 
-    try:
-        editable, steps = dict(args.editable), parse_steps(args.step)
-    except ValueError as error:
-        print(f"bsynth runs record: {error}", file=sys.stderr)
-        return 2
     output = paths.output_dir()
+    made = {name: Path(path) for name, path in args.made}
     try:
-        record = write_record(output, args.exp_name, editable, steps=steps, data_root=args.data_root)
+        record = write_record(output, args.exp_name, dict(args.editable), made=made, data_root=args.data_root)
     except RecordError as error:
         print(f"bsynth runs record: {error}", file=sys.stderr)
         return 1
@@ -169,8 +150,9 @@ def register(subparsers) -> None:
     record.add_argument("exp_name", metavar="EXP_NAME")
     record.add_argument("--editable", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="an Editable Part value (repeatable; merged into the record's)")
-    record.add_argument("--step", action="append", default=[], metavar="NAME=SECONDS",
-                        help="a finished step's duration (repeatable; merged into the record's)")
+    record.add_argument("--made", type=key_value, action="append", default=[], metavar="STEP=PATH",
+                        help="the artefact a step of the job makes (repeatable; its made-from record says "
+                             "when it was made: the record's step times and wall time)")
     record.add_argument("--data-root", type=Path, default=None,
                         help="asset root of the eval data the answers are scored against (as for `bsynth score run`)")
     record.set_defaults(func=record_handler, outputs=lambda args: [_experiments_dir()])

@@ -1,6 +1,6 @@
 """The run record of one experiment: ``output/experiments/<EXP_NAME>/run.json``, rebuilt after each step.
 
-    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--step NAME=SECONDS] [--data-root DIR]
+    bsynth runs record EXP_NAME --editable KEY=VALUE ... [--made STEP=PATH ...] [--data-root DIR]
 
 The main job calls it after every step with all its Editable Part values; each call rebuilds the
 record from what is on disk now and writes it atomically, so it never fails because a later step
@@ -28,12 +28,19 @@ trained on this run's pretraining file as it is now, a finetune stage only when 
 stage's projector, answers only when made by that finetuned checkpoint; what is left out is named
 under ``notes``.
 
-Editable values and step durations accumulate over calls (a later value replaces an earlier one);
-``wall_time_s`` is the sum of the recorded step durations. Artefacts that exist but cannot be
-read (and answers that cannot be scored) are listed under ``notes``, printed as warnings.
+Editable values accumulate over calls (a later value replaces an earlier one). Time is read from
+the artefacts, not from the calls: the main job names each step's artefact (``--made cap=PATH``,
+kept under ``artefacts``), and each artefact's made-from record says when it was being made
+(``made_during``: the step that made it; each run of a resumed training stage). ``steps`` holds each
+artefact's making seconds and ``wall_time_s`` the seconds during which at least one was being made
+(two evals side by side count once), over this run's artefacts only (as above). So a rerun that
+reuses every step keeps the first run's times, and a stage resumed after an interruption counts
+every run of it. Artefacts that exist but cannot be read (and answers that cannot be scored) are
+listed under ``notes``, printed as warnings.
 
     from bettersynth.experiments.record import build_record, write_record
-    record = write_record(Path("output"), "demo", {"RECIPE": "solution/recipes/x.yaml", ...}, steps={"pretrain": 812.0})
+    record = write_record(Path("output"), "demo", {"RECIPE": "solution/recipes/x.yaml", ...},
+                          made={"cap": Path("output/processed_data/x.jsonl-200k.jsonl"), ...})
 """
 
 from __future__ import annotations
@@ -46,17 +53,18 @@ from typing import Any
 
 from bettersynth import __version__, paths
 from bettersynth.experiments.record_schema import SCHEMA_VERSION, record_problem
-from bettersynth.experiments.scores import eval_sections
+from bettersynth.experiments.scores import eval_sections, made_from_other_checkpoint
 from bettersynth.experiments.stages import StageReadError, read_stage
 from bettersynth.files import write_json_atomic
 from bettersynth.lineage import made_from_problem
-from bettersynth.provenance import fingerprint, read_record
+from bettersynth.provenance import fingerprint, made_during, read_record
 from bettersynth.recipes.config import work_dir_for
 
 RECORD_NAME = "run.json"
 CAPPED_SUFFIX = "-200k.jsonl"  # the main job's capped file: "$PRETRAIN_DATASET-200k.jsonl"
 STAGE_FOLDERS = {"pretrain": "MGM-2B-Pretrain-{}", "finetune": "MGM-2B-Finetune-{}"}
 SWEEPS_FOLDER, SWEEP_RUNS_FOLDER = "sweeps", "runs"  # experiments/sweeps/<sweep>/runs/<run>/: a run's tree
+EVAL_STEPS, SCORES_STEP = ("textvqa", "mmbench"), "scores"  # the main job's eval step names (--made NAME=PATH)
 
 
 class RecordError(ValueError):
@@ -231,15 +239,46 @@ def stages_of_other_runs(pretrain_dir: Path, finetune_dir: Path, data: Path | No
     return others
 
 
+def union_seconds(intervals: list[tuple[float, float]]) -> float:
+    """The seconds covered by at least one of the (start, end) intervals (overlaps counted once)."""
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered
+
+
+def run_artefacts(made: dict[str, Path], others: dict[str, str], finetune_dir: Path) -> dict[str, Path]:
+    """The artefacts of ``made`` that belong to this run: not a stage of another run (``others``), nor
+    answers made by another checkpoint than ``finetune_dir``, nor the scores of left-out answers."""
+    evals = [name for name in EVAL_STEPS if name in made]
+    left_out = set(others) | ({*evals, SCORES_STEP} if "finetune" in others else set())
+    left_out |= {name for name in evals if made_from_other_checkpoint(made[name], finetune_dir)}
+    if left_out & set(evals):
+        left_out.add(SCORES_STEP)
+    return {name: path for name, path in made.items() if name not in left_out}
+
+
+def making_times(artefacts: dict[str, Path]) -> tuple[dict[str, float], float | None]:
+    """Each artefact's making seconds (its record's ``made_during``; a resumed stage sums its runs) and
+    the run's wall time: the seconds during which at least one of them was being made (evals run side
+    by side count once)."""
+    intervals = {name: made_during(path) for name, path in artefacts.items()}
+    steps = {name: round(sum(end - start for start, end in spans), 1) for name, spans in intervals.items() if spans}
+    every = [span for spans in intervals.values() for span in spans]
+    return steps, round(union_seconds(every), 1) if every else None
+
+
 def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
-                 steps: dict[str, float] | None = None, data_root: Path | None = None) -> dict[str, Any]:
+                 made: dict[str, Path] | None = None, data_root: Path | None = None) -> dict[str, Any]:
     """The run record of ``exp_name`` as the files under ``output_dir`` show it now (module docstring);
-    ``editable`` and ``steps`` are merged into those of the existing record."""
+    ``editable`` is merged into the existing record's; ``made`` names the main job's artefacts by step."""
     output_dir = Path(output_dir).resolve()
     path = record_file(output_dir, exp_name)
     previous = read_run_record(path) if path.exists() else {}  # a folder or a broken record: a RecordError
     editable = {**previous.get("editable", {}), **{key: str(value) for key, value in editable.items()}}
-    steps = {**previous.get("steps", {}), **(steps or {})}
+    made = {name: Path(value).resolve() for name, value in (made or {}).items()}
     notes: list[str] = []
 
     export = Path(editable["PRETRAIN_DATASET"]).resolve() if editable.get("PRETRAIN_DATASET") else None
@@ -274,6 +313,7 @@ def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
     if seed is None and stages.get("pretrain"):
         seed = stages["pretrain"]["seed"]
     recipe = recipe_part(editable.get("RECIPE", ""), export, export_record, notes) if export else None
+    steps, wall_time = making_times(run_artefacts(made, others, finetune_dir))
     return {
         "schema": SCHEMA_VERSION, "exp_name": exp_name, "toolkit_version": __version__,
         "created": previous.get("created", time.strftime("%Y-%m-%d %H:%M:%S")),
@@ -284,15 +324,16 @@ def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
         "export": data_file(export) if export else None,
         "capped": capped_part,
         "stages": stages,
-        "steps": steps, "wall_time_s": sum(steps.values()) if steps else None,
+        "artefacts": {name: str(value) for name, value in made.items()},
+        "steps": steps, "wall_time_s": wall_time,
         "scores": scores,
         "notes": notes + score_notes,
     }
 
 
 def write_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
-                 steps: dict[str, float] | None = None, data_root: Path | None = None) -> dict[str, Any]:
+                 made: dict[str, Path] | None = None, data_root: Path | None = None) -> dict[str, Any]:
     """Builds the record and writes it atomically to ``record_file(output_dir, exp_name)``; returns it."""
-    record = build_record(output_dir, exp_name, editable, steps=steps, data_root=data_root)
+    record = build_record(output_dir, exp_name, editable, made=made, data_root=data_root)
     write_json_atomic(record_file(Path(output_dir).resolve(), exp_name), record)
     return record

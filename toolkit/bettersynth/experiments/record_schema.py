@@ -8,7 +8,8 @@ written by hand), and a field that is there must have its type:
 
     schema 1 · exp_name text · editable {text: text} · seed, proxy_pretrain_samples integer
     recipe {path, file_sha256, operators: text} · seed_pool text · export, capped {path, sha256: text,
-    samples: integer} · stages {<stage>: {log: [{step, loss: number, ...}]}} · steps {text: number}
+    samples: integer} · stages {<stage>: {log: [{step, loss: number, ...}]}} · artefacts {text: text}
+    steps {text: number}
     wall_time_s number · notes [text]
     scores.textvqa {accuracy: number, per_question {ids, accuracy: numbers}}
     scores.mmbench {strict_circular_accuracy, extracted_circular_accuracy: number,
@@ -138,6 +139,8 @@ def check_record(record: Any) -> None:
     stages = mapping(record, "stages", "stages")
     for stage in stages:
         check_log(stage, items(mapping(stages, stage, f"stages.{stage}"), "log", f"stages.{stage}.log"))
+    artefacts = mapping(record, "artefacts", "artefacts")
+    fields(artefacts, "artefacts.", is_text, "a path", *artefacts)
     steps = mapping(record, "steps", "steps")
     fields(steps, "steps.", is_number, "a number of seconds", *steps)
     for index, note in enumerate(items(record, "notes", "notes")):

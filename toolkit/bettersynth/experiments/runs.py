@@ -7,10 +7,10 @@ recipe (file name), samples (lines of the capped training file, else of the expo
 pretrain samples (empty for an official run), the last logged loss of each stage, TextVQA accuracy,
 MMBench circular accuracy strict and letter-extracted, and with ``--reference`` the two ratios to
 that run and the challenge score (their mean, ``bettersynth.eval.score.challenge_score``), then the
-wall time (the sum of the recorded step durations). A value not there yet is empty. The text table
-shows accuracies in percent; ``--json`` and ``--csv`` give the raw numbers (fractions, seconds); a
-loss that is NaN or infinite (a diverged training) is ``nan``, ``inf`` or ``-inf`` in every format (a
-string in ``--json``, which has no such numbers).
+wall time (the seconds during which one of the run's artefacts was being made, as the record says).
+A value not there yet is empty. The text table shows accuracies in percent; ``--json`` and ``--csv``
+give the raw numbers (fractions, seconds); a loss that is NaN or infinite (a diverged training) is
+``nan``, ``inf`` or ``-inf`` in every format (a string in ``--json``, which has no such numbers).
 """
 
 from __future__ import annotations

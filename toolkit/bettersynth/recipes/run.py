@@ -213,9 +213,9 @@ def clear_attempt(attempt: RecipeRun, run: RecipeRun) -> None:
         say(f"reusing {reused} images drawn for the committed export ({run.synthetic_images_dir})")
 
 
-def commit(attempt: RecipeRun, run: RecipeRun, provenance: Provenance) -> None:
+def commit(attempt: RecipeRun, run: RecipeRun, provenance: Provenance, started: float) -> None:
     """Moves a finished attempt into place: work folder, report and synthetic images (or none), then
-    the export (one rename), then its record. Run with stop signals held."""
+    the export (one rename), then its record (made from 'started' until now). Run with stop signals held."""
     folders = ((attempt.work_dir, run.work_dir), (attempt.report_dir, run.report_dir),
                (attempt.synthetic_images_dir, run.synthetic_images_dir))
     for new, final in folders:
@@ -228,7 +228,8 @@ def commit(attempt: RecipeRun, run: RecipeRun, provenance: Provenance) -> None:
             final.parent.mkdir(exist_ok=True)  # synthetic_images/ of the export's folder
             new.rename(final)
     os.replace(attempt.export, run.export)
-    write_record(run.export, provenance, synthetic_images=fingerprint(run.synthetic_images_dir))
+    write_record(run.export, provenance, synthetic_images=fingerprint(run.synthetic_images_dir),
+                 made_during=[[started, time.time()]])
     for _, final in folders:
         shutil.rmtree(final.with_name(final.name + ".previous"), ignore_errors=True)
     with suppress(OSError):  # synthetic_images/ when no export of the folder has drawn images now
@@ -334,7 +335,7 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
     write_summary(attempt, summary)
     provenance = recipe_provenance(run, config)
     with stop_signals_held():
-        commit(attempt, run, provenance)
+        commit(attempt, run, provenance, start)
     drawn = f" ({summary['synthetic_samples']} with drawn images, in {run.synthetic_images_dir})" \
         if summary["synthetic_samples"] else ""
     say(f"done in {summary['seconds']:.1f} s: {summary['input_samples']} -> {summary['output_samples']} samples"

@@ -57,12 +57,22 @@ class TrainerState:
     log_history: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, float] = field(default_factory=lambda: {key: 0 for key in TOTAL_KEYS})
     skipped_ids: list[str] = field(default_factory=list)
+    # [start, end] in Unix seconds of each run that trained this state (a resumed stage has several);
+    # this run's end is the time of the latest save
+    made_during: list[list[float]] = field(default_factory=list)
 
     @property
     def epoch(self) -> float:
         return self.global_step / self.steps_per_epoch
 
+    def begin_run(self, started: float) -> None:
+        """Counts this run, started at ``started``, in ``made_during``."""
+        self.made_during.append([started, started])
+
     def save(self, path: Path) -> None:
+        """Writes the state as of now (this run's interval ends now)."""
+        if self.made_during:
+            self.made_during[-1][1] = time.time()
         write_json_atomic(path, {**asdict(self), "epoch": self.epoch}, sort_keys=True)
 
     @classmethod

@@ -84,7 +84,8 @@ def prepare_stage_dir(output_dir: Path, current: Provenance, decision: str) -> N
         write_record(output_dir, current)
 
 
-def record_finished(output_dir: Path, current: Provenance, finished_at: str) -> None:
-    """Rewrites the record with the finishing time (before the completion marker is written)."""
-    write_record(output_dir, current, finished=finished_at)
+def record_finished(output_dir: Path, current: Provenance, finished_at: str, made_during: list[list[float]]) -> None:
+    """Rewrites the record with the finishing time and when the runs that trained it ran (before the
+    completion marker is written)."""
+    write_record(output_dir, current, finished=finished_at, made_during=made_during)
 

@@ -38,7 +38,7 @@ def write_final_outputs(model, tokenizer, preprocessor, args, state: TrainerStat
     write_json_atomic(output_dir / "train_args.json", args.to_dict())
     state.save(output_dir / STATE_FILE)
     finished_at = time.strftime("%Y-%m-%d %H:%M:%S")
-    record_finished(output_dir, made_from, finished_at)
+    record_finished(output_dir, made_from, finished_at, state.made_during)
     write_json_atomic(output_dir / FINAL_MARKER, {"stage": args.stage, "global_step": state.global_step,
                                                   "time": finished_at})
     log.info("%s finished: outputs in %s", args.stage, output_dir)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import psutil
 import torch
 from torch import nn
 from transformers import set_seed
@@ -128,8 +129,9 @@ class StageOutcome:
     state: TrainerState | None = None
 
 
-def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
-    """One stage in this process (after init_distributed and setup_logging)."""
+def run_stage(args: TrainArgs, dist: DistInfo, started: float | None = None) -> StageOutcome:
+    """One stage in this process (after init_distributed and setup_logging); ``started``: when this run
+    began (Unix seconds; default now), recorded as when the stage was being made."""
     output_dir = Path(args.output_dir)
     check_nodes_agree(args, dist)  # same arguments, one shared folder: before any process reads it
     made_from = stage_provenance(args, BatchLayout(dist.world_size, args.gradient_accumulation_steps,
@@ -158,6 +160,7 @@ def run_stage(args: TrainArgs, dist: DistInfo) -> StageOutcome:
     if checkpoint is not None:
         state = resume(checkpoint, backend, dist, state)
         log.info("resuming automatically from %s (step %d of %d)", checkpoint, state.global_step, max_steps)
+    state.begin_run(time.time() if started is None else started)
     check_stage_space(output_dir, backend.model, args, state)
     log.info("%s: %d samples, global batch %d (%d processes x %d accumulation x %d per device), %d steps per "
              "epoch, %d steps, loss normalisation %s", args.stage, len(dataset), layout.global_batch,
@@ -217,7 +220,7 @@ def run_unlocked(args: TrainArgs) -> int:
     dist = init_distributed(args.local_rank, single_process_group=bool(args.deepspeed) and torch.cuda.is_available())
     setup_logging(dist.is_main, Path(args.output_dir) / "train.log")
     try:
-        run_stage(args, dist)
+        run_stage(args, dist, started=psutil.Process().create_time())  # launch and imports count too
         return 0
     except BadSampleError as error:
         log.error("bad training data: %s", error)
