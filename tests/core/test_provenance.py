@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bettersynth.provenance import Provenance, fingerprint, judge, made_during, record_path, write_record
 
 
@@ -119,3 +121,14 @@ def test_a_folder_listing_leaves_out_the_artefacts_made_in_it(tmp_path):
     unrecorded.unlink()
     (images / "images" / "1.jpg").write_bytes(b"jpeg")
     assert fingerprint(images) != before
+
+
+@pytest.mark.parametrize("times", [[[5.0, 2.0]], [[1.0, float("nan")]], [[1.0]], "soon", [["a", "b"]],
+                                   [[1.0, 2.0, 3.0]]])
+def test_times_that_are_not_intervals_are_no_times(tmp_path, times):
+    """A record edited by hand or written by another tool: its times are not used (no negative or NaN
+    seconds in a run record), the record itself still is."""
+    output = tmp_path / "out.txt"
+    output.write_text("made\n")
+    write_record(output, Provenance("copy", {}, {}), made_during=times)
+    assert made_during(output) == [] and judge(output, Provenance("copy", {}, {})).fresh

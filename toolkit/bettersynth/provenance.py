@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -175,12 +176,14 @@ def read_record(artefact: Path) -> dict[str, Any] | None:
 
 def made_during(artefact: Path) -> list[tuple[float, float]]:
     """When ``artefact`` was being made, as its record says: one (start, end) in Unix seconds for each
-    run that worked on it (a resumed training stage has several); [] without a record or times."""
+    run that worked on it (a resumed training stage has several); [] without a record or times, or
+    with times that are not finite intervals (a record written by hand or by another tool)."""
     intervals = (read_record(artefact) or {}).get(MADE_DURING) or []
     try:
-        return [(float(start), float(end)) for start, end in intervals]
-    except (TypeError, ValueError):  # a record written by hand or by another tool
+        spans = [(float(start), float(end)) for start, end in intervals]
+    except (TypeError, ValueError):
         return []
+    return spans if all(math.isfinite(start) and math.isfinite(end) and start <= end for start, end in spans) else []
 
 
 def write_record(artefact: Path, provenance: Provenance, **extra: Any) -> Path:
