@@ -138,10 +138,10 @@ else
     # on any exit but a kill the holder's note is cleared, so the next job does not "take over" from it
     trap ': > "$OUTPUT_DIR/.bsynth.lock"' EXIT
 fi
-# torch.compile's kernels are kept in the output tree, not in /tmp (gone with a container): a later
-# run in this tree finds most of its stages' first-step compiling done (~85 s of a proxy run);
-# one folder per node, as output/ may be shared storage
-export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$OUTPUT_DIR/.cache/torchinductor-node$NODE_RANK}
+# torch.compile's kernels are kept in the output tree, one folder per node (KERNEL_CACHE_DIR from
+# `bsynth layout`): a later run in this tree finds most of its stages' first-step compiling done
+# (~85 s of a proxy run)
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$KERNEL_CACHE_DIR}
 if [ "$LAYOUT_MODE" = demo ] && [ "$NODE_RANK" -eq 0 ]; then
     echo "Real models/data not found under $SCRIPT_DIR (run download.sh for them): running the embedded demo from $ASSETS_ROOT (tiny random models, synthetic data; scores are meaningless)."
     step "build the demo assets" bsynth demo build

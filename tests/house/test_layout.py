@@ -80,6 +80,8 @@ def test_the_jobs_settings_follow_the_layout(tmp_path):
     auto = variables(layout(tmp_path, *editable, "--editable", "FINETUNE_GRADIENT_CHECKPOINTING=auto"))
     assert auto["FINETUNE_GRADIENT_CHECKPOINTING"] == "True"   # the official value where nothing is measured
     assert demo["PRETRAIN_DATASET_IMAGE_PATH"] == str(AssetLayout(tmp_path / "demo").seed_dir)
+    # torch.compile's kernels: in the output tree, one folder per node
+    assert demo["KERNEL_CACHE_DIR"] == demo["OUTPUT_DIR"] + "/.cache/torchinductor-node0"
     real = variables(layout(tmp_path, "--which", "real", *editable))
     # no GPU: the largest micro-batch that divides the global batch; the real values stay as given
     assert {key: real[key] for key in ("PRETRAIN_GLOBAL_BATCH", "PRETRAIN_BATCH_SIZE_PER_GPU",

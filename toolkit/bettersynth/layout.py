@@ -87,7 +87,8 @@ def job_variables(mode: str, layout: paths.AssetLayout, editable: dict[str, str]
     settings = job_settings(mode, editable, os.environ, str(layout.seed_dir), gpu_memory_gib(),
                             optimizer_offload(editable.get("DEEPSPEED_CONFIG")),
                             say=lambda line: print(line, file=sys.stderr, flush=True))
-    return settings.shell_variables()
+    kernels = paths.kernel_cache_dir(paths.output_dir(), settings.nodes.node_rank)
+    return {**settings.shell_variables(), "KERNEL_CACHE_DIR": str(kernels)}
 
 
 def run(args) -> int:

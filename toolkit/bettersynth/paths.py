@@ -245,6 +245,13 @@ def output_dir() -> Path:
     return Path(given).resolve() if given else repo_root() / "output"
 
 
+def kernel_cache_dir(output: Path, node_rank: int) -> Path:
+    """Where a job in the output tree ``output`` keeps torch.compile's kernels on node ``node_rank``
+    (inductor's TORCHINDUCTOR_CACHE_DIR): in the tree, not in /tmp (gone with a container), so a later
+    run there starts warm; one folder per node, as the tree may be shared storage."""
+    return Path(output) / ".cache" / f"torchinductor-node{node_rank}"
+
+
 def training_dir(run_name: str) -> Path:
     """``output/training_dirs/<run_name>`` (e.g. MGM-2B-Pretrain-default)."""
     return output_dir() / "training_dirs" / run_name

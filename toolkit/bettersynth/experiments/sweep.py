@@ -33,9 +33,9 @@ How it runs (folders under ``output/experiments/sweeps/<name>/``; the sweep hold
 3. **Runs on GPU slots** (bettersynth.experiments.scheduler): without ``gpus_per_run`` one after
    another, each seeing every GPU; with it, floor(N / gpus_per_run) at once, each with its own
    CUDA_VISIBLE_DEVICES, INFER_CUDA_IDX and MASTER_PORT (MASTER_PORT from the environment, else
-   29500, plus the slot's number). All runs share one torch.compile kernel cache,
-   ``output/.cache/torchinductor-node0`` (the main job's own in ``output/``; the sweep file's ``env``
-   may name another), so only the first compiles cold.
+   29500, plus the slot's number). All runs share one torch.compile kernel cache, the main job's
+   own of ``output/`` on node 0 (bettersynth.paths.kernel_cache_dir; the sweep file's ``env`` may
+   name another), so only the first compiles cold.
 
 State is ``sweep.json``: a run finishes when its job exits 0 and its run record shows both stages
 finished and both benchmarks scored (``missing_result``; else it failed, the lack named). A run that
@@ -61,7 +61,7 @@ from bettersynth.experiments.scheduler import Job, StateError, SweepState, plan_
 from bettersynth.experiments.sweep_file import Sweep, SweepError
 from bettersynth.files import atomic_path
 from bettersynth.layout import resolve_layout
-from bettersynth.paths import AssetLayout
+from bettersynth.paths import AssetLayout, kernel_cache_dir
 from bettersynth.provenance import record_path
 from bettersynth.recipes.config import work_dir_for
 
@@ -167,7 +167,7 @@ def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | Non
     mode, layout = resolve_layout(environ.get("BSYNTH_LAYOUT") or "auto")
     # every run compiles the same model: one kernel cache for all (the main job's own is per tree). Not
     # taken from this process's environment: importing torch's inductor puts its /tmp default there.
-    kernels = sweep.env.get("TORCHINDUCTOR_CACHE_DIR") or str(output / ".cache" / "torchinductor-node0")
+    kernels = sweep.env.get("TORCHINDUCTOR_CACHE_DIR") or str(kernel_cache_dir(output, 0))
     env = {**environ, "BSYNTH_LAYOUT": mode, "TORCHINDUCTOR_CACHE_DIR": kernels}
     exports = make_exports(sweep, list(dict.fromkeys(run.recipe for run in todo)), layout, root, output, env,
                            state, say)
