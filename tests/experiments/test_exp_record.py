@@ -234,3 +234,14 @@ def test_a_record_never_pairs_this_run_with_another_runs_recipe_stages_or_scores
     # the pretraining file made again from other data: the same
     data.write_text('[{"id": 2}]')
     assert build_record(output, "exp8", editable, data_root=eval_data.root)["stages"]["pretrain"] is None
+
+
+def test_a_proxy_budget_above_the_data_is_a_note(output):
+    """Runs compared at one proxy budget: a recipe that kept fewer samples than the budget trained on
+    all of them, which the record says (the comparison is not at equal budgets)."""
+    recipe, export = write_data(output, "small", "process: []\n", samples=5)
+    record = build_record(output, "exp9", editable_values("exp9", recipe, export, seed=1, proxy="6"))
+    assert record["proxy_pretrain_samples"] == 6 and record["capped"]["samples"] == 5
+    assert record["notes"] == ["proxy: the budget of 6 pretraining samples is more than the 5 this run's data holds, "
+                               "so all of them were trained: not the budget of runs that had enough"]
+    assert build_record(output, "exp10", editable_values("exp10", recipe, export, seed=1, proxy="5"))["notes"] == []

@@ -287,6 +287,10 @@ def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
     capped_part = data_file(capped) if capped else None
     if capped_part is not None:
         capped_part["max_samples"] = ((read_record(capped) or {}).get("settings") or {}).get("max samples")
+    proxy = optional_int(editable, "PROXY_PRETRAIN_SAMPLES")
+    if proxy is not None and capped_part is not None and capped_part["samples"] < proxy:
+        notes.append(f"proxy: the budget of {proxy} pretraining samples is more than the {capped_part['samples']} "
+                     "this run's data holds, so all of them were trained: not the budget of runs that had enough")
 
     folders = {stage: output_dir / "training_dirs" / pattern.format(exp_name)
                for stage, pattern in STAGE_FOLDERS.items()}
@@ -318,7 +322,7 @@ def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
         "schema": SCHEMA_VERSION, "exp_name": exp_name, "toolkit_version": __version__,
         "created": previous.get("created", time.strftime("%Y-%m-%d %H:%M:%S")),
         "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "editable": editable, "seed": seed, "proxy_pretrain_samples": optional_int(editable, "PROXY_PRETRAIN_SAMPLES"),
+        "editable": editable, "seed": seed, "proxy_pretrain_samples": proxy,
         "recipe": recipe,
         "seed_pool": ((export_record or {}).get("inputs") or {}).get("seed pool"),
         "export": data_file(export) if export else None,
