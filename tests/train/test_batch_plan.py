@@ -126,3 +126,19 @@ def test_eval_gpus_must_be_reachable_by_the_shards():
     # no GPU: the ids only number the CPU shards; GPU UUIDs cannot be checked
     assert eval_gpus_problem("0,1,2", 0, {}) is None
     assert eval_gpus_problem("5", 1, {"CUDA_VISIBLE_DEVICES": "GPU-8a2c"}) is None
+
+
+def test_a_world_size_that_is_not_this_machines_gpus_stops_the_job():
+    """The main job starts one process per GPU; a WORLD_SIZE left by a scheduler (a PyTorchJob's, counting
+    pods) would have it plan for 2 processes on a node of 8 GPUs."""
+    from bettersynth.job_settings import foreign_world_size_problem
+    from bettersynth.train.batch import count_gpus
+
+    assert foreign_world_size_problem(count_gpus(environ={"WORLD_SIZE": "2"}), 8) == (
+        "WORLD_SIZE=2 is set, but this machine sees 8 GPU(s): the main job starts one training process per GPU "
+        "itself (NNODES and NODE_RANK say the machines); unset WORLD_SIZE, or show the GPUs to use with "
+        "CUDA_VISIBLE_DEVICES")
+    assert foreign_world_size_problem(count_gpus(environ={"WORLD_SIZE": "8"}), 8) is None
+    # no GPU: WORLD_SIZE stands for the GPUs (the CPU checks of a multi-GPU layout); no WORLD_SIZE: the GPUs
+    assert foreign_world_size_problem(count_gpus(environ={"WORLD_SIZE": "8", "CUDA_VISIBLE_DEVICES": ""}), 0) is None
+    assert foreign_world_size_problem(count_gpus(4), 8) is None

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bettersynth.arguments import parse_bool
-from bettersynth.train.batch import HEADROOM, MICRO_BATCHES, count_gpus, plan_batch
+from bettersynth.train.batch import HEADROOM, MICRO_BATCHES, GpuCount, count_gpus, plan_batch
 from bettersynth.train.nodes import NodeSettings, node_settings
 from bettersynth.train.stages import STAGES
 
@@ -207,7 +207,11 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
     unreachable = eval_gpus_problem(editable.get("INFER_CUDA_IDX"), num_gpus, environ)
     if unreachable:
         raise ValueError(unreachable)
-    nodes = node_settings(editable, num_gpus, count_gpus(environ=environ).count)
+    processes_here = count_gpus(environ=environ)
+    foreign = foreign_world_size_problem(processes_here, num_gpus)
+    if foreign:
+        raise ValueError(foreign)
+    nodes = node_settings(editable, num_gpus, processes_here.count)
     processes = nodes.world_size
     batches = stage_batches(mode, processes, editable, environ)
     overrides = demo_overrides(environ, seed_dir, editable.get("EXP_NAME")) if mode == "demo" else {}
@@ -219,6 +223,19 @@ def job_settings(mode: str, editable: Mapping[str, str], environ: Mapping[str, s
     aux_size = DEMO_AUX_SIZE if mode == "demo" else REAL_AUX_SIZE
     return JobSettings(mode, num_gpus, nodes, batches, aux_size, overrides, eval_answer_cap(mode, environ),
                        evals_fit_side_by_side(num_gpus, gpu_memory_gib))
+
+
+def foreign_world_size_problem(processes: GpuCount, num_gpus: int) -> str | None:
+    """Why the training processes counted on this machine cannot be right, or None: the main job starts
+    one per GPU itself, so a WORLD_SIZE in its environment that is not the GPUs it sees was set by
+    something else (a scheduler: a Kubernetes PyTorchJob counts machines) and would leave GPUs idle or
+    start more processes than there are GPUs. Without a GPU, WORLD_SIZE stands for the GPU count (the
+    CPU checks of a multi-GPU layout)."""
+    if processes.source != "WORLD_SIZE" or num_gpus == 0 or processes.count == num_gpus:
+        return None
+    return (f"WORLD_SIZE={processes.count} is set, but this machine sees {num_gpus} GPU(s): the main job starts "
+            "one training process per GPU itself (NNODES and NODE_RANK say the machines); unset WORLD_SIZE, "
+            "or show the GPUs to use with CUDA_VISIBLE_DEVICES")
 
 
 def eval_gpus_problem(infer_ids: str | None, num_gpus: int, environ: Mapping[str, str]) -> str | None:
