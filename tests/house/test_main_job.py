@@ -227,7 +227,9 @@ def test_the_baseline_without_a_recipe_is_trained_once(tmp_path: Path):
     first_record = json.loads(record_path.read_text())
     assert set(first_record["steps"]) == {"validate", "cap", "convert", "pretrain", "finetune", "textvqa", "mmbench",
                                           "scores"}
-    assert sum(first_record["steps"].values()) >= first_record["wall_time_s"] > first_record["steps"]["pretrain"]
+    # on CPU one step after another: the wall time is their sum (each rounded to 0.1 s)
+    assert first_record["wall_time_s"] == pytest.approx(sum(first_record["steps"].values()), abs=0.05 * 8)
+    assert first_record["steps"]["pretrain"] > 0
     again = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-3000:]
     assert again.stdout.count("already holds a finished") == 2, again.stdout[-5000:]
