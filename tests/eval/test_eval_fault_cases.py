@@ -108,6 +108,29 @@ def test_bad_mmbench_row(eval_data, tmp_path, capsys, change, message):
     assert status == 1 and err.strip() == "error: " + message.format(path=tsv)
 
 
+def test_images_that_are_not_images_stop_a_shard_before_the_model_loads(eval_data, tmp_path, capsys):
+    """An empty file, a web page saved as .jpg, text in MMBench's image cell, bad base64: named at once
+    (the checkpoint does not exist, so the model never loads), not after the answers so far."""
+    first, second = sorted({question.image for question in textvqa.read_questions(eval_data.textvqa_questions)})[:2]
+    (eval_data.textvqa_images / first).write_bytes(b"")
+    (eval_data.textvqa_images / second).write_bytes(b"<html>404 Not Found</html>")
+    status, err = run_cli(capsys, *textvqa_args(eval_data, tmp_path / "a.jsonl"))
+    assert status == 1 and "error: 2 image(s) of textvqa shard 0/1 cannot be read: [" in err
+    for name in (first, second):
+        assert f"{eval_data.textvqa_images / name}: not an image (cannot identify image file" in err
+
+    frame = pd.read_csv(eval_data.mmbench_tsv, sep="\t")
+    frame.loc[1, "image"] = "bm90IGFuIGltYWdl"  # base64 of "not an image"
+    frame.loc[2, "image"] = "not base64!"
+    tsv = tmp_path / "images.tsv"
+    frame.to_csv(tsv, sep="\t", index=False)
+    status, err = run_cli(capsys, "eval", "mmbench", "--checkpoint", eval_data.root / "no_checkpoint", "--tsv", tsv,
+                          "--answers-file", tmp_path / "m.jsonl", "--device", "cpu")
+    assert status == 1 and "error: 2 image(s) of mmbench shard 0/1 cannot be read: [" in err
+    assert f"{tsv}: index {frame.loc[1, 'index']}: not an image (cannot identify image file" in err
+    assert f"{tsv}: index {frame.loc[2, 'index']}: not an image (" in err
+
+
 def test_unreadable_tsv(eval_data, tmp_path, capsys):
     ragged = tmp_path / "ragged.tsv"
     ragged.write_text(eval_data.mmbench_tsv.read_text() + "5\tx\ty\n7" + "\tz" * 16 + "\n")

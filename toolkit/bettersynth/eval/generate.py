@@ -61,6 +61,20 @@ class ImageSource:
         if (self.path is None) == (self.base64_data is None):
             raise ValueError("an ImageSource needs exactly one of path or base64_data")
 
+    def header_problem(self) -> str | None:
+        """Why this is not an image, from its header alone (an empty, cut or foreign file, bad base64),
+        or None; a fault further into the data shows when it is decoded (``load``)."""
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            if self.path is not None:
+                with Image.open(self.path):
+                    return None
+            with Image.open(io.BytesIO(base64.b64decode(self.base64_data, validate=True))):
+                return None
+        except (ValueError, UnidentifiedImageError, OSError) as error:
+            return f"{self.label or self.path or 'base64 image'}: not an image ({error})"
+
     def load(self, preprocessor):
         if self.path is not None:
             return preprocessor.load(self.path)

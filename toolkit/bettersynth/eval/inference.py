@@ -1,7 +1,9 @@
 """One eval shard end to end (questions -> answers file), and the merge of finished shards.
 
 A shard takes the ``chunk_idx``-th of ``num_chunks`` contiguous, near-equal slices of the questions,
-answers them with ``AnswerEngine`` and writes its answer lines atomically. The merge concatenates
+checks that their images are there and are images by their headers (before the model loads: a
+bad file found while answering would cost the load and the answers so far), answers them with
+``AnswerEngine`` and writes its answer lines atomically. The merge concatenates
 shard files in shard order and checks the result holds exactly the questions, in question order,
 all answered by one model (``model_id``), before writing it (atomically); a missing shard file is an
 error.
@@ -30,6 +32,14 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def check_image_headers(sources: Sequence[ImageSource], shard: str) -> None:
+    """EvalDataError naming the images of ``sources`` that are not images by their header, before the
+    model loads (a fault found while answering would cost the load and the answers so far)."""
+    problems = [problem for problem in (source.header_problem() for source in sources) if problem]
+    if problems:
+        raise EvalDataError(f"{len(problems)} image(s) of {shard} cannot be read: {problems[:MAX_LISTED]}")
+
+
 def _answered(engine: AnswerEngine, requests, settings: GenerationSettings, shard: str) -> list[str]:
     """``engine.answer``, logging how long it took and the GPU memory it peaked at."""
     start = time.monotonic()
@@ -52,8 +62,10 @@ def run_textvqa_shard(checkpoint: Path, questions_path: Path, image_folder: Path
         raise EvalDataError(f"{len(missing)} image(s) of shard {chunk_idx}/{num_chunks} not found under "
                             f"{image_folder}: {missing[:MAX_LISTED]}")
     _log(f"textvqa shard {chunk_idx}/{num_chunks}: {len(shard)} of {len(questions)} questions from {questions_path}")
-    engine = AnswerEngine.load(checkpoint, device)
     requests = [(q.prompt, ImageSource(path=Path(image_folder) / q.image)) for q in shard]
+    check_image_headers(list({source.path: source for _, source in requests}.values()),
+                        f"textvqa shard {chunk_idx}/{num_chunks}")
+    engine = AnswerEngine.load(checkpoint, device)
     answers = _answered(engine, requests, settings, f"textvqa shard {chunk_idx}/{num_chunks}")
     model_id = Path(checkpoint).name
     return write_jsonl_atomic(answers_file, (textvqa.answer_record(q, a, model_id) for q, a in zip(shard, answers)))
@@ -65,9 +77,10 @@ def run_mmbench_shard(checkpoint: Path, tsv_path: Path, answers_file: Path, num_
     items = mmbench.read_items(tsv_path)
     shard = [items[position] for position in shard_range(len(items), num_chunks, chunk_idx)]
     _log(f"mmbench shard {chunk_idx}/{num_chunks}: {len(shard)} of {len(items)} rows from {tsv_path}")
-    engine = AnswerEngine.load(checkpoint, device)
     requests = [(item.user_message, ImageSource(base64_data=item.image_b64, label=f"{tsv_path}: index {item.index}"))
                 for item in shard]
+    check_image_headers([source for _, source in requests], f"mmbench shard {chunk_idx}/{num_chunks}")
+    engine = AnswerEngine.load(checkpoint, device)
     answers = _answered(engine, requests, settings, f"mmbench shard {chunk_idx}/{num_chunks}")
     model_id = Path(checkpoint).name
     return write_jsonl_atomic(answers_file, (mmbench.answer_record(i, a, model_id) for i, a in zip(shard, answers)))
