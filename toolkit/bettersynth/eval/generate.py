@@ -61,6 +61,9 @@ class ImageSource:
         if (self.path is None) == (self.base64_data is None):
             raise ValueError("an ImageSource needs exactly one of path or base64_data")
 
+    def _decoded_bytes(self) -> io.BytesIO:
+        return io.BytesIO(base64.b64decode(self.base64_data))
+
     def header_problem(self) -> str | None:
         """Why this is not an image, from its header alone (an empty, cut or foreign file, bad base64),
         or None; a fault further into the data shows when it is decoded (``load``)."""
@@ -70,7 +73,7 @@ class ImageSource:
             if self.path is not None:
                 with Image.open(self.path):
                     return None
-            with Image.open(io.BytesIO(base64.b64decode(self.base64_data, validate=True))):
+            with Image.open(self._decoded_bytes()):
                 return None
         except (ValueError, UnidentifiedImageError, OSError) as error:
             return f"{self.label or self.path or 'base64 image'}: not an image ({error})"
@@ -81,7 +84,7 @@ class ImageSource:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            return Image.open(io.BytesIO(base64.b64decode(self.base64_data))).convert("RGB")
+            return Image.open(self._decoded_bytes()).convert("RGB")
         except (ValueError, UnidentifiedImageError, OSError) as error:
             raise EvalDataError(f"{self.label or 'base64 image'}: image does not decode ({error})") from error
 
