@@ -84,6 +84,9 @@ def test_cli_accumulates_values_and_reads_times_from_the_artefacts(output, capsy
     assert record["editable"] == {"RECIPE": "", "SEED": "4"} and record["seed"] == 4 and record["recipe"] is None
     assert record["steps"] == {"validate": 4.5, "pretrain": 10.0} and record["wall_time_s"] == 14.5
     assert "run record: " in capsys.readouterr().err
+    assert main(["runs", "record", "exp2"]) == 0  # a refresh by hand, naming no artefacts, keeps the job's
+    again = json.loads(record_file(output, "exp2").read_text())
+    assert again["artefacts"] == record["artefacts"] and again["steps"] == record["steps"]
     with pytest.raises(SystemExit) as stop:
         main(["runs", "record", "exp2", "--made", "pretrain"])
     assert stop.value.code == 2 and "expected KEY=VALUE, got 'pretrain'" in capsys.readouterr().err

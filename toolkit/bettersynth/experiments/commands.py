@@ -151,8 +151,9 @@ def register(subparsers) -> None:
     record.add_argument("--editable", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="an Editable Part value (repeatable; merged into the record's)")
     record.add_argument("--made", type=key_value, action="append", default=[], metavar="STEP=PATH",
-                        help="the artefact a step of the job makes (repeatable; its made-from record says "
-                             "when it was made: the record's step times and wall time)")
+                        help="the artefact a step of the job makes (repeatable: the job names all; its made-from "
+                             "record says when it was made: the record's step times and wall time; none given "
+                             "keeps the record's)")
     record.add_argument("--data-root", type=Path, default=None,
                         help="asset root of the eval data the answers are scored against (as for `bsynth score run`)")
     record.set_defaults(func=record_handler, outputs=lambda args: [_experiments_dir()])

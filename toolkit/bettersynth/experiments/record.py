@@ -273,12 +273,15 @@ def making_times(artefacts: dict[str, Path]) -> tuple[dict[str, float], float | 
 def build_record(output_dir: Path, exp_name: str, editable: dict[str, str], *,
                  made: dict[str, Path] | None = None, data_root: Path | None = None) -> dict[str, Any]:
     """The run record of ``exp_name`` as the files under ``output_dir`` show it now (module docstring);
-    ``editable`` is merged into the existing record's; ``made`` names the main job's artefacts by step."""
+    ``editable`` is merged into the existing record's; ``made`` names the main job's artefacts by step
+    (all of them: the job names each on every call; none given keeps those of the existing record)."""
     output_dir = Path(output_dir).resolve()
     path = record_file(output_dir, exp_name)
     previous = read_run_record(path) if path.exists() else {}  # a folder or a broken record: a RecordError
     editable = {**previous.get("editable", {}), **{key: str(value) for key, value in editable.items()}}
-    made = {name: Path(value).resolve() for name, value in (made or {}).items()}
+    if not made:  # a call that names no artefacts (a refresh by hand) keeps the ones the job named last
+        made = previous.get("artefacts") or {}
+    made = {name: Path(value).resolve() for name, value in made.items()}
     notes: list[str] = []
 
     export = Path(editable["PRETRAIN_DATASET"]).resolve() if editable.get("PRETRAIN_DATASET") else None
