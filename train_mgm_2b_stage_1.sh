@@ -272,7 +272,7 @@ fi
 # --- evaluation, scores, the script itself ------------------------------------------------------
 # each eval reruns when the finetuned checkpoint (its record changes with every training run) or its
 # questions changed; the eval data come from the layout chosen above, like everything else; on GPUs
-# of 89 GiB and more both run at once (EVAL_SIDE_BY_SIDE from `bsynth layout`)
+# of 34 GiB and more both run at once (EVAL_SIDE_BY_SIDE from `bsynth layout`)
 textvqa_eval=(bsynth step --name textvqa --output "$TEXTVQA_ANSWERS"
     --input "checkpoint=$FINETUNE_DIR" --input "questions=$TEXTVQA_QUESTIONS" --
     bash toolkit/eval/textvqa.sh --data-root "$ASSETS_ROOT" "$FINETUNE_NAME" "$INFER_CUDA_IDX"

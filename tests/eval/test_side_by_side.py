@@ -77,10 +77,11 @@ def alive(pid: int) -> bool:
 
 
 def test_side_by_side_only_on_gpus_with_room_for_two_evals(monkeypatch, tmp_path):
-    # two evals at up to 40 GiB each within 90% of the card: an H200 (80 <= 125.8)...
-    assert evals_fit_side_by_side(1, 139.8)
-    # ...not an 80 GB H100 (80 > 71.3; there two ran out of memory, 2026-12-07) nor anything smaller
-    assert not evals_fit_side_by_side(8, 79.2) and not evals_fit_side_by_side(1, 40.0)
+    # two evals at 15 GiB each (14.0 held, measured at batch 32) within 90% of the card: an H200, an
+    # 80 GB H100 (30 <= 71.3; the two held 28.1 GiB there side by side) and a 40 GB A100 (30 <= 35.5)...
+    assert evals_fit_side_by_side(1, 139.8) and evals_fit_side_by_side(8, 79.2) and evals_fit_side_by_side(1, 39.4)
+    # ...not a 32 GB card (30 > 28.8) nor anything smaller
+    assert not evals_fit_side_by_side(1, 31.7) and not evals_fit_side_by_side(2, 23.6)
     assert not evals_fit_side_by_side(0, None)      # on CPU the two would share the cores
     monkeypatch.setenv("PATH", str(tmp_path))       # a system without setsid: one after another
     assert not evals_fit_side_by_side(1, 139.8)

@@ -47,7 +47,7 @@ DEMO_SPLIT = {"pretrain": (4, 2), "finetune": (2, 2)}
 DEMO_AUX_SIZE, REAL_AUX_SIZE = 256, 768
 DEMO_EVAL_MAX_NEW_TOKENS = 16
 EDITABLE_DEFAULT_EXP_NAME = "default"  # train_mgm_2b_stage_1.sh's EXP_NAME when none is given
-EVAL_PEAK_GIB = 40.0  # one real-size eval process at batch 32: 37.3 GiB held by TextVQA's (H100, 2026-12-07)
+EVAL_PEAK_GIB = 15.0  # one real-size eval process at batch 32, 8 images a pass: 13.4 GiB reserved, 14.0 held (H100)
 PREFIX = {"pretrain": "PRETRAIN", "finetune": "FINETUNE"}
 
 
@@ -260,8 +260,8 @@ def eval_gpus_problem(infer_ids: str | None, num_gpus: int, environ: Mapping[str
 
 def evals_fit_side_by_side(num_gpus: int, gpu_memory_gib: float | None) -> bool:
     """Whether each GPU holds two evals at once (both benchmarks side by side, toolkit/eval/side_by_side.sh):
-    an eval at real size holds up to ~37 GiB (batch 32, bench/RESULTS.md), so GPUs of 89 GiB and more
-    (an H200, not an 80 GB H100: there two evals ran out of memory, 2026-12-07).
+    an eval at real size holds 14 GiB (batch 32, 8 images a pass; 13.4 GiB reserved by torch, the rest
+    CUDA's own; measured on an H100, bench/RESULTS.md), counted as 15, so GPUs of 34 GiB and more.
     Never on CPU, where the two would share the cores, nor without ``setsid`` (util-linux), which the
     side-by-side runner needs to stop both evals together."""
     return (num_gpus > 0 and gpu_memory_gib is not None and 2 * EVAL_PEAK_GIB <= HEADROOM * gpu_memory_gib
