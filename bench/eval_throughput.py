@@ -11,7 +11,8 @@ sorted left-padded batches, the model's KV-cached greedy generate).
 Prompts are synthetic token ids of TextVQA-like (question + OCR tokens + instruction, 35-90 text
 tokens) and MMBench-like (hint + question + options, 40-250) lengths around one image placeholder
 (576 image tokens at real size). Images are synthetic JPEGs of TextVQA-like sizes (files, decoded
-on every read) and MMBench-like base64 JPEGs. Random weights never emit <eos>, so every answer runs
+on every read) and MMBench-like base64 JPEGs, shared between requests as in the real sets
+(``workload``). Random weights never emit <eos>, so every answer runs
 to its max_new_tokens: the defaults (8 for TextVQA, 4 for MMBench) are the lengths of typical real
 answers followed by "<end_of_turn>", "\n", "<eos>" ("coca cola", "B"); real runs stop at <eos> per
 row, so a long outlier answer keeps its batch busy longer than here. Prints answers/s per benchmark and the total
@@ -42,7 +43,7 @@ from bettersynth.model.config import MGMOptions
 from bettersynth.model.preprocess import ImagePreprocessor
 from bettersynth.model.real_size import build_real_size_mgm
 
-TEXTVQA_QUESTIONS, MMBENCH_ROWS = 5000, 4377
+TEXTVQA_QUESTIONS, TEXTVQA_IMAGES, MMBENCH_ROWS = 5000, 3166, 4377
 DISTINCT_IMAGES = 256
 TARGET_MINUTES = 5.0
 BOS, PAD, EOS = 2, 0, 1
@@ -82,24 +83,37 @@ def prompt(rng: random.Random, vocab: int, text_tokens: int) -> list[int]:
 
 
 def workload(count_textvqa: int, count_mmbench: int, vocab: int, image_dir: Path, seed: int = 0):
+    """TextVQA-like requests over as many image files as the real set has a question (3,166 for
+    5,000; hard links to DISTINCT_IMAGES drawn JPEGs, to save drawing) and MMBench-like rows as the
+    real TSV holds them: each question (its own drawn image) followed by its circular copies, one row
+    per option order (2 to 4 options) with the question's prompt length and image, which the engine
+    encodes once when the copies share a batch."""
     rng = random.Random(seed)
-    files = []
+    drawn = []
     for number in range(DISTINCT_IMAGES):
-        path = image_dir / f"{number:04d}.jpg"
+        path = image_dir / f"drawn-{number:04d}.jpg"
         path.write_bytes(synthetic_jpeg(rng, rng.randint(600, 1024), rng.randint(400, 1024)))
-        files.append(path)
-    blobs = [base64.b64encode(synthetic_jpeg(rng, rng.randint(300, 700), rng.randint(250, 600))).decode()
-             for _ in range(DISTINCT_IMAGES // 4)]
+        drawn.append(path)
+    files = []
+    for number in range(max(1, count_textvqa * TEXTVQA_IMAGES // TEXTVQA_QUESTIONS)):
+        files.append(image_dir / f"{number:05d}.jpg")
+        files[-1].hardlink_to(drawn[number % len(drawn)])
     textvqa = ([prompt(rng, vocab, rng.randint(35, 90)) for _ in range(count_textvqa)],
-               [ImageSource(path=files[n % len(files)]) for n in range(count_textvqa)])
-    mmbench = ([prompt(rng, vocab, rng.randint(40, 250)) for _ in range(count_mmbench)],
-               [ImageSource(base64_data=blobs[n % len(blobs)], label=f"row {n}") for n in range(count_mmbench)])
-    return textvqa, mmbench
+               [ImageSource(path=files[n * len(files) // count_textvqa]) for n in range(count_textvqa)])
+    mmbench_prompts, mmbench_images = [], []
+    while len(mmbench_prompts) < count_mmbench:
+        question, copies = prompt(rng, vocab, rng.randint(40, 250)), rng.randint(2, 4)
+        image = base64.b64encode(synthetic_jpeg(rng, rng.randint(300, 700), rng.randint(250, 600))).decode()
+        for _ in range(min(copies, count_mmbench - len(mmbench_prompts))):
+            mmbench_prompts.append(question)
+            mmbench_images.append(ImageSource(base64_data=image, label=f"row {len(mmbench_images)}"))
+    return textvqa, (mmbench_prompts, mmbench_images)
 
 
-def timed(engine: AnswerEngine, prompts, images, settings: GenerationSettings) -> tuple[float, float]:
-    """(seconds, mean answer length in tokens). A row that happens to emit <eos> stops early; its
-    batch still runs until its longest row is done, so the timing stays comparable."""
+def timed(engine: AnswerEngine, prompts, images, settings: GenerationSettings) -> tuple[float, float, int]:
+    """(seconds, mean answer length in tokens, images encoded). A row that happens to emit <eos>
+    stops early; its batch still runs until its longest row is done, so the timing stays comparable."""
+    encoded_before = engine.images_encoded
     if engine.device.startswith("cuda"):
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -109,7 +123,7 @@ def timed(engine: AnswerEngine, prompts, images, settings: GenerationSettings) -
     seconds = time.perf_counter() - start
     if len(answers) != len(prompts):
         raise RuntimeError(f"{len(answers)} answers for {len(prompts)} prompts")
-    return seconds, sum(len(a) for a in answers) / len(answers)
+    return seconds, sum(len(a) for a in answers) / len(answers), engine.images_encoded - encoded_before
 
 
 def commit() -> str:
@@ -161,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-            text_seconds, text_tokens = timed(engine, textvqa_prompts, textvqa_images, text_settings)
-            bench_seconds, bench_tokens = timed(engine, mmbench_prompts, mmbench_images, bench_settings)
+            text_seconds, text_tokens, text_encoded = timed(engine, textvqa_prompts, textvqa_images, text_settings)
+            bench_seconds, bench_tokens, bench_encoded = timed(engine, mmbench_prompts, mmbench_images, bench_settings)
             total = text_seconds + bench_seconds
             full_minutes = (text_seconds * TEXTVQA_QUESTIONS / counts[0]
                             + bench_seconds * MMBENCH_ROWS / counts[1]) / 60
@@ -175,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"total {total / 60:.2f} min; full-size estimate {full_minutes:.2f} min "
                   f"({'meets' if full_minutes <= TARGET_MINUTES else 'misses'} the {TARGET_MINUTES:.0f}-min target); "
                   f"peak GPU memory {peak:.1f} GiB allocated, {reserved:.1f} GiB reserved; "
-                  f"mean answer tokens {text_tokens:.1f} / {bench_tokens:.1f}",
+                  f"mean answer tokens {text_tokens:.1f} / {bench_tokens:.1f}; "
+                  f"images encoded {text_encoded} / {bench_encoded}",
                   flush=True)
             print(json.dumps({"bench": "eval_throughput", "card": card, "commit": commit(), "tiny": args.tiny,
                               "batch_size": batch, "images_per_pass": per_pass, "workers": workers,
@@ -183,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                               "textvqa_seconds": round(text_seconds, 2), "mmbench_seconds": round(bench_seconds, 2),
                               "full_size_minutes": round(full_minutes, 2), "peak_gib": round(peak, 1),
                               "peak_reserved_gib": round(reserved, 1),
-                              "answer_tokens": [args.textvqa_answer_tokens, args.mmbench_answer_tokens]}), flush=True)
+                              "answer_tokens": [args.textvqa_answer_tokens, args.mmbench_answer_tokens],
+                              "images_encoded": [text_encoded, bench_encoded]}), flush=True)
     return 0
 
 

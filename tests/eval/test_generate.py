@@ -33,6 +33,20 @@ def test_batched_equals_one_by_one(engine, demo_eval_assets):
     assert all(answer == answer.strip() for answer in single)
 
 
+def test_requests_of_one_image_and_length_share_a_batch_and_its_encoding(engine, demo_eval_assets):
+    """MMBench's circular copies: the same image (base64 text) and prompt length, other labels."""
+    items = read_items(demo_eval_assets.mmbench_tsv)[:3]
+    requests = [(item.user_message, ImageSource(base64_data=item.image_b64, label=f"copy {copy} of {item.index}"))
+                for copy in range(3) for item in items]
+    before = engine.images_encoded
+    single = engine.answer(requests, GenerationSettings(batch_size=1, max_new_tokens=6))
+    assert engine.images_encoded - before == 9
+    before = engine.images_encoded
+    batched = engine.answer(requests, GenerationSettings(batch_size=3, max_new_tokens=6))
+    assert engine.images_encoded - before == 3  # each batch holds one question's three copies
+    assert batched == single and single[:3] * 3 == single
+
+
 def test_answers_come_back_in_request_order(engine, demo_eval_assets):
     requests = _textvqa_requests(demo_eval_assets, 6)
     forward = engine.answer(requests, GenerationSettings(batch_size=4, max_new_tokens=4))

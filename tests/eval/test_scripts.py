@@ -47,7 +47,8 @@ def test_demo_end_to_end(demo_checkpoint, demo_eval_assets):
     question_count = len(read_questions(demo_eval_assets.textvqa_questions))
     for shard in range(2):  # each shard says what it answered, how, in how long
         answered = len(shard_range(question_count, 2, shard))
-        assert re.search(rf"textvqa shard {shard}/2: {answered} answers in [0-9.]+ s \(batch 8, 8 images a pass\)\n",
+        assert re.search(rf"textvqa shard {shard}/2: {answered} answers \([0-9]+ images encoded\) in [0-9.]+ s "
+                         r"\(batch 8, 8 images a pass\)\n",
                          done.stderr), done.stderr[-3000:]
     answers = [json.loads(line) for line in (results / "textvqa" / "bm1.jsonl").read_text().splitlines()]
     questions = read_questions(demo_eval_assets.textvqa_questions)

@@ -229,6 +229,20 @@ def test_images_encoded_a_few_at_a_time_equal_all_at_once(tiny_mgm):
         model.encode_images(images, images_per_pass=0)
 
 
+def test_rows_that_share_an_image_have_it_encoded_once_with_the_same_answers(tiny_mgm):
+    # rows 0, 2 and 4 hold images: given as two distinct images, row 4 naming row 0's
+    model = tiny_mgm[0].eval()
+    images = prompt_images()
+    images[4] = images[0]
+    has_image = torch.tensor([has for _, has in PROMPTS])
+    ids, mask = pad_sequences([p for p, _ in PROMPTS], 0, "left")
+    distinct, image_rows = images[[0, 1, 2]], torch.tensor([0, 1, 2, 1, 0])  # rows 1, 3: the zero image
+    assert torch.equal(model.generate(ids, mask, distinct, has_image, max_new_tokens=8, image_rows=image_rows),
+                       model.generate(ids, mask, images, has_image, max_new_tokens=8))
+    with pytest.raises(ValueError, match=r"image_rows must name one image per row \(5\), got shape \(4,\)"):
+        model.generate(ids, mask, distinct, has_image, max_new_tokens=2, image_rows=image_rows[:4])
+
+
 def test_generation_stops_at_eos(tiny_mgm):
     model = tiny_mgm[0].eval()
     prompt, _ = PROMPTS[1]

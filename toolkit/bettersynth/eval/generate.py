@@ -1,8 +1,10 @@
 """Batched greedy answers from a finetuned MGM checkpoint (TextVQA and MMBench share this).
 
 Each request is a user message (holding ``<image>``) and an image source. Requests are sorted by
-prompt length so a batch holds similar lengths (less padding), left-padded, answered with the
-model's greedy ``generate`` and put back in request order. Each answer is cut at the first
+prompt length so a batch holds similar lengths (less padding), then by image, so requests of one
+image and length (MMBench's circular copies of a question) share a batch, where the image is
+decoded and encoded once; batches are left-padded, answered with the model's greedy ``generate``
+and put back in request order. Each answer is cut at the first
 ``<eos>``, decoded without special tokens and stripped. Images are decoded and preprocessed
 (aspect "pad") by data-loader workers while the GPU works, and the model encodes a batch's images
 ``images_per_pass`` at a time (8: the same answers as all at once, with the image path's memory of 8
@@ -60,6 +62,12 @@ class ImageSource:
     def __post_init__(self) -> None:
         if (self.path is None) == (self.base64_data is None):
             raise ValueError("an ImageSource needs exactly one of path or base64_data")
+
+    @property
+    def content_key(self) -> tuple[str, str]:
+        """Equal for sources of the same image: the same file, or the same base64 text (the label
+        does not count)."""
+        return ("path", str(self.path)) if self.path is not None else ("base64", self.base64_data)
 
     def _decoded_bytes(self) -> io.BytesIO:
         return io.BytesIO(base64.b64decode(self.base64_data))
@@ -124,6 +132,20 @@ def _collate(items):
     return positions, torch.stack([tensor for _, tensor in items])
 
 
+def _shared_images(batch: list[int], images: Sequence[ImageSource]) -> tuple[list[int], list[int]]:
+    """The batch's distinct images (the first request position of each) and each request's index
+    among them."""
+    index_of: dict[tuple[str, str], int] = {}
+    distinct, rows = [], []
+    for position in batch:
+        key = images[position].content_key
+        if key not in index_of:
+            index_of[key] = len(distinct)
+            distinct.append(position)
+        rows.append(index_of[key])
+    return distinct, rows
+
+
 def default_device() -> str:
     import torch
 
@@ -138,6 +160,7 @@ class AnswerEngine:
         self.model, self.preprocessor, self.tokenizer = model.eval(), preprocessor, tokenizer
         self.device, self.dtype = device, dtype
         self.pad_token_id, self.eos_token_id = pad_token_id, eos_token_id
+        self.images_encoded = 0  # by generate_ids so far: one per distinct image of each batch
 
     @classmethod
     def load(cls, checkpoint: Path, device: str | None = None) -> "AnswerEngine":
@@ -189,16 +212,18 @@ class AnswerEngine:
 
         if len(prompts) != len(images):
             raise ValueError(f"{len(prompts)} prompts but {len(images)} images")
-        order = sorted(range(len(prompts)), key=lambda position: len(prompts[position]), reverse=True)
+        order = sorted(range(len(prompts)), key=lambda at: (-len(prompts[at]), images[at].content_key))
         batches = [order[start:start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
-        loader = DataLoader(_ImageDataset(images, self.preprocessor, self.dtype), batch_sampler=batches,
+        shared = [_shared_images(batch, images) for batch in batches]
+        loader = DataLoader(_ImageDataset(images, self.preprocessor, self.dtype),
+                            batch_sampler=[distinct for distinct, _ in shared],
                             collate_fn=_collate,
                             num_workers=settings.num_workers, pin_memory=self.device.startswith("cuda"),
                             multiprocessing_context="fork" if settings.num_workers else None)
         answers: list[list[int]] = [[] for _ in prompts]
         with torch.inference_mode(), tqdm(total=len(prompts), desc=settings.progress_label, unit="q",
                                           mininterval=5.0, disable=not prompts) as bar:
-            for positions, pixels in loader:
+            for positions, (_, image_rows), (_, pixels) in zip(batches, shared, loader):
                 if isinstance(pixels, str):
                     raise EvalDataError(pixels)
                 input_ids, attention_mask = self._left_padded([prompts[p] for p in positions])
@@ -207,7 +232,9 @@ class AnswerEngine:
                     images_aux=pixels.to(self.device, non_blocking=True),
                     has_image=torch.ones(len(positions), dtype=torch.bool, device=self.device),
                     max_new_tokens=settings.max_new_tokens, eos_token_id=self.eos_token_id,
-                    pad_token_id=self.pad_token_id, images_per_pass=settings.images_per_pass)
+                    pad_token_id=self.pad_token_id, images_per_pass=settings.images_per_pass,
+                    image_rows=torch.tensor(image_rows, device=self.device))
+                self.images_encoded += len(pixels)
                 for position, ids in zip(positions, self._until_eos(new_tokens.cpu())):
                     answers[position] = ids
                 bar.update(len(positions))

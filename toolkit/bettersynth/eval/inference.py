@@ -34,19 +34,24 @@ def _log(message: str) -> None:
 
 def check_image_headers(sources: Sequence[ImageSource], shard: str) -> None:
     """EvalDataError naming the images of ``sources`` that are not images by their header, before the
-    model loads (a fault found while answering would cost the load and the answers so far)."""
-    problems = [problem for problem in (source.header_problem() for source in sources) if problem]
+    model loads (a fault found while answering would cost the load and the answers so far); an image
+    that several sources share is read once."""
+    distinct: dict[tuple[str, str], ImageSource] = {}
+    for source in sources:
+        distinct.setdefault(source.content_key, source)
+    problems = [problem for problem in (source.header_problem() for source in distinct.values()) if problem]
     if problems:
         raise EvalDataError(f"{len(problems)} image(s) of {shard} cannot be read: {problems[:MAX_LISTED]}")
 
 
 def _answered(engine: AnswerEngine, requests, settings: GenerationSettings, shard: str) -> list[str]:
-    """``engine.answer``, logging how long it took and the GPU memory it peaked at."""
+    """``engine.answer``, logging how long it took, the images it encoded and the GPU memory it peaked at."""
     start = time.monotonic()
     answers = engine.answer(requests, settings)
     seconds = time.monotonic() - start
     memory = engine.peak_memory()
-    _log(f"{shard}: {len(answers)} answers in {seconds:.1f} s (batch {settings.batch_size}, "
+    _log(f"{shard}: {len(answers)} answers ({engine.images_encoded} images encoded) in {seconds:.1f} s "
+         f"(batch {settings.batch_size}, "
          f"{settings.images_per_pass} images a pass){'; ' + memory if memory else ''}")
     return answers
 
@@ -63,8 +68,7 @@ def run_textvqa_shard(checkpoint: Path, questions_path: Path, image_folder: Path
                             f"{image_folder}: {missing[:MAX_LISTED]}")
     _log(f"textvqa shard {chunk_idx}/{num_chunks}: {len(shard)} of {len(questions)} questions from {questions_path}")
     requests = [(q.prompt, ImageSource(path=Path(image_folder) / q.image)) for q in shard]
-    check_image_headers(list({source.path: source for _, source in requests}.values()),
-                        f"textvqa shard {chunk_idx}/{num_chunks}")
+    check_image_headers([source for _, source in requests], f"textvqa shard {chunk_idx}/{num_chunks}")
     engine = AnswerEngine.load(checkpoint, device)
     answers = _answered(engine, requests, settings, f"textvqa shard {chunk_idx}/{num_chunks}")
     model_id = Path(checkpoint).name

@@ -130,12 +130,19 @@ class MGMForCausalLM(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images_aux: torch.Tensor,
               has_image: torch.Tensor, padding_side: str, labels: torch.Tensor | None = None,
-              images_per_pass: int | None = None) -> SplicedBatch:
+              images_per_pass: int | None = None, image_rows: torch.Tensor | None = None) -> SplicedBatch:
         """Runs the image path and splices the image embeddings into the token embeddings, both with
-        Gemma's input scale (the official numerics)."""
+        Gemma's input scale (the official numerics). ``image_rows`` [B] names each row's image in
+        ``images_aux`` (rows that share an image, MMBench's circular copies, have it encoded once);
+        None: row i has image i."""
         embedding = self.llm.get_input_embeddings()
-        image_embeds = official_input_scale(
-            self.encode_images(images_aux, images_per_pass).to(embedding.weight.dtype), self.llm.config.hidden_size)
+        encoded = self.encode_images(images_aux, images_per_pass)
+        if image_rows is not None:
+            if image_rows.shape != (input_ids.shape[0],):
+                raise ValueError(f"image_rows must name one image per row ({input_ids.shape[0]}), "
+                                 f"got shape {tuple(image_rows.shape)}")
+            encoded = encoded[image_rows]
+        image_embeds = official_input_scale(encoded.to(embedding.weight.dtype), self.llm.config.hidden_size)
         return splice_image_embeddings(input_ids, attention_mask, has_image, image_embeds, embedding,
                                        self.options.model_max_length, padding_side, labels=labels)
 
@@ -160,12 +167,14 @@ class MGMForCausalLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images_aux: torch.Tensor,
                  has_image: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
-                 pad_token_id: int | None = None, images_per_pass: int | None = None) -> torch.LongTensor:
+                 pad_token_id: int | None = None, images_per_pass: int | None = None,
+                 image_rows: torch.Tensor | None = None) -> torch.LongTensor:
         """Greedy decoding with KV cache → new token ids [B, T] (``pad_token_id`` after each eos).
 
         The prompt's real tokens are taken from ``attention_mask`` (left padding expected, any
         padding works); the spliced prompts are left-padded so batched answers equal one-by-one ones.
-        ``images_per_pass`` bounds the image path's memory (``encode_images``).
+        ``images_per_pass`` bounds the image path's memory (``encode_images``); ``image_rows`` lets
+        rows share images (``embed``).
         """
         if self.training:
             raise RuntimeError("generate() needs eval mode (call model.eval()): the aux tower's drop path "
@@ -173,7 +182,8 @@ class MGMForCausalLM(nn.Module):
         config = self.llm.config
         eos = config.eos_token_id if eos_token_id is None else eos_token_id
         pad = config.pad_token_id if pad_token_id is None else pad_token_id
-        spliced = self.embed(input_ids, attention_mask, images_aux, has_image, "left", images_per_pass=images_per_pass)
+        spliced = self.embed(input_ids, attention_mask, images_aux, has_image, "left", images_per_pass=images_per_pass,
+                             image_rows=image_rows)
         generation_config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                              eos_token_id=eos, pad_token_id=pad, bos_token_id=config.bos_token_id)
         return self.llm.generate(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask.long(),
