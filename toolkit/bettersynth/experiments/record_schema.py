@@ -9,8 +9,7 @@ written by hand), and a field that is there must have its type:
     schema 1 · exp_name text · editable {text: text} · seed, proxy_pretrain_samples integer
     recipe {path, file_sha256, operators: text} · seed_pool text · export, capped {path, sha256: text,
     samples: integer} · stages {<stage>: {log: [{step, loss: number, ...}]}} · artefacts {text: text}
-    steps {text: number}
-    wall_time_s number · notes [text]
+    steps {text: seconds} · wall_time_s seconds (a finite number >= 0) · notes [text]
     scores.textvqa {accuracy: number, per_question {ids, accuracy: numbers}}
     scores.mmbench {strict_circular_accuracy, extracted_circular_accuracy: number,
                     per_question {ids, strict, extracted: booleans or numbers}}
@@ -24,6 +23,7 @@ text or integers, each once, one per value.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 SCHEMA_VERSION = 1
@@ -45,6 +45,11 @@ def is_integer(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_seconds(value: Any) -> bool:
+    """A duration: a finite number, not negative (a table cannot show NaN, infinite or negative times)."""
+    return is_number(value) and math.isfinite(value) and value >= 0
 
 
 def is_question_value(value: Any) -> bool:
@@ -129,7 +134,7 @@ def check_record(record: Any) -> None:
     editable = mapping(record, "editable", "editable")
     fields(editable, "editable.", is_text, "text", *editable)
     fields(record, "", is_integer, "an integer", "seed", "proxy_pretrain_samples")
-    fields(record, "", is_number, "a number", "wall_time_s")
+    fields(record, "", is_seconds, "a number of seconds (finite, >= 0)", "wall_time_s")
     fields(record, "", is_text, "text", "seed_pool")
     fields(mapping(record, "recipe", "recipe"), "recipe.", is_text, "text", "path", "file_sha256", "operators")
     for part in ("export", "capped"):
@@ -142,7 +147,7 @@ def check_record(record: Any) -> None:
     artefacts = mapping(record, "artefacts", "artefacts")
     fields(artefacts, "artefacts.", is_text, "a path", *artefacts)
     steps = mapping(record, "steps", "steps")
-    fields(steps, "steps.", is_number, "a number of seconds", *steps)
+    fields(steps, "steps.", is_seconds, "a number of seconds (finite, >= 0)", *steps)
     for index, note in enumerate(items(record, "notes", "notes")):
         expect(note, f"notes[{index}]", is_text, "text")
     check_scores(mapping(record, "scores", "scores"))
