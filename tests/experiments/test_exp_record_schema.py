@@ -43,6 +43,17 @@ GOOD = {"schema": 1, "exp_name": "bad"}
     (json.dumps({**GOOD, "scores": {"textvqa": {"accuracy": 1.0, "per_question": {"ids": ["a", "b"],
                                                                                   "accuracy": [1.0]}}}}).encode(),
      "not a usable run record: `scores.textvqa.per_question.accuracy` holds 1 values for 2 question ids"),
+    (json.dumps({**GOOD, "scores": {"textvqa": {"accuracy": float("nan")}}}).encode(),
+     "not a usable run record: `scores.textvqa.accuracy` is nan, not a number from 0 to 1"),
+    (json.dumps({**GOOD, "scores": {"mmbench": {"strict_circular_accuracy": 1.5}}}).encode(),
+     "not a usable run record: `scores.mmbench.strict_circular_accuracy` is 1.5, not a number from 0 to 1"),
+    (json.dumps({**GOOD, "scores": {"mmbench": {"per_question": {"ids": [0], "strict": [7],
+                                                                 "extracted": [1]}}}}).encode(),
+     "not a usable run record: `scores.mmbench.per_question.strict` is [7], not a list of numbers from 0 to 1 or "
+     "booleans"),
+    (json.dumps({**GOOD, "scores": {"textvqa": {"per_question": {"ids": ["a"], "accuracy": [float("nan")]}}}}).encode(),
+     "not a usable run record: `scores.textvqa.per_question.accuracy` is [nan], not a list of numbers from 0 to 1 or "
+     "booleans"),
     (json.dumps({**GOOD, "scores": {"mmbench": {"per_question": {"ids": [0, 1, 0], "strict": [True] * 3,
                                                                  "extracted": [True] * 3}}}}).encode(),
      "not a usable run record: `scores.mmbench.per_question.ids` holds the id 0 more than once"),

@@ -10,12 +10,13 @@ written by hand), and a field that is there must have its type:
     recipe {path, file_sha256, operators: text} · seed_pool text · export, capped {path, sha256: text,
     samples: integer} · stages {<stage>: {log: [{step, loss: number, ...}]}} · artefacts {text: text}
     steps {text: seconds} · wall_time_s seconds (a finite number >= 0) · notes [text]
-    scores.textvqa {accuracy: number, per_question {ids, accuracy: numbers}}
-    scores.mmbench {strict_circular_accuracy, extracted_circular_accuracy: number,
-                    per_question {ids, strict, extracted: booleans or numbers}}
+    scores.textvqa {accuracy: fraction, per_question {ids, accuracy: fractions}}
+    scores.mmbench {strict_circular_accuracy, extracted_circular_accuracy: fraction,
+                    per_question {ids, strict, extracted: booleans or fractions}}
 
-A loss may be NaN or infinite (a diverged training is recorded as it was logged). Question ids are
-text or integers, each once, one per value.
+A loss may be NaN or infinite (a diverged training is recorded as it was logged); a score may not: a
+fraction is a number from 0 to 1 (an accuracy, a question's soft score). Question ids are text or
+integers, each once, one per value.
 
     from bettersynth.experiments.record_schema import record_problem
     record_problem(json.loads(text))   # None, or "`stages.pretrain.log[3].loss` is 'x', not a number"
@@ -52,9 +53,14 @@ def is_seconds(value: Any) -> bool:
     return is_number(value) and math.isfinite(value) and value >= 0
 
 
+def is_fraction(value: Any) -> bool:
+    """A number from 0 to 1 (an accuracy or a question's score; NaN is not one)."""
+    return is_number(value) and 0 <= value <= 1
+
+
 def is_question_value(value: Any) -> bool:
-    """A per-question value: a score, or MMBench's correctness (true or false)."""
-    return isinstance(value, (int, float))
+    """A per-question value: a score from 0 to 1, or MMBench's correctness (true or false)."""
+    return isinstance(value, bool) or is_fraction(value)
 
 
 def is_question_id(value: Any) -> bool:
@@ -104,7 +110,7 @@ def check_log(stage: str, entries: list[Any]) -> None:
 def check_scores(scores: dict[str, Any]) -> None:
     for benchmark, values in PER_QUESTION_VALUES.items():
         section = mapping(scores, benchmark, f"scores.{benchmark}")
-        fields(section, f"scores.{benchmark}.", is_number, "a number", *TOTALS[benchmark])
+        fields(section, f"scores.{benchmark}.", is_fraction, "a number from 0 to 1", *TOTALS[benchmark])
         questions = mapping(section, "per_question", f"scores.{benchmark}.per_question")
         if not questions:
             continue
@@ -118,7 +124,8 @@ def check_scores(scores: dict[str, Any]) -> None:
         for key in values:
             column = questions.get(key)
             if not isinstance(column, list) or not all(is_question_value(item) for item in column):
-                raise SchemaProblem(f"`{where}.{key}` is {short(column)}, not a list of numbers or booleans")
+                raise SchemaProblem(f"`{where}.{key}` is {short(column)}, not a list of numbers from 0 to 1 or "
+                                    "booleans")
             if len(column) != len(ids):
                 raise SchemaProblem(f"`{where}.{key}` holds {len(column)} values for {len(ids)} question ids")
 
