@@ -62,6 +62,23 @@ def test_reference_must_be_scored(runs, capsys):
     assert "no run record for 'nobody'" in capsys.readouterr().err
 
 
+def test_a_run_without_a_total_has_empty_ratios_and_is_not_blamed_on_the_reference(runs, capsys):
+    """A record edited by hand may keep a benchmark's section without its accuracy: that run's ratios are
+    empty; the table is still printed and the reference is not named as the run at fault."""
+    from bettersynth.experiments.record import record_file
+
+    path = record_file(runs, "mine")
+    record = json.loads(path.read_text())
+    del record["scores"]["textvqa"]["accuracy"]
+    path.write_text(json.dumps(record))
+    assert main(["runs", "--reference", "base", "--csv"]) == 0
+    captured = capsys.readouterr()
+    rows = {row["name"]: row for row in csv.DictReader(io.StringIO(captured.out))}
+    assert (rows["mine"]["textvqa"], rows["mine"]["textvqa_ratio"], rows["mine"]["score"]) == ("", "", "")
+    assert rows["mine"]["mmbench_strict"] == "0.75" and rows["base"]["score"] == "1.0"
+    assert captured.err == ""
+
+
 def test_the_runs_of_sweeps_are_found_in_their_own_trees(output):
     """A sweep's run records live in the run's tree (experiments/sweeps/<sweep>/runs/<run>/): listed after
     the tree's own runs, found by name, and a name that two sweeps hold must be given as a path."""
