@@ -117,3 +117,16 @@ def test_a_trainer_state_that_is_not_utf8_is_a_note(output):
     assert build_record(output, "x", {})["notes"] == [
         f"pretrain: {folder / 'trainer_state.json'}: cannot read the trainer state ('utf-8' codec can't decode byte "
         "0xff in position 0: invalid start byte)"]
+
+
+@pytest.mark.parametrize("seed", ["x", 1.7, True])
+def test_a_stage_record_whose_seed_is_not_an_integer_is_a_note(output, capsys, seed):
+    folder = output / "training_dirs" / "MGM-2B-Pretrain-x"
+    write_stage(folder, "pretrain", loss_log(2, 2.0, 0.1), 1, finished=True)
+    record = json.loads((folder / "made-from.json").read_text())
+    record["settings"]["seed"] = seed
+    (folder / "made-from.json").write_text(json.dumps(record))
+    assert main(["runs", "record", "x"]) == 0
+    assert f"bsynth runs record: warning: pretrain: {folder / 'made-from.json'}: `settings.seed` is {seed!r}, not an " \
+           "integer\n" in capsys.readouterr().err
+    assert build_record(output, "x", {})["stages"]["pretrain"] is None

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.experiments.record_schema import is_integer, is_number
-from bettersynth.provenance import read_record
+from bettersynth.provenance import read_record, record_path
 from bettersynth.train.folders import CHECKPOINT_MARKER, CHECKPOINT_PATTERN, FINAL_MARKER, STATE_FILE
 
 
 
 class StageReadError(ValueError):
-    """A trainer state file that exists but cannot be read (the message names it)."""
+    """A trainer state file that exists but cannot be read, or a stage record with a seed that is not an
+    integer (the message names the file)."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,20 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def recorded_seed(folder: Path, made_from: dict[str, Any] | None) -> int | None:
+    """The training seed of the stage's made-from record, None when it names none."""
+    settings = (made_from or {}).get("settings")
+    seed = settings.get("seed") if isinstance(settings, dict) else None
+    if seed is not None and not is_integer(seed):
+        raise StageReadError(f"{record_path(folder)}: `settings.seed` is {seed!r}, not an integer")
+    return seed
+
+
 def read_stage(folder: Path) -> StageProgress:
     """The progress of the stage in ``folder`` (see the module docstring)."""
     folder = Path(folder)
     made_from = read_record(folder) if folder.is_dir() else None
-    seed = (made_from or {}).get("settings", {}).get("seed")
+    seed = recorded_seed(folder, made_from)
     checkpoint = latest_complete_checkpoint(folder)
     if (folder / FINAL_MARKER).is_file():
         status, state_file = "finished", folder / STATE_FILE
@@ -102,5 +112,5 @@ def read_stage(folder: Path) -> StageProgress:
         status, state_file = "absent", None
     state = read_state(state_file) if state_file is not None and state_file.is_file() else {}
     return StageProgress(folder=str(folder), status=status, global_step=state.get("global_step"),
-                         max_steps=state.get("max_steps"), seed=None if seed is None else int(seed),
+                         max_steps=state.get("max_steps"), seed=seed,
                          log=list(state.get("log_history", [])))
