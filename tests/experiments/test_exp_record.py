@@ -248,3 +248,18 @@ def test_a_proxy_budget_above_the_data_is_a_note(output):
     assert record["notes"] == ["proxy: the budget of 6 pretraining samples is more than the 5 this run's data holds, "
                                "so all of them were trained: not the budget of runs that had enough"]
     assert build_record(output, "exp10", editable_values("exp10", recipe, export, seed=1, proxy="5"))["notes"] == []
+
+
+@pytest.mark.parametrize("summary, why", [
+    (b'{"recipe": "\xff"}', "'utf-8' codec can't decode byte 0xff in position 12"),
+    (b'{"recipe": ', "Expecting value: line 1 column 12 (char 11)"),
+])
+def test_an_unreadable_recipe_summary_is_a_note(output, capsys, summary, why):
+    recipe, export = write_data(output, "mine", "process: []\n", samples=3)
+    summary_path = export.with_name("mine_work") / "run.json"
+    summary_path.write_bytes(summary)
+    assert main(["runs", "record", "exp11", *(f"--editable={key}={value}" for key, value in
+                                               editable_values("exp11", recipe, export, seed=1).items())]) == 0
+    assert f"bsynth runs record: warning: recipe: cannot read the recipe run's summary {summary_path} ({why}" \
+        in capsys.readouterr().err
+    assert json.loads(record_file(output, "exp11").read_text())["recipe"] is None

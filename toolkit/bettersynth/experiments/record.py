@@ -194,7 +194,7 @@ def recipe_part(recipe: str, export: Path, export_record: dict[str, Any] | None,
     if summary_path.is_file():
         try:
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: not JSON, or bytes that are not UTF-8
             notes.append(f"recipe: cannot read the recipe run's summary {summary_path} ({error})")
     made_by = summary.get("recipe") if isinstance(summary, dict) and isinstance(summary.get("recipe"), str) else None
     if made_by is None:
