@@ -246,6 +246,18 @@ def test_reference_scores_out_of_range(eval_data, output_root, capsys, monkeypat
     assert err.strip().endswith(f"error: {reference}: textvqa.accuracy must be a number from 0 to 1, got {shown}")
 
 
+def test_reference_scores_that_are_not_utf8(eval_data, output_root, capsys, monkeypatch):
+    monkeypatch.setenv("BSYNTH_EVAL_DATA_ROOT", str(eval_data.root))
+    files = write_run(output_root / "run", eval_data, ["x"] * 5, {0: "A", 1: "B", 2: "A", 1000000: "B",
+                                                                  2000000: "C", 1000001: "C"})
+    reference = output_root / "reference"
+    reference.mkdir()
+    (reference / "scores.json").write_bytes(b'{"textvqa": "\xff"}')
+    status, err = run_cli(capsys, "score", "run", files.root, "--reference", reference)
+    assert status == 1
+    assert err.strip().endswith(f"error: {reference / 'scores.json'}: not UTF-8 text (byte 0xff at position 13)")
+
+
 # --- toolkit/eval/*.sh: the GPU list ----------------------------------------------------------------
 
 @pytest.mark.parametrize("script, arguments", [("textvqa.sh", ["CKPT"]), ("mmbench.sh", ["CKPT", MMBENCH_SPLIT])])

@@ -58,6 +58,9 @@ def reference_scores(reference_dir: Path, data: EvalLayout, split: str) -> dict[
             return json.loads(files.scores.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise EvalDataError(f"{files.scores}: not valid JSON ({error.msg})") from error
+        except UnicodeDecodeError as error:
+            raise EvalDataError(f"{files.scores}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at "
+                                f"position {error.start})") from error
     raise EvalDataError(f"{files.root}: reference has neither answer files "
                         f"({files.textvqa_answers.name}, {files.mmbench_answers(split).name}) nor scores.json")
 
