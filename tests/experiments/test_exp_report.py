@@ -117,11 +117,14 @@ def test_report_refuses_an_out_it_cannot_write(sweep, tmp_path, capsys):
                                        f"'{out}')\n")
 
 
-@pytest.mark.parametrize("option, message", [("--draws", "argument --draws: must be >= 1, got 0"),
-                                             ("--bootstrap-seed", "argument --bootstrap-seed: must be >= 0, got -1")])
-def test_report_refuses_a_bad_bootstrap(sweep, tmp_path, capsys, option, message):
+@pytest.mark.parametrize("option, value, message", [
+    ("--draws", "0", "argument --draws: must be >= 1, got 0"),
+    ("--draws", "1000000000000", "argument --draws: must be at most 100000, got 1000000000000"),  # 43 TiB, hours
+    ("--bootstrap-seed", "-1", "argument --bootstrap-seed: must be >= 0, got -1"),
+])
+def test_report_refuses_a_bad_bootstrap(sweep, tmp_path, capsys, option, value, message):
     with pytest.raises(SystemExit) as stopped:
-        main(["report", "good-s1", option, "0" if option == "--draws" else "-1", "--out", str(tmp_path / "b.html")])
+        main(["report", "good-s1", option, value, "--out", str(tmp_path / "b.html")])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.endswith(f"bsynth report: error: {message}\n")
 

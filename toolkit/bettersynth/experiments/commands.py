@@ -27,6 +27,16 @@ from pathlib import Path
 from bettersynth.arguments import key_value, non_negative_int, positive_int
 
 
+def draw_count(value: str) -> int:
+    """``--draws``: from 1 to MAX_DRAWS (more would not fit in memory, or would run for hours)."""
+    from bettersynth.experiments.defaults import MAX_DRAWS
+
+    number = positive_int(value)
+    if number > MAX_DRAWS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DRAWS}, got {value}")
+    return number
+
+
 def record_handler(args) -> int:
     from bettersynth import paths
     from bettersynth.experiments.record import RecordError, record_file, write_record
@@ -135,7 +145,7 @@ def sweep_handler(args) -> int:
 
 
 def register(subparsers) -> None:
-    from bettersynth.experiments.defaults import BOOTSTRAP_SEED, DRAWS, GROUP_BY
+    from bettersynth.experiments.defaults import BOOTSTRAP_SEED, DRAWS, GROUP_BY, MAX_DRAWS
 
     runs = subparsers.add_parser("runs", help="the table of every run record under output/experiments/",
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,7 +173,8 @@ def register(subparsers) -> None:
     report.add_argument("--group-by", choices=GROUP_BY, default="settings",
                         help="settings: runs that differ only by seed (default); recipe: same recipe")
     report.add_argument("--reference", default=None, metavar="EXP", help="the run the challenge score is taken to")
-    report.add_argument("--draws", type=positive_int, default=DRAWS, help=f"bootstrap draws (default {DRAWS})")
+    report.add_argument("--draws", type=draw_count, default=DRAWS,
+                        help=f"bootstrap draws (default {DRAWS}, at most {MAX_DRAWS})")
     report.add_argument("--bootstrap-seed", type=non_negative_int, default=BOOTSTRAP_SEED,
                         help=f"seed of the bootstrap's numpy Generator (default {BOOTSTRAP_SEED})")
     report.add_argument("--out", type=Path, required=True, help="the HTML page; figures go to <stem>_files/ beside it")

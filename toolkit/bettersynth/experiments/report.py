@@ -13,6 +13,7 @@ per-question results yet appear in the table and the loss curves only. Statistic
 bettersynth.experiments.stats; grouping: bettersynth.experiments.groups.
 
 Refused before anything is written (exit status 1, an earlier page left as it was): a run given twice,
+more than ``MAX_DRAWS`` (100,000) bootstrap draws,
 an --out that is a folder or a file this command did not write (a page it wrote carries its
 generator tag and is replaced), a figures folder that is a file, runs whose questions differ, a
 reference without scores. A write that fails midway leaves no page at --out.
@@ -28,7 +29,7 @@ from typing import Any
 from bettersynth.eval.score import benchmark_values
 from bettersynth.experiments import groups as grouping
 from bettersynth.experiments import plots, stats
-from bettersynth.experiments.defaults import BOOTSTRAP_SEED, DRAWS
+from bettersynth.experiments.defaults import BOOTSTRAP_SEED, DRAWS, MAX_DRAWS
 from bettersynth.experiments.runs import HEADERS, RunRow, shown, table_rows
 from bettersynth.files import atomic_output
 
@@ -180,8 +181,9 @@ def check_request(records: list[dict[str, Any]], out: Path, folder: Path, draws:
     if twice:
         raise ReportError(f"run(s) given more than once: {', '.join(map(repr, twice))}; a report shows each run "
                           "once (runs of two sweeps with one name cannot be told apart: report them separately)")
-    if draws < 1 or seed < 0:
-        raise ReportError(f"the bootstrap needs at least one draw and a seed >= 0, got {draws} draws, seed {seed}")
+    if not 1 <= draws <= MAX_DRAWS or seed < 0:
+        raise ReportError(f"the bootstrap needs 1 to {MAX_DRAWS} draws and a seed >= 0, got {draws} draws, "
+                          f"seed {seed}")
     if out.exists() and not out.is_file():
         raise ReportError(f"--out {out} is a folder (or another non-file); give the path of the HTML page to write")
     if out.is_file() and not written_by_report(out):
