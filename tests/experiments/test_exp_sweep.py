@@ -177,6 +177,11 @@ def test_gpu_slots_are_disjoint_sets_with_their_own_ports():
         plan_slots(3, "0,1", {})
     with pytest.raises(SlotError, match="names a GPU twice"):
         plan_slots(1, "0,0", {})
+    with pytest.raises(SlotError, match="MASTER_PORT='65535' gives the runs at once the ports 65535 to 65536; they "
+                                        "must lie from 1 to 65535"):
+        plan_slots(1, "0,1", {"MASTER_PORT": "65535"})
+    with pytest.raises(SlotError, match="MASTER_PORT='0' gives the runs at once the ports 0 to 0"):
+        plan_slots(1, "0", {"MASTER_PORT": "0"})
 
 
 def test_a_bad_sweep_file_is_refused_naming_the_field(tmp_path, output):

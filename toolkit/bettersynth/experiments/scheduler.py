@@ -40,6 +40,7 @@ from bettersynth.recipes.run import Interrupted, stop_signals_raise
 
 POLL_SECONDS = 0.5
 DEFAULT_MASTER_PORT = 29500  # deepspeed's
+MAX_PORT = 65535
 
 
 class SlotError(ValueError):
@@ -90,13 +91,17 @@ def gpu_slots(gpus_per_run: int, gpus: list[str], source: str, base_port: int) -
 
 def plan_slots(gpus_per_run: int | None, gpus: str | None, environ: Mapping[str, str]) -> list[Slot]:
     """The sweep's slots: one that changes nothing without ``gpus_per_run``, else ``gpu_slots`` of the
-    visible GPUs with MASTER_PORT (else 29500) as the base port."""
+    visible GPUs with MASTER_PORT (else 29500) as the base port; every slot's port must be a port number."""
     if gpus_per_run is None:
         return [Slot(0, None, None)]
     port = environ.get("MASTER_PORT") or str(DEFAULT_MASTER_PORT)
     if not port.isdigit():
         raise SlotError(f"MASTER_PORT must be a port number, got {port!r}")
-    return gpu_slots(gpus_per_run, *visible_gpus(gpus, environ), int(port))
+    slots = gpu_slots(gpus_per_run, *visible_gpus(gpus, environ), int(port))
+    if not 1 <= slots[0].master_port <= slots[-1].master_port <= MAX_PORT:
+        raise SlotError(f"MASTER_PORT={port!r} gives the runs at once the ports {slots[0].master_port} "
+                        f"to {slots[-1].master_port}; they must lie from 1 to {MAX_PORT}")
+    return slots
 
 
 class StateError(ValueError):
