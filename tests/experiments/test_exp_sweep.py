@@ -212,6 +212,7 @@ def test_runs_left_running_by_a_killed_sweep_stop_the_next_sweep_from_starting_b
         state = SweepState(folder / "sweep.json", "t")
         state.set_run("t-cpu_prefilter-s1", status="running", process_group=left.pid)
         state.set_run("t-cpu_prefilter-s2", status="running", process_group=ended.pid)
+        state.set_run("t-cpu_prefilter-s3", status="running", process_group=10**20)  # a state edited by hand
         assert SweepState(folder / "sweep.json", "t").left_running() == {"t-cpu_prefilter-s1": left.pid}
         with pytest.raises(StateError, match=rf"runs of an earlier sweep 't' are still running: "
                                              rf"t-cpu_prefilter-s1 \(process group {left.pid}\)"):

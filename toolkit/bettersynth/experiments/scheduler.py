@@ -156,7 +156,7 @@ class SweepState:
             if entry.get("status") == "running" and isinstance(group, int) and group > 1:
                 try:
                     os.killpg(group, 0)
-                except ProcessLookupError:
+                except (ProcessLookupError, OverflowError):  # OverflowError: a number no process group has
                     continue
                 except PermissionError:  # alive, another user's
                     pass
