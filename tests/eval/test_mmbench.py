@@ -119,6 +119,15 @@ def test_upload_rows_must_match_the_tsv(eval_data, tmp_path):
         f"['index', 'question', 'A', 'B', 'C', 'D', 'prediction', 'answer', 'split'])")
 
 
+@pytest.mark.parametrize("index, shown", [(0.4, "0.4"), (float("inf"), "inf"), ("", "''")])
+def test_an_upload_index_that_is_not_an_integer_is_refused(eval_data, tmp_path, index, shown):
+    """0.4 is not row 0 (int() would truncate it and the upload would pass its checks); inf has no int."""
+    _, upload = _upload(eval_data, tmp_path)
+    _edit_upload(upload, lambda sheet: sheet.assign(index=[index] + list(sheet["index"])[1:]))
+    assert _message(lambda: score_answers(upload, eval_data.mmbench_tsv)) == \
+        f"{upload}: row 2: index {shown} is not an integer"
+
+
 def test_corrupt_upload_is_refused(eval_data, tmp_path):
     _, upload = _upload(eval_data, tmp_path)
     upload.write_bytes(upload.read_bytes()[:200])

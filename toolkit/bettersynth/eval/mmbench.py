@@ -177,14 +177,14 @@ def read_upload(path: Path):
 
 
 def _upload_predictions(path: Path) -> list[tuple[int, str]]:
-    """(index, prediction) of every row of an upload .xlsx, in sheet order."""
+    """(index, prediction) of every row of an upload .xlsx, in sheet order; an index must be an integer
+    (``_is_integral``: 0.4 is not index 0, and the organisers' scorer would not match it to that row)."""
     pairs = []
     frame = read_upload(path)
     for row, (index, prediction) in enumerate(zip(frame["index"], frame["prediction"]), start=2):
-        try:
-            pairs.append((int(index), str(prediction)))
-        except ValueError as error:
-            raise EvalDataError(f"{path}: row {row}: index {index!r} is not an integer") from error
+        if not _is_integral(index):
+            raise EvalDataError(f"{path}: row {row}: index {index!r} is not an integer")
+        pairs.append((int(index), str(prediction)))
     return pairs
 
 
