@@ -93,6 +93,10 @@ def test_bad_question_file(eval_data, tmp_path, capsys, lines, message):
 @pytest.mark.parametrize("change, message", [
     ({"index": "abc"}, "{path}: data row 2: index 'abc' is not an integer"),
     ({"index": None}, "{path}: data row 2: index nan is not an integer"),
+    ({"index": "99999999999999999999"}, "{path}: data row 2: index 99999999999999999999 is out of range "
+                                        "(-9223372036854775808 to 9223372036854775807)"),
+    ({"index": 1e300}, "{path}: data row 2: index 1e+300 is out of range (-9223372036854775808 to "
+                       "9223372036854775807)"),
     ({"image": None}, "{path}: index 1: empty image cell"),
     ({"question": None}, "{path}: index 1: no question"),
     ({"A": None}, "{path}: index 1: no options (column A is empty)"),

@@ -40,6 +40,7 @@ REQUIRED_COLUMNS = ("index", "question", "hint", *OPTION_CHARS, "image")
 DROPPED_FOR_UPLOAD = ("hint", "category", "source", "image", "comment", "l2-category")
 UPLOAD_COLUMNS = ("index", "question", "A", "B", "C", "D", "prediction", "answer", "split")
 INTEGER_TEXT = re.compile(r"[+-]?\d+")
+INDEX_RANGE = (-2**63, 2**63 - 1)  # the TSV's indices are read as int64
 LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?![A-Za-z0-9])")
 XML_NON_CHARACTERS = re.compile("[\ufffe\uffff\ud800-\udfff]")  # not allowed in XML 1.0 text
 
@@ -72,7 +73,7 @@ class MMBenchItem:
 
 def read_tsv(path: Path):
     """The TSV as a pandas DataFrame (official read defaults), with its required columns, rows and
-    integer, distinct ``index`` values checked."""
+    integer (int64), distinct ``index`` values checked."""
     import pandas as pd
 
     path = Path(path)
@@ -90,6 +91,9 @@ def read_tsv(path: Path):
     for row, index in enumerate(frame["index"], start=1):
         if not _is_integral(index):
             raise EvalDataError(f"{path}: data row {row}: index {index!r} is not an integer")
+        if not INDEX_RANGE[0] <= int(index) <= INDEX_RANGE[1]:  # int64 would wrap it, or fail
+            raise EvalDataError(f"{path}: data row {row}: index {index!r} is out of range "
+                                f"({INDEX_RANGE[0]} to {INDEX_RANGE[1]})")
     frame["index"] = frame["index"].astype("int64")
     if frame["index"].duplicated().any():
         raise EvalDataError(f"{path}: duplicate index values "
