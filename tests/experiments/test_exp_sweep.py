@@ -28,7 +28,9 @@ from pathlib import Path
 import pytest
 
 from bettersynth.experiments.scheduler import Slot, SlotError, StateError, SweepState, plan_slots
-from bettersynth.experiments.sweep import run_sweep
+from bettersynth.experiments.record import RecordError, sweep_dir
+from bettersynth.experiments.report import GENERATOR_TAG
+from bettersynth.experiments.sweep import run_sweep, write_sweep_report
 from bettersynth.experiments.sweep_file import SweepError, load_sweep
 from bettersynth.paths import AssetLayout
 from experiment_helpers import TINY_RECIPE
@@ -199,6 +201,24 @@ def test_a_bad_sweep_file_is_refused_naming_the_field(tmp_path, output):
         path.write_text(base + extra)
         with pytest.raises(SweepError, match=message):
             load_sweep(path, REPO_ROOT)
+
+
+def test_a_report_that_cannot_be_made_removes_the_earlier_one(tmp_path, output):
+    """An earlier report.html shows an older set of runs; when the end-of-sweep report fails, it goes."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: t\nrecipes: [solution/recipes/cpu_prefilter.yaml]\nseeds: [1]\n")
+    sweep = load_sweep(path, REPO_ROOT)
+    state = SweepState(sweep_dir(output, "t") / "sweep.json", "t")
+    state.set_run(sweep.runs()[0].name, status="finished")   # but its run record is gone
+    page = sweep_dir(output, "t") / "report.html"
+    page.write_text(f"<!DOCTYPE html><html><head>{GENERATOR_TAG}</head><body>an older report</body></html>\n")
+    with pytest.raises(RecordError):
+        write_sweep_report(sweep, state, output)
+    assert not page.exists()
+    page.write_text("<p>a page of the user's own</p>\n")   # not a report's page: left as it is
+    with pytest.raises(RecordError):
+        write_sweep_report(sweep, state, output)
+    assert page.read_text() == "<p>a page of the user's own</p>\n"
 
 
 def test_runs_left_running_by_a_killed_sweep_stop_the_next_sweep_from_starting_beside_them(tmp_path, output):

@@ -42,8 +42,10 @@ finished and both benchmarks scored (``missing_result``; else it failed, the lac
 finished is not started again (unless its record no longer shows that); a failed or interrupted one is
 started again in its tree, where the main job skips the finished steps and resumes training from
 the last checkpoint. At the end the report of every finished run is written to ``report.html``
-(bettersynth.experiments.report). ``bsynth runs`` lists the runs (their records are in their trees);
-``BSYNTH_OUTPUT=output/experiments/sweeps/<name>/runs/<run>`` points any command at one run's tree.
+(bettersynth.experiments.report); when none can be made, the sweep says why and an earlier
+``report.html`` is removed, as it no longer covers the sweep's runs. ``bsynth runs`` lists the runs
+(their records are in their trees); ``BSYNTH_OUTPUT=output/experiments/sweeps/<name>/runs/<run>``
+points any command at one run's tree.
 """
 
 from __future__ import annotations
@@ -188,13 +190,22 @@ def run_sweep(sweep: Sweep, root: Path, output: Path, job: Path, gpus: str | Non
 
 
 def write_sweep_report(sweep: Sweep, state: SweepState, output: Path) -> Path | None:
-    from bettersynth.experiments.report import build_report
+    """``report.html`` of the sweep's finished runs (None when none has finished). When it cannot be
+    made (the error goes to the caller), a page an earlier call wrote there is removed: it shows an
+    older set of runs and would be taken for this sweep's report."""
+    from bettersynth.experiments.report import build_report, written_by_report
 
     finished = [run.name for run in sweep.runs() if state.status(run.name) == "finished"]
     if not finished:
         return None
-    records = [read_run_record(record_file(sweep_run_tree(output, sweep.name, name), name)) for name in finished]
-    return build_report(records, sweep_dir(output, sweep.name) / "report.html")
+    page = sweep_dir(output, sweep.name) / "report.html"
+    try:
+        records = [read_run_record(record_file(sweep_run_tree(output, sweep.name, name), name)) for name in finished]
+        return build_report(records, page)
+    except Exception:
+        if page.is_file() and written_by_report(page):
+            page.unlink()
+        raise
 
 
 def summary_line(sweep: Sweep, state: SweepState, report: Path | None) -> str:
