@@ -227,6 +227,18 @@ def test_pack_refuses_an_experiment_name_that_is_a_path(tmp_path, capsys, monkey
         f"error: experiment name '../x' cannot name a folder under {output / 'experiments'}\n")
 
 
+@pytest.mark.parametrize("command", [["pack"], ["score", "run", "RUN"], ["eval", "locate", "CKPT"]])
+def test_an_mmbench_split_that_is_a_path_is_refused(tmp_path, capsys, monkeypatch, command):
+    """The split is a folder and file name part (answers/<split>/...): "../x" would reach outside."""
+    monkeypatch.setenv("BSYNTH_OUTPUT", str(tmp_path / "output"))
+    for split in ("../x", "a/b", ".."):
+        with pytest.raises(SystemExit) as stopped:
+            bsynth([*command, "--split", split])
+        assert stopped.value.code == 2
+        assert (f"error: argument --split: {split!r} cannot be used: it must be one folder name: not empty, "
+                "not . or .., no /") in capsys.readouterr().err
+
+
 def test_pack_unreadable_run_record_is_a_problem(tmp_path):
     record = tmp_path / "experiments" / "demo" / "run.json"
     record.parent.mkdir(parents=True)

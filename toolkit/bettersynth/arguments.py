@@ -5,12 +5,15 @@ Booleans are spelled as the official kit's command lines spell them (``--restore
 
     parser.add_argument("--flag", type=parse_bool, nargs="?", const=True, default=False)
     parser.add_argument("--workers", type=positive_int)
+    parser.add_argument("--split", type=folder_name)                                  # a name, not a path
     parser.add_argument("--setting", type=key_value, action="append", default=[])   # [(KEY, VALUE), ...]
 """
 
 from __future__ import annotations
 
 import argparse
+
+from bettersynth.paths import name_problem
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "y"), ("false", "0", "no", "n")
 
@@ -46,6 +49,15 @@ def key_value(text: str) -> tuple[str, str]:
     if not equals or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, value
+
+
+def folder_name(value: str) -> str:
+    """One folder or file name, which a command puts into paths (``--split mmbench_dev_20230712``):
+    not empty, not . or .., no / (``../x`` would reach outside the folder it names a part of)."""
+    problem = name_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{value!r} cannot be used: {problem}")
+    return value
 
 
 def optional_str(value: str) -> str | None:

@@ -111,13 +111,6 @@ def run(args) -> int:
     return 0
 
 
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be one folder name (None when it can)."""
-    if name in ("", ".", "..") or "/" in name:
-        return "it must be one folder name: not empty, not . or .., no /"
-    return paths.path_problem(name)
-
-
 def path_problems(args) -> list[str]:
     """One line per path or name of ``args`` that cannot be used."""
     found = []
@@ -131,7 +124,7 @@ def path_problems(args) -> list[str]:
         if not paths.path_problem(path) and not Path(path).is_file():
             found.append(f"{what} {path!r} is not a file (relative paths are relative to {Path.cwd()})")
     for what, name in args.names:
-        problem = name_problem(name)
+        problem = paths.name_problem(name)
         if problem:
             found.append(f"{what} {name!r} cannot be used: {problem}")
     return found

@@ -90,6 +90,13 @@ def repo_root() -> Path:
     return found
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one folder name (None when it can)."""
+    if name in ("", ".", "..") or "/" in name:
+        return "it must be one folder name: not empty, not . or .., no /"
+    return path_problem(name)
+
+
 def path_problem(path: str | os.PathLike) -> str | None:
     """Why the pipeline cannot carry ``path`` (None when it can).
 

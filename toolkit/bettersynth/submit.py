@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bettersynth import paths
+from bettersynth.arguments import folder_name
 from bettersynth.train.stages import STAGES
 
 ROUNDS = ("online", "offline")
@@ -511,7 +512,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="zip to write (default: submit.zip at the repository root)")
     parser.add_argument("--exp", default=None,
                         help="EXP_NAME of MGM-2B-{Pretrain,Finetune}-EXP (default: the only one)")
-    parser.add_argument("--split", default=paths.MMBENCH_SPLIT)
+    parser.add_argument("--split", type=folder_name, default=paths.MMBENCH_SPLIT)
     parser.add_argument("--data-root", default=None, help="asset layout root with the eval questions (answer counts)")
     parser.add_argument("--check", type=Path, default=None, help="only check the layout of an existing zip")
     parser.add_argument("--include", type=Path, action="append", default=[], metavar="PATH",

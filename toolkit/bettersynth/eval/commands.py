@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from bettersynth.arguments import folder_name
 from bettersynth.paths import MMBENCH_SPLIT
 
 LOCATE_FIELDS = ("checkpoint", "results", "textvqa-questions", "textvqa-images", "textvqa-annotations",
@@ -242,7 +243,7 @@ def register(subparsers) -> None:
     parser.add_argument("name", help="checkpoint (finetune run) name, e.g. MGM-2B-Finetune-default")
     parser.add_argument("--field", action="append", choices=LOCATE_FIELDS, required=True)
     parser.add_argument("--data-root", default=None, help="asset layout root holding the eval data")
-    parser.add_argument("--split", default=MMBENCH_SPLIT)
+    parser.add_argument("--split", type=folder_name, default=MMBENCH_SPLIT)
     parser.set_defaults(func=run_locate)
 
     score = subparsers.add_parser("score", help="local TextVQA / MMBench scores and the challenge score")
@@ -262,5 +263,5 @@ def register(subparsers) -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--reference", type=Path, default=None, help="reference run folder (or one with scores.json)")
     parser.add_argument("--data-root", default=None, help="asset layout root holding the eval data")
-    parser.add_argument("--split", default=MMBENCH_SPLIT)
+    parser.add_argument("--split", type=folder_name, default=MMBENCH_SPLIT)
     parser.set_defaults(func=score_run_command, outputs=lambda args: [args.run_dir])
