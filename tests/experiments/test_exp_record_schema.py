@@ -29,6 +29,10 @@ GOOD = {"schema": 1, "exp_name": "bad"}
     (json.dumps({**GOOD, "stages": []}).encode(), "not a usable run record: `stages` is [], not an object"),
     (json.dumps({**GOOD, "stages": {"pretrain": {"log": [{"step": 1, "loss": 2.0}, {"step": 2}]}}}).encode(),
      "not a usable run record: `stages.pretrain.log[1].loss` is None, not a number"),
+    (json.dumps({**GOOD, "stages": {"pretrain": {"log": [{"step": float("nan"), "loss": 2.0}]}}}).encode(),
+     "not a usable run record: `stages.pretrain.log[0].step` is nan, not a step number (an integer >= 0)"),
+    (json.dumps({**GOOD, "stages": {"finetune": {"log": [{"step": -3, "loss": 2.0}]}}}).encode(),
+     "not a usable run record: `stages.finetune.log[0].step` is -3, not a step number (an integer >= 0)"),
     (json.dumps({**GOOD, "seed": "x"}).encode(), "not a usable run record: `seed` is 'x', not an integer"),
     (json.dumps({**GOOD, "wall_time_s": "abc"}).encode(),
      "not a usable run record: `wall_time_s` is 'abc', not a number of seconds (finite, >= 0)"),
@@ -100,6 +104,8 @@ def test_one_broken_record_leaves_the_others_in_the_table(output, capsys):
     ({"global_step": "x"}, "not a usable trainer state: `global_step` is 'x', not an integer"),
     ({"log_history": {"a": 1}}, "not a usable trainer state: `log_history` is dict, not a list"),
     ({"log_history": [{"step": 1}]}, "not a usable trainer state: `log_history[0].loss` is None, not a number"),
+    ({"log_history": [{"step": 1.5, "loss": 2.0}]},
+     "not a usable trainer state: `log_history[0].step` is 1.5, not a step number (an integer >= 0)"),
 ])
 def test_a_broken_trainer_state_is_a_note_not_a_crash(output, state, problem):
     folder = output / "training_dirs" / "MGM-2B-Pretrain-x"

@@ -8,7 +8,8 @@ written by hand), and a field that is there must have its type:
 
     schema 1 · exp_name text · editable {text: text} · seed, proxy_pretrain_samples integer
     recipe {path, file_sha256, operators: text} · seed_pool text · export, capped {path, sha256: text,
-    samples: integer} · stages {<stage>: {log: [{step, loss: number, ...}]}} · artefacts {text: text}
+    samples: integer} · stages {<stage>: {log: [{step: integer >= 0, loss: number, ...}]}}
+    artefacts {text: text}
     steps {text: seconds} · wall_time_s seconds (a finite number >= 0) · notes [text]
     scores.textvqa {accuracy: fraction, per_question {ids, accuracy: fractions}}
     scores.mmbench {strict_circular_accuracy, extracted_circular_accuracy: fraction,
@@ -46,6 +47,11 @@ def is_integer(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_step(value: Any) -> bool:
+    """A training step number: an integer >= 0 (the x of the loss curves)."""
+    return is_integer(value) and value >= 0
 
 
 def is_seconds(value: Any) -> bool:
@@ -102,9 +108,10 @@ def check_log(stage: str, entries: list[Any]) -> None:
     for index, entry in enumerate(entries):
         where = f"stages.{stage}.log[{index}]"
         expect(entry, where, lambda v: isinstance(v, dict), "an object")
-        for key in ("step", "loss"):
-            if not is_number(entry.get(key)):
-                raise SchemaProblem(f"`{where}.{key}` is {short(entry.get(key))}, not a number")
+        if not is_step(entry.get("step")):
+            raise SchemaProblem(f"`{where}.step` is {short(entry.get('step'))}, not a step number (an integer >= 0)")
+        if not is_number(entry.get("loss")):
+            raise SchemaProblem(f"`{where}.loss` is {short(entry.get('loss'))}, not a number")
 
 
 def check_scores(scores: dict[str, Any]) -> None:

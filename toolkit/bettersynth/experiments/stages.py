@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bettersynth.experiments.record_schema import is_integer, is_number
+from bettersynth.experiments.record_schema import is_integer, is_number, is_step
 from bettersynth.provenance import read_record, record_path
 from bettersynth.train.folders import CHECKPOINT_MARKER, CHECKPOINT_PATTERN, FINAL_MARKER, STATE_FILE
 
@@ -72,9 +72,10 @@ def state_problem(state: Any) -> str | None:
     for index, entry in enumerate(log):
         if not isinstance(entry, dict):
             return f"`log_history[{index}]` is {type(entry).__name__}, not an object"
-        for key in ("step", "loss"):
-            if not is_number(entry.get(key)):
-                return f"`log_history[{index}].{key}` is {entry.get(key)!r}, not a number"
+        if not is_step(entry.get("step")):
+            return f"`log_history[{index}].step` is {entry.get('step')!r}, not a step number (an integer >= 0)"
+        if not is_number(entry.get("loss")):
+            return f"`log_history[{index}].loss` is {entry.get('loss')!r}, not a number"
     return None
 
 
