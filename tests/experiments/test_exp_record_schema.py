@@ -87,6 +87,22 @@ def test_a_record_that_is_a_folder_is_refused(output, capsys):
                                        f"directory: '{path}') (left out of the table)\n")
 
 
+def test_a_copied_run_folder_is_named_not_listed_twice(output, tmp_path, capsys):
+    write_record(output, "good", {"SEED": "7"})
+    copy = record_file(output, "good-copy")
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(record_file(output, "good").read_bytes())
+    message = (f"{copy}: the record is of run 'good' but lies in the folder 'good-copy' (a copied or renamed "
+               "folder?): give the folder back its name, or remove the copy")
+    assert main(["runs", "--csv"]) == 1
+    captured = capsys.readouterr()
+    assert [line.split(",")[0] for line in captured.out.splitlines()[1:]] == ["good"]
+    assert captured.err == f"bsynth runs: {message} (left out of the table)\n"
+    assert main(["report", "good-copy", "--out", str(tmp_path / "r.html")]) == 1
+    assert capsys.readouterr().err == f"bsynth report: {message}\n"
+    assert main(["report", str(copy), "--out", str(tmp_path / "r.html")]) == 0  # a file given by its path is read
+
+
 def test_one_broken_record_leaves_the_others_in_the_table(output, capsys):
     write_record(output, "good", {"SEED": "7"})
     broken = record_file(output, "broken")

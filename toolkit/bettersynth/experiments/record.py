@@ -77,7 +77,7 @@ def experiments_dir(output_dir: Path) -> Path:
 
 def record_file(output_dir: Path, exp_name: str) -> Path:
     """``<output>/experiments/<exp_name>/run.json``; the name must be a plain folder name."""
-    if not exp_name or exp_name in (".", "..") or "/" in exp_name or paths.path_problem(exp_name):
+    if paths.name_problem(exp_name):
         raise RecordError(f"experiment name {exp_name!r} cannot name a folder under {experiments_dir(output_dir)}")
     return experiments_dir(output_dir) / exp_name / RECORD_NAME
 
@@ -93,6 +93,18 @@ def read_run_record(path: Path) -> dict[str, Any]:
     if problem is not None:
         raise RecordError(f"{path}: not a usable run record: {problem}")
     return payload
+
+
+def read_named_record(path: Path) -> dict[str, Any]:
+    """``read_run_record`` of a run.json found by its folder (``experiments/<name>/run.json``), which must
+    be the run the record names: a copied or renamed folder would list one run twice, or under a name
+    that ``bsynth report NAME`` would not find."""
+    record = read_run_record(path)
+    folder = Path(path).parent.name
+    if record["exp_name"] != folder:
+        raise RecordError(f"{path}: the record is of run {record['exp_name']!r} but lies in the folder {folder!r} "
+                          "(a copied or renamed folder?): give the folder back its name, or remove the copy")
+    return record
 
 
 def sweep_dir(output_dir: Path, sweep: str) -> Path:
@@ -119,7 +131,7 @@ def all_records(output_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     records, unreadable = [], []
     for path in paths:
         try:
-            records.append(read_run_record(path))
+            records.append(read_named_record(path))
         except RecordError as error:
             unreadable.append(str(error))
     return records, unreadable
@@ -134,7 +146,7 @@ def load_run(output_dir: Path, run: str) -> dict[str, Any]:
         return read_run_record(given / RECORD_NAME)
     path = record_file(output_dir, run)
     if path.is_file():
-        return read_run_record(path)
+        return read_named_record(path)
     in_sweeps = sweep_record_files(output_dir, glob.escape(run))
     if len(in_sweeps) > 1:
         raise RecordError(f"{run!r} names runs of several sweeps ({', '.join(map(str, in_sweeps))}): give the "
@@ -142,7 +154,7 @@ def load_run(output_dir: Path, run: str) -> dict[str, Any]:
     if not in_sweeps:
         raise RecordError(f"no run record for {run!r}: {path} does not exist, nor does a sweep's run of that "
                           "name (see `bsynth runs`)")
-    return read_run_record(in_sweeps[0])
+    return read_named_record(in_sweeps[0])
 
 
 # what the trainer and the proxy step can take: numpy's seed range; at least one pretraining sample
