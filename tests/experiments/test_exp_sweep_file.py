@@ -32,6 +32,8 @@ KEYS = "name, recipes, seeds, proxy_pretrain_samples, gpus_per_run, env"
      "`seeds` must be integers from 0 to 4294967295, got 4294967296"),
     (f"name: t\nrecipes: [{RECIPE}]\nseeds: [true]\n", "`seeds` must be integers from 0 to 4294967295, got True"),
     (f"name: t\nrecipes: [{RECIPE}]\nseeds: [3, 1, 3]\n", "`seeds` lists 3 more than once (each value is one run)"),
+    (f"name: t\nrecipes: [{RECIPE}]\nseeds: [1, 1.0]\n", "`seeds` must be integers from 0 to 4294967295, got 1.0"),
+    (f"name: t\nrecipes: [{RECIPE}]\nseeds: [true, 1]\n", "`seeds` must be integers from 0 to 4294967295, got True"),
     (BASE + "proxy_pretrain_samples: [0]\n",
      "`proxy_pretrain_samples` must be integers >= 1 or null (the official run), got 0"),
     (BASE + "proxy_pretrain_samples: [-5]\n",

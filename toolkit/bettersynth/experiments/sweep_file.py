@@ -107,14 +107,19 @@ def is_integer(value: Any) -> bool:
 
 
 def listed(payload: dict, key: str, source: Path, default: list | None = None) -> list:
-    """A non-empty list without repeats."""
+    """A non-empty list (its items' types are the caller's to check, then ``without_repeats``)."""
     value = payload.get(key, default)
     if not isinstance(value, list) or not value:
         raise SweepError(f"{source}: `{key}` must be a non-empty list, got {value!r}")
-    repeated = sorted({repr(item) for item in value if value.count(item) > 1})
+    return value
+
+
+def without_repeats(values: list, key: str, source: Path) -> tuple:
+    """``values`` (checked for their type: 1 and 1.0 are equal, so a repeat is only told after that)."""
+    repeated = sorted({repr(item) for item in values if values.count(item) > 1})
     if repeated:
         raise SweepError(f"{source}: `{key}` lists {', '.join(repeated)} more than once (each value is one run)")
-    return value
+    return tuple(values)
 
 
 def seeds_of(payload: dict, source: Path) -> tuple[int, ...]:
@@ -123,7 +128,7 @@ def seeds_of(payload: dict, source: Path) -> tuple[int, ...]:
     for seed in seeds:
         if not is_integer(seed) or not low <= seed <= high:
             raise SweepError(f"{source}: `seeds` must be integers from {low} to {high}, got {seed!r}")
-    return tuple(seeds)
+    return without_repeats(seeds, "seeds", source)
 
 
 def proxies_of(payload: dict, source: Path) -> tuple[int | None, ...]:
@@ -132,12 +137,12 @@ def proxies_of(payload: dict, source: Path) -> tuple[int | None, ...]:
         if proxy is not None and (not is_integer(proxy) or proxy < 1):
             raise SweepError(f"{source}: `proxy_pretrain_samples` must be integers >= 1 or null (the official "
                              f"run), got {proxy!r}")
-    return tuple(proxies)
+    return without_repeats(proxies, "proxy_pretrain_samples", source)
 
 
 def recipes_of(payload: dict, source: Path, root: Path) -> tuple[Path, ...]:
     recipes = []
-    for given in listed(payload, "recipes", source):
+    for given in without_repeats(listed(payload, "recipes", source), "recipes", source):
         if not isinstance(given, str) or not given.strip():
             raise SweepError(f"{source}: `recipes` must be paths of recipe files, got {given!r}")
         problem = path_problem(given)
