@@ -81,6 +81,19 @@ def test_output_that_is_a_folder_or_below_a_file_is_a_clear_error(tmp_path, caps
                                        "file, not a folder\n")
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_output_that_is_a_named_pipe_is_refused_not_replaced(tmp_path, capsys, command):
+    name, extra = COMMANDS[command]
+    source = write_jsonl(tmp_path / name, [{"id": "1", "text": "x", "images": []}])
+    pipe = tmp_path / f"pipe{source.suffix}"
+    os.mkfifo(pipe)
+    assert bsynth([command, str(source), str(pipe), *extra]) == 1  # was exit 0, the pipe replaced by a file
+    assert capsys.readouterr().err == (f"bsynth {command}: the output {pipe} is not a regular file (a named pipe "
+                                       "or a device): writing replaces it with one; give the path of a regular "
+                                       "file\n")
+    assert pipe.is_fifo()
+
+
 def test_the_library_refuses_too(tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": "1"}])
     with pytest.raises(OutputPathError, match="is the input"):

@@ -6,6 +6,8 @@ temporary file and renamed onto the target, which happily replaces the input. ``
 it raises ``OutputPathError`` (exit 1) when the output
 
 * is an existing folder, or lies below a file (writing would fail with a traceback);
+* exists and is not a regular file (a named pipe, a device such as ``/dev/null``): the finished
+  output is renamed onto its path, which would replace that special file with a regular one;
 * is one of the command's input files: the same path once ``..`` and symbolic links are resolved,
   or, when the output exists, the same file on disk (``os.path.samefile``: a hard link too).
 
@@ -39,6 +41,9 @@ def check_output(output: Path, inputs: Mapping[str, Path | None]) -> None:
     output = Path(output)
     if output.is_dir():
         raise OutputPathError(f"the output {output} is a folder: give the path of the file to write")
+    if output.exists() and not output.is_file():
+        raise OutputPathError(f"the output {output} is not a regular file (a named pipe or a device): writing "
+                              "replaces it with one; give the path of a regular file")
     if not _existing_ancestor(output).is_dir():
         raise OutputPathError(f"the output {output} cannot be created: {_existing_ancestor(output)} is a file, "
                               "not a folder")
