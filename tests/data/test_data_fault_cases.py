@@ -257,3 +257,11 @@ def test_a_lone_surrogate_escape_is_a_bad_line(tmp_path, capsys):
         f"bsynth sample: 1 problem(s) in {source}:\n  invalid_line: 1\n"
         f"    {source}:line 2: a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot encode\n")
     assert not out.exists()
+
+
+def test_an_output_the_system_refuses_is_one_line_not_a_traceback(tmp_path, capsys):
+    _, data = _seed(tmp_path)
+    out = tmp_path / ("x" * 300 + ".jsonl")
+    assert bsynth(["sample", str(data), str(out), "5"]) == 1  # was an OSError traceback
+    assert capsys.readouterr().err == f"bsynth sample: [Errno 36] File name too long: '{out}'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "root"]

@@ -2,8 +2,9 @@
 
 Each parses its arguments and calls one library function of ``bettersynth.data``; run
 ``bsynth <command> --help`` for the details. Exit status: 0 success, 1 bad data, a failed check
-(every problem is printed, the output file is not written) or an output path (validate's --report
-too) that is a folder or one of the inputs (``bettersynth.data.output_path``), 2 bad arguments.
+(every problem is printed, the output file is not written), an output path (validate's --report
+too) that is a folder or one of the inputs (``bettersynth.data.output_path``) or a file the system
+refuses to read or write (the OS error, naming the file), 2 bad arguments.
 
     bsynth validate in.jsonl --image-root DIR --original stage_1.json
     bsynth sample in.jsonl in-200k.jsonl 200000
@@ -46,7 +47,8 @@ def _option(parser: argparse.ArgumentParser, name: str, default, help_text: str,
 
 
 def _guarded(command: str, run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn the library's input errors into a message on stderr and exit status 1 (2 for usage)."""
+    """Turn the library's input and file-system errors into a message on stderr and exit status 1 (2 for
+    usage)."""
     def handler(args: argparse.Namespace) -> int:
         from bettersynth.data.jsonl import InputError
         from bettersynth.data.output_path import OutputPathError
@@ -55,6 +57,9 @@ def _guarded(command: str, run: Callable[[argparse.Namespace], int]) -> Callable
         try:
             return run(args)
         except (DataError, InputError, OutputPathError) as exc:
+            print(f"bsynth {command}: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:  # a name too long, a read-only folder, a full disk ...: no partial file is left
             print(f"bsynth {command}: {exc}", file=sys.stderr)
             return 1
         except ValueError as exc:
