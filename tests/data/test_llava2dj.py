@@ -101,3 +101,15 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "lib.jsonl").read_bytes()
     assert "1 samples have no image" in capsys.readouterr().err
     assert bsynth(["llava2dj", str(llava), str(tmp_path / "x.jsonl"), "--image_broadcast", "True"]) == 2
+
+
+def test_a_lone_surrogate_escape_is_a_bad_record(tmp_path, capsys):
+    llava = tmp_path / "in.json"
+    llava.write_text('[{"id": "1", "image": "a.jpg", "conversations": [{"from": "human", "value": "<image>"}, '
+                     '{"from": "gpt", "value": "cut \\ud800"}]}]')
+    out = tmp_path / "out.jsonl"
+    assert bsynth(["llava2dj", str(llava), str(out)]) == 1  # was exit 2, "invalid arguments: 'utf-8' codec ..."
+    assert capsys.readouterr().err == (
+        f"bsynth llava2dj: 1 problem(s) in {llava}:\n  unencodable: 1\n"
+        f"    {llava}:record 1 (id '1'): a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot encode\n")
+    assert not out.exists()

@@ -60,7 +60,7 @@ def loads_strict(text: str) -> Any:
     return _STRICT_DECODER.decode(text)
 
 
-def _encodable(value: Any) -> bool:
+def encodable(value: Any) -> bool:
     """Whether ``value`` can be written back as UTF-8 (a lone ``\\ud800`` escape parses but cannot)."""
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -99,7 +99,7 @@ def iter_json_lines(path: Path) -> Iterator[JsonLine]:
             except ValueError as exc:
                 yield JsonLine(lineno, error=f"invalid JSON: {exc}")
                 continue
-            if "\\u" in text and not _encodable(value):
+            if "\\u" in text and not encodable(value):
                 yield JsonLine(lineno, error="a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot encode")
                 continue
             yield JsonLine(lineno, value=value)

@@ -13,7 +13,9 @@ What differs, on purpose:
 * ``image_broadcast_pos: random`` draws from ``random.Random(seed)`` (default 1024) instead of the
   unseeded global generator, so a run is reproducible (the same draws as ``random.seed(seed)``);
 * empty special tokens or separators are rejected, and so is an empty array (the tool writes an
-  empty file).
+  empty file);
+* a record holding a lone surrogate escape (``"\\ud800"``: valid JSON, but not writable as UTF-8)
+  is a bad record (the tool stops with a UnicodeEncodeError).
 
     bsynth llava2dj stage_1.json seed.jsonl --image_special_token "<__dj__image>" \\
         --only_keep_caption True
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, IMAGE_TOKEN, SEED
-from bettersynth.data.jsonl import load_json
+from bettersynth.data.jsonl import encodable, load_json
 from bettersynth.data.output_path import check_output
 from bettersynth.files import atomic_output
 from bettersynth.data.problems import DataError, Problem
@@ -90,6 +92,10 @@ class _Converter:
             self._problem("bad_record", "expected an object with an 'id'", record, None)
             return None
         sid = str(sample["id"]) if opts.str_id else sample["id"]
+        if not encodable(sample):
+            self._problem("unencodable", "a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot encode",
+                          record, sid)
+            return None
         image = sample.get("image", "")
         turns = sample.get("conversations")
         if not isinstance(image, str):
