@@ -94,6 +94,19 @@ def test_validate_image_paths_outside_the_root_empty_or_not_files(tmp_path):
     ]
 
 
+def test_an_image_path_with_a_nul_byte_is_a_bad_sample(tmp_path, capsys):
+    root, _ = _seed(tmp_path)
+    data = write_jsonl(tmp_path / "nul.jsonl", [_sample("0", "/elsewhere\0/a.jpg")])
+    message = "an image path holds a NUL byte, which no file system accepts"
+    report = validate(data, ValidateOptions(image_root=root, workers=1))  # was "invalid arguments: embedded null byte"
+    assert [(p.line, p.kind, p.message) for p in report.errors] == [(1, "bad_images", message)]
+    out = tmp_path / "out.json"
+    assert bsynth(["dj2llava", str(data), str(out), "--image-root", str(root)]) == 1  # was exit 2, the same
+    assert capsys.readouterr().err == (f"bsynth dj2llava: 1 problem(s) in {data}:\n  bad_images: 1\n"
+                                       f"    {data}:line 1 (id '0'): {message}\n")
+    assert not out.exists()
+
+
 def test_synthetic_image_may_not_climb_out_of_its_folder(tmp_path):
     root, _ = _seed(tmp_path)
     data = write_jsonl(tmp_path / "syn.jsonl", [{**_sample("0", "../x.jpg"), "synthetic_images": True}])

@@ -14,7 +14,8 @@ What differs, on purpose:
 * with ``image_root``, absolute image paths under it (Data-Juicer exports absolute paths) are
   made relative to it; paths outside it (absolute elsewhere, or relative climbing out with ``..``)
   are errors;
-* an empty image path is an error (the tool would write ``"image": ""``, the image folder itself);
+* an empty image path is an error (the tool would write ``"image": ""``, the image folder itself),
+  and so is one holding a NUL byte;
 * a synthetic sample's image (``"synthetic_images": true``: relative to the input file's folder,
   bettersynth.data.image_roots) is written as an absolute path, which training's image folder
   leaves as it is;
@@ -43,6 +44,7 @@ from bettersynth.data.problems import DataError, Problem
 
 # The role marker of Data-Juicer's multi-turn text ("[[human]]: ...").
 ROLE_PATTERN = re.compile(r"\[\[([a-zA-Z]*?)\]\]: ")
+NUL_IN_PATH = "an image path holds a NUL byte, which no file system accepts"
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ class _Converter:
             self._problem("bad_text", "'text' must be a string", line, sid)
         if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
             self._problem("bad_images", "'images' must be a list of non-empty path strings", line, sid)
+        elif any("\0" in image for image in images):
+            self._problem("bad_images", NUL_IN_PATH, line, sid)
         elif len(set(images)) > 1:
             self._problem("multiple_images",
                           f"{len(set(images))} distinct images; LLaVA format holds one", line, sid)

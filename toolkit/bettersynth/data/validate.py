@@ -2,7 +2,8 @@
 
 Per line (errors unless noted):
   * the line is valid JSON (UTF-8, not blank) holding an object;
-  * ``id`` is a string, ``text`` a string, ``images`` a list of exactly one non-empty path string;
+  * ``id`` is a string, ``text`` a string, ``images`` a list of exactly one non-empty path string
+    (without a NUL byte);
   * ``text`` holds exactly one image token, at its start or end, and the end-of-chunk token only
     at its end, so that dj2llava's cleaning leaves a caption free of special tokens; that caption
     is not empty; a missing end-of-chunk token is a warning (the converter accepts it);
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bettersynth.constants import DJ_EOC_TOKEN, DJ_IMAGE_TOKEN
-from bettersynth.data.dj_llava import DjToLlavaOptions, clean_sentence, relative_to_root
+from bettersynth.data.dj_llava import NUL_IN_PATH, DjToLlavaOptions, clean_sentence, relative_to_root
 from bettersynth.data.image_check import check_images
 from bettersynth.data.image_roots import ImageRootError, image_path, is_synthetic
 from bettersynth.data.jsonl import InputError, iter_json_lines, load_json
@@ -126,6 +127,8 @@ class _LineChecker:
                 self.add(severity, kind, message, lineno, sid)
         if not (isinstance(images, list) and all(isinstance(i, str) and i for i in images)):
             self.add("error", "bad_images", "'images' must be a list of non-empty path strings", lineno, sid)
+        elif any("\0" in image for image in images):
+            self.add("error", "bad_images", NUL_IN_PATH, lineno, sid)
         elif len(images) != 1:
             self.add("error", "image_count", f"{len(images)} images, expected exactly 1", lineno, sid)
         else:
