@@ -98,6 +98,14 @@ def test_bsynth_step_failure_leaves_no_record(tmp_path):
     assert missing.returncode == 1 and "exited 0 but" in missing.stdout
 
 
+def test_bsynth_step_command_that_cannot_run_is_named(tmp_path):
+    output = tmp_path / "out.txt"
+    missing = bsynth_step(tmp_path, "--name", "copy", "--output", str(output), "--", "no-such-command-zz", "x")
+    assert missing.returncode == 127 and missing.stderr == ""  # was a FileNotFoundError traceback, exit 1
+    assert missing.stdout.endswith("==> copy: FAILED: cannot run 'no-such-command-zz': No such file or directory\n")
+    assert not output.exists() and not record_path(output).exists()
+
+
 def test_a_folder_listing_leaves_out_the_artefacts_made_in_it(tmp_path):
     """The baseline job writes its validation report, capped file and LLaVA json beside the seed pool's
     data, in the image folder: they (with their records, and artefact folders) do not change the

@@ -8,8 +8,9 @@ the same inputs and settings (bettersynth.provenance); record what made it when 
 
 Prints ``[skip] cap: ... was made from the same inputs and settings`` and exits 0 without running the
 command, or says why it runs (``curated data changed (sha 1a2b3c4d… → 5e6f7a8b…) since it was made``)
-and exits with the command's status. The record (with when the command ran: ``made_during``) is
-written only after the command exited 0 and the output exists; the old record is removed before the
+and exits with the command's status (127 when it is not found, 126 when it cannot be run, as a
+shell). The record (with when the command ran: ``made_during``) is written only after the command
+exited 0 and the output exists; the old record is removed before the
 command starts, so an output the command leaves half rewritten is never taken for a finished one.
 The main job runs its validation, cap, conversion, eval and scoring steps through this; the recipe
 and the training stages keep their own records (same module) because they also resume or keep the
@@ -36,7 +37,11 @@ def run_step(name: str, output: Path, inputs: dict[str, Path], settings: dict[st
     print(f"==> {name}: {verdict.reason}: running it", flush=True)
     record_path(output).unlink(missing_ok=True)
     started = time.time()
-    status = subprocess.run(command).returncode
+    try:
+        status = subprocess.run(command).returncode
+    except OSError as error:  # not found, not executable: the status a shell gives (127 / 126)
+        print(f"==> {name}: FAILED: cannot run {command[0]!r}: {error.strerror}", flush=True)
+        return 127 if isinstance(error, FileNotFoundError) else 126
     if status != 0:
         print(f"==> {name}: FAILED with exit status {status}", flush=True)
         return status
