@@ -131,6 +131,16 @@ def test_a_folder_listing_leaves_out_the_artefacts_made_in_it(tmp_path):
     assert fingerprint(images) != before
 
 
+def test_a_folder_with_a_link_to_nowhere_has_a_fingerprint(tmp_path):
+    images = tmp_path / "pool"
+    images.mkdir()
+    (images / "0.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    dangling = fingerprint(images)  # was a FileNotFoundError traceback (bsynth step --input, recipe run)
+    assert dangling.startswith("listing-sha256:")
+    (tmp_path / "nowhere.jpg").write_bytes(b"jpeg, at last")
+    assert fingerprint(images) != dangling
+
+
 @pytest.mark.parametrize("times", [[[5.0, 2.0]], [[1.0, float("nan")]], [[1.0]], "soon", [["a", "b"]],
                                    [[1.0, 2.0, 3.0]]])
 def test_times_that_are_not_intervals_are_no_times(tmp_path, times):

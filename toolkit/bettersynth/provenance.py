@@ -73,7 +73,8 @@ def made_here(name: str, names: set[str]) -> bool:
 
 def folder_listing_sha256(folder: Path) -> str:
     """SHA-256 of the relative names, sizes and modification times of every file under ``folder``,
-    but the artefacts this toolkit made there (``made_here``; sub-folders holding a record)."""
+    but the artefacts this toolkit made there (``made_here``; sub-folders holding a record). A
+    symbolic link to nowhere is listed with its own size and time (its target's, once it exists)."""
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(name for name in dirs if not (Path(root) / name / RECORD_NAME).is_file())
@@ -82,7 +83,7 @@ def folder_listing_sha256(folder: Path) -> str:
             if made_here(name, names):
                 continue
             path = Path(root) / name
-            stat = path.stat()
+            stat = path.stat() if path.exists() else path.lstat()  # a link to nowhere: the link's own
             digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
