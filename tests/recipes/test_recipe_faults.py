@@ -26,6 +26,11 @@ from bettersynth.recipes.run import last_error
     ("process:\n  - words_num_filter: 5\n",
      "{path}: process item 1 (words_num_filter): the arguments must be a mapping of parameter names to values "
      "(or empty), got 5"),
+    # each was a traceback (TypeError)
+    ("process:\n  - words_num_filter:\ncustom_operator_paths: 5\n",
+     "{path}: `custom_operator_paths` must be a list of paths (relative to the recipe), got 5"),
+    ("process:\n  - words_num_filter:\ncustom_operator_paths: ops\n",
+     "{path}: `custom_operator_paths` must be a list of paths (relative to the recipe), got 'ops'"),
 ])
 def test_recipe_file_refused(tmp_path, text, message):
     recipe = tmp_path / "recipe.yaml"

@@ -58,7 +58,8 @@ def expand_variables(value, environ: Mapping[str, str], where: str):
 
 
 def load_recipe(path: Path) -> dict:
-    """The YAML mapping, checked to hold a non-empty ``process`` list of one-op mappings."""
+    """The YAML mapping, checked to hold a non-empty ``process`` list of one-op mappings and
+    ``custom_operator_paths`` (when given) as a list of paths."""
     try:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -78,6 +79,11 @@ def load_recipe(path: Path) -> dict:
         if arguments is not None and not isinstance(arguments, dict):
             raise RecipeError(f"{path}: process item {number} ({name}): the arguments must be a mapping of "
                               f"parameter names to values (or empty), got {arguments!r}")
+    operator_paths = config.get("custom_operator_paths")
+    if operator_paths is not None and not (isinstance(operator_paths, list)
+                                           and all(isinstance(item, str) and item for item in operator_paths)):
+        raise RecipeError(f"{path}: `custom_operator_paths` must be a list of paths (relative to the recipe), "
+                          f"got {operator_paths!r}")
     return config
 
 
