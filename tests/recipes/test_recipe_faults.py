@@ -40,6 +40,14 @@ def test_recipe_file_refused(tmp_path, text, message):
     assert str(raised.value) == message.format(path=recipe)
 
 
+def test_recipe_that_is_not_utf8_is_refused(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_bytes(b"process:\n  - words_num_filter: # caf\xe9\n")
+    with pytest.raises(RecipeError) as raised:  # was a UnicodeDecodeError traceback
+        load_recipe(recipe)
+    assert str(raised.value) == f"{recipe}: not UTF-8 text (invalid continuation byte at byte 36)"
+
+
 def test_operator_without_arguments_is_accepted(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("process:\n  - words_num_filter:\n")

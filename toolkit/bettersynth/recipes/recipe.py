@@ -58,10 +58,12 @@ def expand_variables(value, environ: Mapping[str, str], where: str):
 
 
 def load_recipe(path: Path) -> dict:
-    """The YAML mapping, checked to hold a non-empty ``process`` list of one-op mappings and
+    """The YAML mapping (UTF-8), checked to hold a non-empty ``process`` list of one-op mappings and
     ``custom_operator_paths`` (when given) as a list of paths."""
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     except yaml.YAMLError as error:
         raise RecipeError(yaml_error_message(path, error)) from error
     if config is None:
