@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bettersynth.recipes.config import RecipeRun
-from bettersynth.recipes.recipe import RecipeError, load_recipe
+from bettersynth.recipes.recipe import RecipeError, expand_variables, load_recipe
 from bettersynth.recipes.run import last_error
 
 
@@ -46,6 +46,13 @@ def test_recipe_that_is_not_utf8_is_refused(tmp_path):
     with pytest.raises(RecipeError) as raised:  # was a UnicodeDecodeError traceback
         load_recipe(recipe)
     assert str(raised.value) == f"{recipe}: not UTF-8 text (invalid continuation byte at byte 36)"
+
+
+def test_variable_whose_value_is_not_yaml_is_refused():
+    with pytest.raises(RecipeError) as raised:  # was a yaml ParserError traceback
+        expand_variables({"min_score": "${BSYNTH_CLIP_MIN:-0.2}"}, {"BSYNTH_CLIP_MIN": "[0.3"}, "r.yaml")
+    assert str(raised.value) == ("r.yaml: ${BSYNTH_CLIP_MIN} gives '[0.3', which is not a YAML value "
+                                 "(expected ',' or ']', but got '<stream end>')")
 
 
 def test_operator_without_arguments_is_accepted(tmp_path):

@@ -53,7 +53,12 @@ def expand_variables(value, environ: Mapping[str, str], where: str):
     whole = VARIABLE.fullmatch(value)
     if whole:
         # a value that is one reference takes the type its text has in YAML: 0.2 is a number
-        return yaml.safe_load(substitute(whole))
+        text = substitute(whole)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise RecipeError(f"{where}: ${{{whole.group(1)}}} gives {text!r}, which is not a YAML value "
+                              f"({getattr(error, 'problem', None) or error})") from error
     return VARIABLE.sub(substitute, value)
 
 
