@@ -65,6 +65,16 @@ def test_staging_names_the_bad_line(tmp_path, image_root, bad, message):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["pool.jsonl", "seed"]  # no partial staged file
 
 
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_staging_an_empty_pool_is_refused(tmp_path, image_root, content):
+    dataset = tmp_path / "pool.jsonl"
+    dataset.write_text(content)
+    with pytest.raises(PoolError) as raised:  # was Data-Juicer's "FAILED: StopIteration:"
+        stage_input(dataset, image_root, tmp_path / "staged.jsonl")
+    assert str(raised.value) == f"{dataset}: the file holds no samples: nothing to run the recipe on"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pool.jsonl", "seed"]
+
+
 def test_export_paths_become_relative_and_ray_shards_are_joined(tmp_path, image_root):
     shards = tmp_path / "dj_export.jsonl"
     shards.mkdir()

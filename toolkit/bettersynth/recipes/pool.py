@@ -45,7 +45,7 @@ def _lines(path: Path) -> Iterator[tuple[int, dict]]:
 
 def stage_input(dataset: Path, image_root: Path, staged: Path) -> int:
     """Copy ``dataset`` to ``staged`` with absolute, existing image paths; returns the sample count.
-    ``staged`` appears only when every line passed."""
+    ``staged`` appears only when every line passed and there was one at least."""
     count = 0
     with atomic_output(staged) as out:
         for number, row in _lines(dataset):
@@ -65,6 +65,8 @@ def stage_input(dataset: Path, image_root: Path, staged: Path) -> int:
             row["images"] = absolute
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
+        if count == 0:  # Data-Juicer would stop with a bare StopIteration
+            raise PoolError(f"{dataset}: the file holds no samples: nothing to run the recipe on")
     return count
 
 
