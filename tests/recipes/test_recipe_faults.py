@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bettersynth.cli import main as bsynth
 from bettersynth.recipes.config import RecipeRun
 from bettersynth.recipes.recipe import RecipeError, expand_variables, load_recipe
 from bettersynth.recipes.run import last_error
@@ -90,3 +91,21 @@ def test_last_error_of_a_data_juicer_log(tmp_path):
     log.write_text("loading\nKilled\n")
     assert last_error(log) == "Killed"
     assert last_error(tmp_path / "absent.log") == ""
+
+
+@pytest.mark.parametrize("record, message", [
+    ('{"status": "comp', "{record}: not a readable run record (Unterminated string starting at: line 1 column 12 "
+     "(char 11))"),
+    ('{"status": "failed", "input_samples": 3}', "{record} does not record a finished run (status 'failed'): a "
+     "report is made of the export of a `bsynth recipe run` that succeeded"),
+    ("[]", "{record} does not record a finished run (status None): a report is made of the export of a "
+     "`bsynth recipe run` that succeeded"),
+])
+def test_report_of_a_run_that_did_not_finish_is_refused(tmp_path, capsys, record, message):
+    export = tmp_path / "out.jsonl"
+    export.write_text('{"id": "1", "text": "t", "images": []}\n')
+    (tmp_path / "out_work").mkdir()
+    (tmp_path / "out_work" / "run.json").write_text(record)
+    assert bsynth(["recipe", "report", str(export)]) == 1  # was a JSONDecodeError / KeyError traceback
+    assert capsys.readouterr().out == f"[recipe] {message.format(record=tmp_path / 'out_work' / 'run.json')}\n"
+    assert not (tmp_path / "out_report").exists()

@@ -36,11 +36,11 @@ def run_handler(args) -> int:
 
 
 def report_handler(args) -> int:
-    from bettersynth.recipes.report import report_for_export
+    from bettersynth.recipes.report import ReportError, report_for_export
 
     try:
         report = report_for_export(args.export.resolve())
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ReportError) as error:
         print(f"[recipe] {error}")
         return 1
     for row in report["ops"]:

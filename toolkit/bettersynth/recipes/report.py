@@ -152,11 +152,29 @@ def build_report(export: Path, summary: dict, report_dir: Path) -> dict:
     return report
 
 
+class ReportError(ValueError):
+    """A run record a report cannot be made from; the message names the file."""
+
+
+def read_finished_summary(path: Path) -> dict:
+    """The run.json at ``path`` when it records a run that succeeded; ReportError says why not."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ReportError(f"{path}: not a readable run record ({error})") from error
+    status = summary.get("status") if isinstance(summary, dict) else None
+    if status != "complete":
+        raise ReportError(f"{path} does not record a finished run (status {status!r}): a report is made of "
+                          "the export of a `bsynth recipe run` that succeeded")
+    return summary
+
+
 def report_for_export(export: Path) -> dict:
-    """Rebuild the report of a finished ``bsynth recipe run`` export from its work folder."""
+    """Rebuild the report of a finished ``bsynth recipe run`` export from its work folder (FileNotFoundError
+    without one, ReportError when its run.json is unreadable or records a run that did not finish)."""
     summary_path = export.with_name(export.stem + "_work") / "run.json"
     if not export.is_file() or not summary_path.is_file():
         raise FileNotFoundError(f"{export} is not the export of a finished `bsynth recipe run` "
                                 f"(needs the file and {summary_path})")
-    summary = json.loads(summary_path.read_text())
+    summary = read_finished_summary(summary_path)
     return build_report(export, summary, export.with_name(export.stem + "_report"))
