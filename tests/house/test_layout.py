@@ -135,5 +135,14 @@ def test_bad_editable_values_stop_the_layout_all_named_at_once(tmp_path):
                               for argument in ("--editable", f"{key}={value}")]).returncode == 0
 
 
+def test_missing_editable_values_are_named(tmp_path):
+    done = layout(tmp_path, "--editable", "TORCH_COMPILE=True", "--editable", "PRETRAIN_BATCH_SIZE_PER_GPU=auto")
+    assert done.returncode == 1 and done.stdout == ""  # was a KeyError traceback
+    assert done.stderr == (
+        "bsynth layout: --editable lacks PRETRAIN_GRADIENT_ACCUMULATION_STEPS, PRETRAIN_GRADIENT_CHECKPOINTING, "
+        "FINETUNE_BATCH_SIZE_PER_GPU, FINETUNE_GRADIENT_ACCUMULATION_STEPS, FINETUNE_GRADIENT_CHECKPOINTING: the "
+        "job's settings are planned from all of them (the main job passes every Editable Part value)\n")
+
+
 def test_the_demo_knows_the_editable_parts_default_name():
     assert f"EXP_NAME=${{EXP_NAME:-{EDITABLE_DEFAULT_EXP_NAME}}}\n" in MAIN_JOB.read_text()

@@ -174,6 +174,10 @@ def checkpointing_needed(stage: str, global_batch: int, micro: int | None, accum
 COUNT_RULES = {"LOGGING_STEP": 1, "CKPT_SAVE_STEPS": 1, "TOTAL_SAVE_CKPT_LIMIT": 1,
                "PRETRAIN_DATALOADER_NUM_WORKERS": 0, "FINETUNE_DATALOADER_NUM_WORKERS": 0}
 BOOLEANS = ("PRETRAIN_GRADIENT_CHECKPOINTING", "FINETUNE_GRADIENT_CHECKPOINTING")
+# the values the batches are planned from: with any --editable value, `bsynth layout` needs them all
+REQUIRED = tuple(f"{prefix}_{name}" for prefix in PREFIX.values()
+                 for name in ("BATCH_SIZE_PER_GPU", "GRADIENT_ACCUMULATION_STEPS", "GRADIENT_CHECKPOINTING")
+                 ) + ("TORCH_COMPILE",)
 GPU_LIST = re.compile(r"^[0-9]+(,[0-9]+)*$")
 
 

@@ -81,9 +81,13 @@ def job_variables(mode: str, layout: paths.AssetLayout, editable: dict[str, str]
     """The main job's layout-dependent settings (bettersynth.job_settings) as shell variables."""
     import os
 
-    from bettersynth.job_settings import job_settings
+    from bettersynth.job_settings import REQUIRED, job_settings
     from bettersynth.train.commands import gpu_memory_gib, optimizer_offload
 
+    missing = [key for key in REQUIRED if key not in editable]
+    if missing:
+        raise ValueError(f"--editable lacks {', '.join(missing)}: the job's settings are planned from all of them "
+                         "(the main job passes every Editable Part value)")
     settings = job_settings(mode, editable, os.environ, str(layout.seed_dir), gpu_memory_gib(),
                             optimizer_offload(editable.get("DEEPSPEED_CONFIG")),
                             say=lambda line: print(line, file=sys.stderr, flush=True))
