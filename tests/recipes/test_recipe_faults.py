@@ -4,6 +4,9 @@ message naming the file (and line) and a non-zero exit.
     python -m pytest tests/recipes/test_recipe_faults.py -q
 """
 
+import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -78,10 +81,43 @@ def test_export_that_is_a_folder_is_refused_before_the_run(tmp_path):
     assert str(raised.value) == f"export {export} is a folder; give the path of a .jsonl file"
 
 
+def test_export_that_is_a_named_pipe_is_refused_not_replaced(tmp_path):
+    dataset = tmp_path / "pool.jsonl"
+    dataset.write_text("{}\n")
+    export = tmp_path / "out.jsonl"
+    os.mkfifo(export)
+    with pytest.raises(ValueError) as raised:
+        run_settings(tmp_path, dataset, export)
+    assert str(raised.value) == (f"export {export} is not a regular file (a named pipe or a device): the finished "
+                                 "export is renamed onto its path, which would replace it; give the path of a .jsonl "
+                                 "file")
+    assert stat.S_ISFIFO(export.stat().st_mode)
+
+
 def test_dataset_that_is_a_folder_is_named_so(tmp_path):
     with pytest.raises(ValueError) as raised:
         run_settings(tmp_path, tmp_path, tmp_path / "out.jsonl")
     assert str(raised.value) == f"dataset {tmp_path} is a folder; give the path of its jsonl file"
+
+
+@pytest.mark.parametrize("lines, message", [
+    (b'{"id": "1", "text": "t", "images": []}\n{"id": "2", "te\n', "{export}: line 2: not JSON (Invalid "
+     "control character at: line 1 column 16 (char 15))"),
+    (b'[1, 2]\n', "{export}: line 1: not a sample (a JSON object with a text)"),
+    (b'{"id": "1", "text": "t"}\n{"id": "\xff"}\n', "{export}: line 2: not UTF-8 text (invalid start byte)"),
+    (b'{"id": "1", "text": "t", "images": ["broken.jpg"]}\n', "{export}: image {image} cannot be read "
+     "(cannot identify image file '{image}')"),
+])
+def test_report_of_an_export_with_a_bad_line_or_image_names_it(tmp_path, capsys, lines, message):
+    export = tmp_path / "out.jsonl"
+    export.write_bytes(lines)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "out_work").mkdir()
+    (tmp_path / "out_work" / "run.json").write_text(json.dumps(
+        {"status": "complete", "recipe": "r.yaml", "image_root": str(tmp_path), "input_samples": 1,
+         "output_samples": 1, "executor": "default", "ops": []}))
+    assert bsynth(["recipe", "report", str(export)]) == 1  # was a JSONDecodeError / PIL traceback
+    assert capsys.readouterr().out == f"[recipe] {message.format(export=export, image=tmp_path / 'broken.jpg')}\n"
 
 
 def test_last_error_of_a_data_juicer_log(tmp_path):

@@ -79,6 +79,9 @@ class RecipeRun:
             raise ValueError(f"export {self.export} must end in .jsonl")
         if self.export.is_dir():
             raise ValueError(f"export {self.export} is a folder; give the path of a .jsonl file")
+        if self.export.exists() and not self.export.is_file():
+            raise ValueError(f"export {self.export} is not a regular file (a named pipe or a device): the finished "
+                             "export is renamed onto its path, which would replace it; give the path of a .jsonl file")
         if self.export.resolve() == self.dataset.resolve():
             raise ValueError(f"export {self.export} would overwrite the input dataset")
         if not self.image_root.is_dir():

@@ -57,29 +57,51 @@ def numeric(value) -> float | None:
     return None
 
 
+class ReportError(ValueError):
+    """A run record, an export line or an image a report cannot be made from; the message names it."""
+
+
+def export_rows(export: Path):
+    """The export's samples, read line by line; ReportError names the first line that is not a JSON
+    object with a text (or bytes that are not UTF-8)."""
+    with export.open("rb") as handle:  # bytes, decoded line by line: the error names its line
+        for number, raw in enumerate(handle, start=1):
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                raise ReportError(f"{export}: line {number}: not UTF-8 text ({error.reason})") from error
+            except ValueError as error:
+                raise ReportError(f"{export}: line {number}: not JSON ({error})") from error
+            if not isinstance(row, dict) or not isinstance(row.get("text", ""), str):
+                raise ReportError(f"{export}: line {number}: not a sample (a JSON object with a text)")
+            yield row
+
+
 def sample_metrics(export: Path, image_root: Path) -> tuple[dict[str, list[float]], int]:
-    """(metric name -> values, number of recaptioned samples) over the export."""
-    from PIL import Image
+    """(metric name -> values, number of recaptioned samples) over the export; a line that is not a
+    sample or an image that cannot be read is a ReportError naming it."""
+    from PIL import Image, UnidentifiedImageError
 
     metrics: dict[str, list[float]] = {"caption length (words)": []}
     images, recaptioned = [], 0
-    with export.open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            caption = row.get("text", "").replace(DJ_IMAGE_TOKEN, " ").replace(DJ_EOC_TOKEN, " ")
-            metrics["caption length (words)"].append(len(caption.split()))
-            images += [image_path(row, path, export, image_root) for path in row.get("images") or []]
-            recaptioned += bool((row.get(META_KEY) or {}).get("recaptioned"))
-            for key, value in (row.get(STATS_KEY) or {}).items():
-                number = numeric(value)
-                if number is not None:
-                    metrics.setdefault(f"stats: {key}", []).append(number)
+    for row in export_rows(export):
+        caption = row.get("text", "").replace(DJ_IMAGE_TOKEN, " ").replace(DJ_EOC_TOKEN, " ")
+        metrics["caption length (words)"].append(len(caption.split()))
+        images += [image_path(row, path, export, image_root) for path in row.get("images") or []]
+        recaptioned += bool((row.get(META_KEY) or {}).get("recaptioned"))
+        for key, value in (row.get(STATS_KEY) or {}).items():
+            number = numeric(value)
+            if number is not None:
+                metrics.setdefault(f"stats: {key}", []).append(number)
     unique = sorted(set(images))
     drawn = random.Random(0).sample(unique, min(MAX_IMAGES, len(unique)))
     sizes = []
     for path in drawn:
-        with Image.open(path) as image:
-            sizes.append(image.size)
+        try:
+            with Image.open(path) as image:
+                sizes.append(image.size)
+        except (OSError, UnidentifiedImageError) as error:
+            raise ReportError(f"{export}: image {path} cannot be read ({error})") from error
     metrics["image width (px)"] = [float(width) for width, _ in sizes]
     metrics["image height (px)"] = [float(height) for _, height in sizes]
     return metrics, recaptioned
@@ -150,10 +172,6 @@ def build_report(export: Path, summary: dict, report_dir: Path) -> dict:
     (report_dir / "report.html").write_text(render_html(summary, table, metrics, recaptioned), encoding="utf-8")
     (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-class ReportError(ValueError):
-    """A run record a report cannot be made from; the message names the file."""
 
 
 def read_finished_summary(path: Path) -> dict:

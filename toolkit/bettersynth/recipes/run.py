@@ -265,7 +265,7 @@ def run_recipe(run: RecipeRun, verbose: bool = False, skip_unchanged: bool = Fal
 
 
 def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
-    from bettersynth.recipes.report import build_report
+    from bettersynth.recipes.report import ReportError, build_report
 
     start = time.time()
     say(f"{run.recipe} on {run.dataset} -> {run.export} (executor {run.executor}, models {run.models_root})")
@@ -330,7 +330,13 @@ def run_attempt(attempt: RecipeRun, run: RecipeRun, verbose: bool) -> int:
             f"in {attempt.summary}); an empty pool cannot be trained on")
         return 1
     keep_only(attempt.synthetic_images_dir, synthetic_paths(attempt.export), attempt.export.parent)
-    build_report(attempt.export, summary, attempt.report_dir)
+    try:
+        build_report(attempt.export, summary, attempt.report_dir)
+    except ReportError as error:  # a sample or image of the export the report cannot read
+        summary["error"] = str(error)
+        write_summary(attempt, summary)
+        say(f"FAILED making the data report: {error}")
+        return 1
     summary.update(status="complete", seconds=round(time.time() - start, 3))
     write_summary(attempt, summary)
     provenance = recipe_provenance(run, config)
