@@ -113,3 +113,13 @@ def test_a_lone_surrogate_escape_is_a_bad_record(tmp_path, capsys):
         f"bsynth llava2dj: 1 problem(s) in {llava}:\n  unencodable: 1\n"
         f"    {llava}:record 1 (id '1'): a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot encode\n")
     assert not out.exists()
+
+
+def test_nan_in_a_json_file_is_not_json(tmp_path, capsys):
+    """Python's json reads NaN and Infinity; they are not JSON (the jsonl reader refuses them too)."""
+    llava = tmp_path / "in.json"
+    llava.write_text('[{"id": NaN, "image": "a.jpg", "conversations": []}]')
+    out = tmp_path / "out.jsonl"
+    assert bsynth(["llava2dj", str(llava), str(out)]) == 1  # was exit 0, the id written as "nan"
+    assert capsys.readouterr().err == f"bsynth llava2dj: {llava} is not valid JSON: NaN is not valid JSON\n"
+    assert not out.exists()

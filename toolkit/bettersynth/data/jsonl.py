@@ -119,10 +119,11 @@ def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def load_json(path: Path) -> Any:
-    """Load a whole JSON document, naming the file in the error when it is missing or invalid."""
+    """Load a whole JSON document (strict: NaN and Infinity are not JSON, as in the jsonl lines), naming
+    the file in the error when it is missing or invalid."""
     path = require_file(path)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return loads_strict(f.read())
     except ValueError as exc:
         raise InputError(f"{path} is not valid JSON: {exc}") from exc
