@@ -7,6 +7,7 @@ and nothing is written (an input is never replaced).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,18 @@ def test_an_mmbench_split_that_is_a_path_is_refused(tmp_path, capsys, monkeypatc
         assert stopped.value.code == 2
         assert (f"error: argument --split: {split!r} cannot be used: it must be one folder name: not empty, "
                 "not . or .., no /") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["validate", "IN", "--image-root", "DIR"], ["dj2llava", "IN", "out.json"],
+                                     ["sample", "IN", "out.jsonl", "3"], ["llava2dj", "IN", "out.jsonl"]])
+def test_an_input_that_is_a_named_pipe_is_named_so(tmp_path, capsys, command):
+    pipe = tmp_path / "in.jsonl"
+    os.mkfifo(pipe)
+    given = {"IN": str(pipe), "DIR": str(tmp_path)}
+    argv = [given.get(word) or (str(tmp_path / word) if word.startswith("out") else word) for word in command]
+    assert bsynth(argv) == 1  # was "input file not found"
+    assert (f"input {pipe} is not a regular file (a named pipe or a device): give the path of a file"
+            in capsys.readouterr().err)
 
 
 def test_pack_unreadable_run_record_is_a_problem(tmp_path):

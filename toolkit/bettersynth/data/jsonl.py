@@ -70,10 +70,12 @@ def encodable(value: Any) -> bool:
 
 
 def require_file(path: Path) -> Path:
-    """``path`` as a Path; InputError when it is missing or is not a regular file (a folder)."""
+    """``path`` as a Path; InputError when it is missing or is not a regular file (a folder, a pipe)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"input {path} is a folder: give the path of a file")
+    if path.exists() and not path.is_file():  # read more than once by some commands, which a pipe cannot be
+        raise InputError(f"input {path} is not a regular file (a named pipe or a device): give the path of a file")
     if not path.is_file():
         raise InputError(f"input file not found: {path}")
     return path
