@@ -162,3 +162,15 @@ def test_undecodable_image_in_a_loader_worker(demo_layout_for_tests, pretrain_re
     assert outcome.status == "finished"  # 2 steps of 4: every record is used once, the broken one skipped
     assert outcome.state.totals["samples"] == 7 and outcome.state.totals["skipped_samples"] == 1
     assert outcome.state.skipped_ids == [records[5]["id"]]
+
+
+def test_fewer_samples_than_one_global_batch_stop_with_one_line(demo_layout_for_tests, pretrain_records, tmp_path):
+    from bettersynth.train.args import parse_args
+    from bettersynth.train.run import run
+
+    data = write_subset(pretrain_records[:3], tmp_path / "three.json")  # global batch 4
+    out = tmp_path / "out"
+    assert run(parse_args(stage_argv(demo_layout_for_tests, data, out, "pretrain"))) == 1
+    log = (out / "train.log").read_text()
+    assert "the data set has 3 usable samples, fewer than one global batch" in log and "Traceback" not in log
+    assert not (out / FINAL_MARKER).exists()

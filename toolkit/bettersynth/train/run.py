@@ -189,9 +189,9 @@ def run_stage(args: TrainArgs, dist: DistInfo, started: float | None = None) -> 
 
 
 def run(args: TrainArgs) -> int:
-    """Runs one stage; returns the exit status (1 on bad data, with the sample named, a missing input, or
-    an output tree another job holds). The first process holds the output tree's lock (bettersynth.lock)
-    while it trains into it; a launcher stops the other processes when it exits."""
+    """Runs one stage; returns the exit status (1 on bad data, with the sample named, a missing or
+    unusable input, or an output tree another job holds). The first process holds the output tree's
+    lock (bettersynth.lock) while it trains into it; a launcher stops the other processes when it exits."""
     try:
         tree = paths.output_dir()
     except paths.RootNotFoundError:  # outside a checkout there is no output tree to lock
@@ -232,6 +232,9 @@ def run_unlocked(args: TrainArgs) -> int:
         log.error("missing input: %s", error)
         return 1
     except (DiskSpaceError, NodesDisagreeError) as error:
+        log.error("%s", error)
+        return 1
+    except ValueError as error:  # an input check: too few samples, mismatched weights, a bad DeepSpeed config
         log.error("%s", error)
         return 1
     except RuntimeError as error:
