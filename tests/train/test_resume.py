@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from bettersynth.provenance import read_record
@@ -66,3 +67,24 @@ def test_finetune_resume_restores_llm_optimizer_and_grouped_order(demo_layout_fo
     expected = dict(straight.model.named_parameters())
     for name, param in resumed.model.named_parameters():
         assert torch.equal(param, expected[name]), name
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("trainer_state.json", b'{"stage": "pre'),   # cut
+    ("trainable.pt", b"PK\x03\x04 cut"),         # a torch file cut short
+    ("rng_state_0.pt", b"garbage"),
+])
+def test_a_damaged_checkpoint_is_named_not_a_traceback(demo_layout_for_tests, pretrain_records, tmp_path, name,
+                                                       damage):
+    from bettersynth.train.args import parse_args
+    from bettersynth.train.run import run
+
+    data = write_subset(pretrain_records[:8], tmp_path / "pretrain.json")
+    out = tmp_path / "out"
+    argv = stage_argv(demo_layout_for_tests, data, out, "pretrain", "--save_steps", "1")
+    assert run_in_process([*argv, "--stop_after_steps", "1"]).status == "stopped"
+    (out / "checkpoint-1" / name).write_bytes(damage)
+    assert run(parse_args(argv)) == 1
+    log = (out / "train.log").read_text()
+    assert f"{out / 'checkpoint-1'} cannot be resumed (" in log and "--overwrite_output_dir True" in log
+    assert "Traceback" not in log and not (out / FINAL_MARKER).exists()

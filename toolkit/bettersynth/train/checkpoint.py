@@ -11,7 +11,8 @@ Layout of OUTPUT_DIR::
 
 A save that runs out of disk space (bettersynth.train.disk.out_of_space) removes its partial folder
 and raises DiskSpaceError ("no space left on ...") on every process: the earlier checkpoints are
-as they were, so a re-run resumes from the last good one.
+as they were, so a re-run resumes from the last good one. A checkpoint marked complete whose files
+cannot be read back (missing, cut, not JSON) stops the resume with a CheckpointError naming it.
 
 The data position needs no file of its own: the sampler's order depends only on the seed and the
 epoch, and ``TrainerState.global_step`` says how many global batches were consumed. Used by the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import time
@@ -39,6 +41,16 @@ from bettersynth.train.disk import DiskSpaceError, out_of_space, space_message
 from bettersynth.train.distributed import DistInfo, all_reduce_sum, barrier
 
 log = logging.getLogger(__name__)
+
+# What reading back a damaged checkpoint file raises: a missing file (OSError), text that is not UTF-8
+# or JSON (ValueError), fields this version does not know (TypeError), a cut or foreign torch file
+# (RuntimeError, UnpicklingError, EOFError).
+DAMAGED_FILE_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError, pickle.UnpicklingError, EOFError)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint marked complete whose files cannot be read back; the message names its folder."""
+
 
 TOTAL_KEYS = ("samples", "supervised_tokens", "input_tokens", "skipped_samples", "mismatched_samples",
               "truncated_samples")
@@ -190,15 +202,28 @@ def save_checkpoint(output_dir: Path, state: TrainerState, backend, dist: DistIn
     return folder
 
 
+def damaged(folder: Path, error: BaseException) -> CheckpointError:
+    """The error of a checkpoint folder whose files cannot be read back, with the ways on."""
+    return CheckpointError(f"{folder} cannot be resumed ({type(error).__name__}: {error}); delete that folder to "
+                           "resume from the checkpoint before it, or pass --overwrite_output_dir True to start over")
+
+
 def resume(folder: Path, backend, dist: DistInfo, expected: TrainerState) -> TrainerState:
-    """Loads weights, optimizer, schedule and RNG from ``folder``; returns its trainer state."""
-    state = TrainerState.load(folder / STATE_FILE)
+    """Loads weights, optimizer, schedule and RNG from ``folder``; returns its trainer state.
+    CheckpointError naming the folder when one of its files is missing or damaged."""
+    try:
+        state = TrainerState.load(folder / STATE_FILE)
+    except DAMAGED_FILE_ERRORS as error:
+        raise damaged(folder, error) from error
     state.check_compatible(expected, folder)
-    backend.load(folder)
     rng_file = folder / f"rng_state_{dist.rank}.pt"
-    if rng_file.is_file():
-        restore_rng(torch.load(rng_file, weights_only=False))
-    else:
+    try:
+        backend.load(folder)
+        if rng_file.is_file():
+            restore_rng(torch.load(rng_file, weights_only=False))
+    except DAMAGED_FILE_ERRORS as error:
+        raise damaged(folder, error) from error
+    if not rng_file.is_file():
         log.warning("%s has no RNG state for rank %d (the number of processes changed); random streams "
                     "(the aux tower's drop path) will differ from an uninterrupted run", folder, dist.rank)
     return state
