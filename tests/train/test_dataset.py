@@ -114,6 +114,16 @@ def test_missing_image_stops_with_id_and_path_or_is_skipped(tmp_path, image_dir,
     assert len(dataset) == 2 and [p.sample_id for p in dataset.problems] == ["img-2"]
 
 
+def test_training_data_that_is_not_utf8_is_named(tmp_path, image_dir, demo_text_tools):
+    path = tmp_path / "latin1.json"
+    path.write_bytes(json.dumps(records(), ensure_ascii=False).replace("img-2", "img-\u00e9").encode("latin-1"))
+    tokenizer, preprocessor = demo_text_tools
+    options = DataOptions(data_path=path, image_folder=image_dir, aspect="pad", model_max_length=2048,
+                          num_image_tokens=IMAGE_TOKENS)
+    with pytest.raises(BadSampleError, match=rf"cannot read the training data {path}: 'utf-8' codec can't decode"):
+        LazySupervisedDataset(options, tokenizer, preprocessor)
+
+
 def test_unknown_role_stops_or_is_skipped(tmp_path, image_dir, demo_text_tools):
     data = records()
     data[1]["conversations"][1]["from"] = "assistant"

@@ -119,7 +119,7 @@ class LazySupervisedDataset(Dataset):
         self.preprocessor = preprocessor
         try:
             records = json.loads(Path(options.data_path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
             raise BadSampleError(f"cannot read the training data {options.data_path}: {error}") from error
         if not isinstance(records, list):
             raise BadSampleError(f"{options.data_path}: expected a JSON list of samples")
