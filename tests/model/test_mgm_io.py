@@ -198,3 +198,17 @@ def test_build_mgm_names_a_missing_model_folder(tiny_dirs, tmp_path):
         build_mgm(tmp_path / "nowhere", tiny_dirs["clip"], tiny_dirs["aux"], tiny_options())
     with pytest.raises(FileNotFoundError, match="aux vision tower folder"):
         build_mgm(tiny_dirs["llm"], tiny_dirs["clip"], tmp_path / "nowhere", tiny_options())
+
+
+def test_a_folder_without_its_tokenizer_is_named(tiny_mgm, tiny_dirs, tmp_path):
+    """transformers would build an empty tokenizer from the config (every word <unk>) and go on."""
+    model, tokenizer, _ = tiny_mgm
+    save_checkpoint(model, tokenizer, tmp_path / "ckpt")
+    for name in ("tokenizer.json", "tokenizer.model"):
+        (tmp_path / "ckpt" / name).unlink(missing_ok=True)
+    with pytest.raises(FileNotFoundError, match=r"ckpt has no tokenizer \(tokenizer.json or tokenizer.model\)"):
+        load_checkpoint(tmp_path / "ckpt")
+    llm = tmp_path / "llm"
+    shutil.copytree(tiny_dirs["llm"], llm, ignore=shutil.ignore_patterns("tokenizer.json", "tokenizer.model"))
+    with pytest.raises(FileNotFoundError, match=r"llm has no tokenizer"):
+        build_mgm(llm, tiny_dirs["clip"], tiny_dirs["aux"], tiny_options())

@@ -44,6 +44,15 @@ CHECKPOINT_TYPE = "bettersynth_mgm"
 CHECKPOINT_VERSION = 1
 WEIGHTS_PATTERN = "model{suffix}.safetensors"
 TIED_LM_HEAD = "llm.lm_head.weight"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")  # a fast tokenizer, or its SentencePiece model
+
+
+def load_tokenizer(folder: str | Path, **options) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model folder; FileNotFoundError naming the folder when it has none (transformers
+    would build an empty one from the config, which reads every word as <unk> without an error)."""
+    if not any((Path(folder) / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{folder} has no tokenizer ({' or '.join(TOKENIZER_FILES)})")
+    return AutoTokenizer.from_pretrained(folder, **options)
 
 
 def build_mgm(llm_dir: str | Path, vision_tower_dir: str | Path, vision_tower_aux_dir: str | Path,
@@ -59,7 +68,7 @@ def build_mgm(llm_dir: str | Path, vision_tower_dir: str | Path, vision_tower_au
         if not (Path(folder) / needed).is_file():
             raise FileNotFoundError(f"{role} folder {folder} has no {needed}: download the models (bash download.sh "
                                     "--models) or build the demo (bsynth demo build)")
-    tokenizer = AutoTokenizer.from_pretrained(llm_dir, model_max_length=options.model_max_length,
+    tokenizer = load_tokenizer(llm_dir, model_max_length=options.model_max_length,
                                               padding_side="right")
     if tokenizer.pad_token_id is None:
         raise ValueError(f"tokenizer in {llm_dir} has no pad token")
@@ -214,6 +223,6 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu", dtyp
         raise ValueError(f"{folder}: weights do not match the config: missing {sorted(missing)[:10]}, "
                          f"unexpected {sorted(result.unexpected_keys)[:10]}")
     model.llm.generation_config = GenerationConfig.from_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder, config=model.llm.config)
+    tokenizer = load_tokenizer(folder, config=model.llm.config)
     preprocessor = ImagePreprocessor.from_vision_tower(folder, options.image_size_aux)
     return model.eval(), tokenizer, preprocessor
