@@ -212,3 +212,27 @@ def test_a_folder_without_its_tokenizer_is_named(tiny_mgm, tiny_dirs, tmp_path):
     shutil.copytree(tiny_dirs["llm"], llm, ignore=shutil.ignore_patterns("tokenizer.json", "tokenizer.model"))
     with pytest.raises(FileNotFoundError, match=r"llm has no tokenizer"):
         build_mgm(llm, tiny_dirs["clip"], tiny_dirs["aux"], tiny_options())
+
+
+def test_unreadable_model_files_are_named(tiny_mgm, tiny_dirs, tmp_path):
+    """A config that is not JSON, cut weights or a cut projector: a ValueError naming the folder or file."""
+    llm = tmp_path / "llm"
+    shutil.copytree(tiny_dirs["llm"], llm)
+    (llm / "config.json").write_text("{")
+    with pytest.raises(ValueError, match=rf"LLM folder {llm} cannot be loaded \(OSError: .*config.json"):
+        build_mgm(llm, tiny_dirs["clip"], tiny_dirs["aux"], tiny_options())
+    shutil.copy(tiny_dirs["llm"] / "config.json", llm)
+    (llm / "model.safetensors").write_bytes((tiny_dirs["llm"] / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"LLM folder {llm} cannot be loaded \(SafetensorError"):
+        build_mgm(llm, tiny_dirs["clip"], tiny_dirs["aux"], tiny_options())
+    aux = tmp_path / "aux"
+    shutil.copytree(tiny_dirs["aux"], aux)
+    (aux / "open_clip_config.json").write_text("{")
+    with pytest.raises(ValueError, match=rf"aux vision tower folder {aux} cannot be loaded \(JSONDecodeError"):
+        build_mgm(tiny_dirs["llm"], tiny_dirs["clip"], aux, tiny_options())
+    model = tiny_mgm[0]
+    cut = tmp_path / "cut.bin"
+    save_projector(model, cut)
+    cut.write_bytes(cut.read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"projector file {cut} cannot be loaded \(RuntimeError"):
+        load_projector(model, cut)

@@ -20,13 +20,17 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from huggingface_hub import load_torch_model, save_torch_state_dict
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (AutoConfig, AutoTokenizer, CLIPImageProcessorPil, CLIPVisionConfig, GemmaConfig,
                           GemmaForCausalLM, GenerationConfig, PreTrainedTokenizerBase)
@@ -55,38 +59,59 @@ def load_tokenizer(folder: str | Path, **options) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(folder, **options)
 
 
+class ModelFileError(ValueError):
+    """A model folder or weights file that cannot be read; the message names it."""
+
+
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """Names ``what`` ("LLM folder X") when its files cannot be read (a config that is not JSON, weights
+    that are missing, cut or foreign) in a ModelFileError; a missing file stays a FileNotFoundError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as error:
+        raise ModelFileError(f"{what} cannot be loaded ({type(error).__name__}: {error})") from error
+
+
 def build_mgm(llm_dir: str | Path, vision_tower_dir: str | Path, vision_tower_aux_dir: str | Path,
               options: MGMOptions, device: str | torch.device = "cpu",
               dtype: torch.dtype = torch.float32) -> tuple[MGMForCausalLM, PreTrainedTokenizerBase, ImagePreprocessor]:
     """Pretrained LLM and towers + fresh mining and projector (global RNG: seed first).
 
     The model comes back in eval mode (call ``.train()`` to train); the tokenizer pads on the right
-    and knows ``model_max_length``. Each folder must exist locally (nothing is fetched from a hub).
+    and knows ``model_max_length``. Each folder must exist locally (nothing is fetched from a hub); one
+    whose files cannot be read is named in a ModelFileError.
     """
     for role, folder, needed in (("LLM", llm_dir, "config.json"), ("vision tower", vision_tower_dir, "config.json"),
                                  ("aux vision tower", vision_tower_aux_dir, "open_clip_config.json")):
         if not (Path(folder) / needed).is_file():
             raise FileNotFoundError(f"{role} folder {folder} has no {needed}: download the models (bash download.sh "
                                     "--models) or build the demo (bsynth demo build)")
-    tokenizer = load_tokenizer(llm_dir, model_max_length=options.model_max_length,
-                                              padding_side="right")
+    with _reading(f"LLM folder {llm_dir}"):
+        tokenizer = load_tokenizer(llm_dir, model_max_length=options.model_max_length, padding_side="right")
+        llm_config = configure_llm(AutoConfig.from_pretrained(llm_dir), options)
+        llm, info = GemmaForCausalLM.from_pretrained(llm_dir, config=llm_config, dtype=dtype,
+                                                     output_loading_info=True,
+                                                     attn_implementation=options.attn_implementation)
     if tokenizer.pad_token_id is None:
         raise ValueError(f"tokenizer in {llm_dir} has no pad token")
-    llm_config = configure_llm(AutoConfig.from_pretrained(llm_dir), options)
-    llm, info = GemmaForCausalLM.from_pretrained(llm_dir, config=llm_config, dtype=dtype, output_loading_info=True,
-                                                 attn_implementation=options.attn_implementation)
     if info["missing_keys"] or info["mismatched_keys"] or info["unexpected_keys"]:
         raise ValueError(f"LLM weights in {llm_dir} do not match its config: "
                          f"missing {sorted(info['missing_keys'])[:10]}, "
                          f"unexpected {sorted(info['unexpected_keys'])[:10]}, "
                          f"mismatched {list(info['mismatched_keys'])[:10]}")
-    vision_tower = CLIPVisionTower.from_pretrained(vision_tower_dir, options.mm_vision_select_layer, dtype,
-                                                   options.attn_implementation)
-    aux_tower = ConvNeXtAuxTower.from_openclip_folder(vision_tower_aux_dir, options.aux_drop_path_in_training,
-                                                      options.aux_channels_last, dtype)
+    with _reading(f"vision tower folder {vision_tower_dir}"):
+        vision_tower = CLIPVisionTower.from_pretrained(vision_tower_dir, options.mm_vision_select_layer, dtype,
+                                                       options.attn_implementation)
+    with _reading(f"aux vision tower folder {vision_tower_aux_dir}"):
+        aux_tower = ConvNeXtAuxTower.from_openclip_folder(vision_tower_aux_dir, options.aux_drop_path_in_training,
+                                                          options.aux_channels_last, dtype)
     mining, projector = build_image_path(vision_tower, aux_tower, llm_config.hidden_size, options)
     model = MGMForCausalLM(llm, vision_tower, aux_tower, mining.to(dtype), projector.to(dtype), options)
-    preprocessor = ImagePreprocessor.from_vision_tower(vision_tower_dir, options.image_size_aux)
+    with _reading(f"vision tower folder {vision_tower_dir}"):
+        preprocessor = ImagePreprocessor.from_vision_tower(vision_tower_dir, options.image_size_aux)
     return model.to(device).eval(), tokenizer, preprocessor
 
 
@@ -116,7 +141,10 @@ def load_projector(model: MGMForCausalLM, path: str | Path) -> None:
 
     Keys outside the four official prefixes (the official file also holds tower weights) are ignored.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with _reading(f"projector file {path}"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ModelFileError(f"{path}: not a projector state dict (a {type(state).__name__})")
     problems, used = [], 0
     for prefix, module in _projector_parts(model).items():
         part = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
