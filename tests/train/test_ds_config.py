@@ -7,6 +7,7 @@ Run with ``python -m pytest tests/train/test_ds_config.py -q``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,24 @@ def test_bad_configs_are_rejected(tmp_path, content, message):
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=message):
         deepspeed_config(path, args_with(), world_size=1, hidden_size=64, trainable_parameters=1000)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[1]", "a DeepSpeed config is a JSON object, got list"),
+    (b'{"zero_optimization": 2}', "zero_optimization must be an object, got 2"),
+    (b'{"zero_optimization": {"offload_optimizer": "cpu"}}', "offload_optimizer must be an object, got 'cpu'"),
+    (b'{"bf16": "\xe9"}', "cannot read the DeepSpeed config .*ds.json: 'utf-8' codec can't decode"),
+])
+def test_configs_of_the_wrong_shape_are_named(tmp_path, capsys, content, message):
+    from bettersynth.cli import main
+
+    path = tmp_path / "ds.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        deepspeed_config(path, args_with(), world_size=1, hidden_size=64, trainable_parameters=1000)
+    assert main(["plan-batch", "pretrain", "auto", "auto", "256", "--deepspeed", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert str(path) in err and re.search(message, err) and "Traceback" not in err
 
 
 def test_explicit_matching_values_are_kept(tmp_path):

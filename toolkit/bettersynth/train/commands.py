@@ -14,9 +14,7 @@ handlers only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from bettersynth.arguments import parse_bool, positive_int
 from bettersynth.train.args import STAGES_HELP, args_from_namespace, build_parser
@@ -56,14 +54,11 @@ def gpu_memory_gib() -> float | None:
 
 def optimizer_offload(deepspeed_config: str | None) -> bool:
     """Whether a DeepSpeed config puts the optimizer on the CPU; ValueError naming an unreadable file."""
-    from bettersynth.train.ds_config import offloads_optimizer
+    from bettersynth.train.ds_config import offloads_optimizer, read_config
 
     if not deepspeed_config:
         return False
-    try:
-        return offloads_optimizer(json.loads(Path(deepspeed_config).read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read the DeepSpeed config {deepspeed_config}: {error}") from error
+    return offloads_optimizer(read_config(deepspeed_config))
 
 
 def handle_plan_batch(namespace: argparse.Namespace) -> int:

@@ -57,14 +57,30 @@ def _fill(node: Any, path: tuple[str, ...], values: dict[tuple[str, ...], Any], 
     return node
 
 
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The JSON object of a DeepSpeed config; ValueError naming the file when it cannot be read, is not
+    UTF-8 JSON, or is not an object with objects where ZeRO settings go."""
+    source = Path(path)
+    try:
+        raw = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the DeepSpeed config {source}: {error}") from error
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source}: a DeepSpeed config is a JSON object, got {type(raw).__name__}")
+    zero = raw.get("zero_optimization", {})
+    if not isinstance(zero, dict):
+        raise ValueError(f"{source}: zero_optimization must be an object, got {zero!r}")
+    if not isinstance(zero.get("offload_optimizer") or {}, dict):
+        raise ValueError(f"{source}: zero_optimization.offload_optimizer must be an object, "
+                         f"got {zero['offload_optimizer']!r}")
+    return raw
+
+
 def deepspeed_config(path: str | Path, args, world_size: int, hidden_size: int,
                      trainable_parameters: int) -> dict[str, Any]:
     """The JSON at ``path`` as a dict with every "auto" filled and the trainer's invariants checked."""
     source = Path(path)
-    try:
-        raw = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read the DeepSpeed config {source}: {error}") from error
+    raw = read_config(source)
     for key in REJECTED_KEYS:
         if key in raw:
             raise ValueError(f"{source}: remove '{key}'; the trainer builds the optimizer and schedule itself")
