@@ -3,6 +3,7 @@
     python -m pytest tests/eval/test_submit.py -q
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +97,19 @@ def test_offline_zip_adds_data_and_weights(tree, eval_data, tmp_path):
             f"output/training_dirs/{P}/mm_projector.bin", f"output/training_dirs/{F}/model.safetensors"} <= names
     write_zip(result.entries, tmp_path / "offline.zip", "offline")
     assert zip_problems(tmp_path / "offline.zip", "offline") == []
+
+
+def test_a_sharded_checkpoint_missing_a_shard_is_refused(tree, eval_data):
+    finetune = tree / "output" / "training_dirs" / F
+    (finetune / "model.safetensors").unlink()
+    (finetune / "model-00001-of-00002.safetensors").write_bytes(b"weights 1")
+    (finetune / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    assert _plan(tree, eval_data, "offline").problems == [
+        f"{finetune}: 1 weight file that model.safetensors.index.json names missing "
+        "(model-00002-of-00002.safetensors): the finetuned weights are incomplete"]
+    (finetune / "model-00002-of-00002.safetensors").write_bytes(b"weights 2")
+    assert _plan(tree, eval_data, "offline").problems == []
 
 
 def test_missing_and_empty_files_are_listed(tree, eval_data):

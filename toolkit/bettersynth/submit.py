@@ -30,6 +30,7 @@ Checks before anything is written: every file to pack exists, is a regular file 
 the answer files hold exactly the questions of the eval data (same ids, same order); the upload
 .xlsx opens, has the upload columns, one row per TSV row and, in each, the answers jsonl's
 prediction; every other jsonl and every json packed parses, and each sample of processed_data.jsonl has an id;
+(offline) every weight file the finetuned model.safetensors.index.json names is there;
 both training stages finished (``training_complete.json``), the finetune stage was trained from this
 pretrain's ``mm_projector.bin`` and the answers were made by this finetuned checkpoint, as their
 records say (bettersynth.lineage); no symlink and no path leaving its folder. Problems are listed
@@ -43,6 +44,7 @@ is not a readable zip is a problem).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -298,6 +300,17 @@ def proxy_problem(output: Path, exp: str) -> str | None:
             f"{path}); only an official run can be submitted: rerun with PROXY_PRETRAIN_SAMPLES empty")
 
 
+def missing_shards(fin_dir: Path) -> list[str]:
+    """The weight files that the finetuned checkpoint's model.safetensors.index.json names and its folder
+    lacks (a checkpoint with a shard lost); none without a readable index (the json checks report one)."""
+    try:
+        weight_map = json.loads((fin_dir / "model.safetensors.index.json").read_text(encoding="utf-8"))["weight_map"]
+        names = sorted({str(name) for name in weight_map.values()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return [name for name in names if not (fin_dir / name).is_file()]
+
+
 def find_experiment(output: Path) -> str:
     """The EXP of the only MGM-2B-Finetune-<EXP> folder under output/training_dirs."""
     found = sorted(p.name[len(FINETUNE_PREFIX):] for p in (output / "training_dirs").glob(f"{FINETUNE_PREFIX}*")
@@ -331,6 +344,12 @@ def _required(round_name: str, exp: str, split: str, output: Path, result: Plan)
         weights = sorted(fin_dir.glob("model*.safetensors")) + sorted(fin_dir.glob("model.safetensors.index.json"))
         if not any(w.suffix == ".safetensors" for w in weights):
             result.problems.append(f"{fin_dir}: no model*.safetensors (the offline round needs the finetuned weights)")
+        lost = missing_shards(fin_dir)
+        if lost:
+            from bettersynth.eval.files import counted, listed
+
+            result.problems.append(f"{fin_dir}: {counted(len(lost), 'weight file')} that model.safetensors.index.json "
+                                   f"names missing ({listed(lost)}): the finetuned weights are incomplete")
         required += [(f"output/training_dirs/{finetune}/{w.name}", w) for w in weights]
     return required
 
