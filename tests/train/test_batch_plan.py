@@ -87,6 +87,14 @@ def test_plan_batch_command_names_bad_inputs(capsys, monkeypatch, tmp_path):
     assert "WORLD_SIZE must be a positive integer, got 'two'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("memory", ["nan", "inf", "0", "-5"])
+def test_plan_batch_refuses_a_gpu_memory_that_is_not_a_size(capsys, memory):
+    with pytest.raises(SystemExit) as stopped:
+        main(["plan-batch", "pretrain", "auto", "auto", "256", "--gpu-memory-gib", memory])
+    assert stopped.value.code == 2
+    assert f"--gpu-memory-gib: must be a finite number > 0, got {memory}" in capsys.readouterr().err
+
+
 def test_finetune_checkpointing_auto_is_off_only_where_16_fits_without_it():
     """Without checkpointing finetune needs 5.6 + 33.0 / GPUs + 3.8 a sample (the fitted model)."""
     from bettersynth.job_settings import StageBatch, planned

@@ -12,6 +12,7 @@ Booleans are spelled as the official kit's command lines spell them (``--restore
 from __future__ import annotations
 
 import argparse
+import math
 
 from bettersynth.paths import name_problem
 
@@ -40,6 +41,14 @@ def non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def positive_number(value: str) -> float:
+    """A finite number above 0 (a memory size): nan, inf, 0 and negatives are refused."""
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
     return number
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bettersynth.arguments import parse_bool, positive_int
+from bettersynth.arguments import parse_bool, positive_int, positive_number
 from bettersynth.train.args import STAGES_HELP, args_from_namespace, build_parser
 
 AUTO = "auto"
@@ -124,7 +124,7 @@ def register(subparsers) -> None:
     plan.add_argument("accumulation", type=auto_or_positive, metavar="ACCUM", help="accumulation steps, or auto")
     plan.add_argument("target", type=positive_int, metavar="TARGET", help="the stage's global batch (256 / 128)")
     plan.add_argument("--num-gpus", type=positive_int, metavar="N", help="GPUs of all nodes (default: here)")
-    plan.add_argument("--gpu-memory-gib", type=float, metavar="GIB",
+    plan.add_argument("--gpu-memory-gib", type=positive_number, metavar="GIB",
                       help="memory of one GPU (default: the smallest visible GPU's; none: the largest micro-batch)")
     plan.add_argument("--torch-compile", type=parse_bool, default=True, metavar="BOOL")
     plan.add_argument("--gradient-checkpointing", type=parse_bool, default=False, metavar="BOOL")
