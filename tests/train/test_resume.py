@@ -88,3 +88,24 @@ def test_a_damaged_checkpoint_is_named_not_a_traceback(demo_layout_for_tests, pr
     log = (out / "train.log").read_text()
     assert f"{out / 'checkpoint-1'} cannot be resumed (" in log and "--overwrite_output_dir True" in log
     assert "Traceback" not in log and not (out / FINAL_MARKER).exists()
+
+
+class PeerLost:
+    """A backend whose load fails as a lost peer does (the network, not the checkpoint's files)."""
+
+    def load(self, folder):
+        raise torch.distributed.DistBackendError(f"NCCL error while loading {folder}: remote process exited")
+
+
+def test_a_failure_of_a_peer_while_resuming_is_not_called_a_damaged_checkpoint(demo_layout_for_tests,
+                                                                                  pretrain_records, tmp_path):
+    from bettersynth.train.checkpoint import STATE_FILE, TrainerState, resume
+    from bettersynth.train.distributed import DistInfo
+
+    data = write_subset(pretrain_records[:8], tmp_path / "pretrain.json")
+    out = tmp_path / "out"
+    argv = stage_argv(demo_layout_for_tests, data, out, "pretrain", "--save_steps", "1")
+    assert run_in_process([*argv, "--stop_after_steps", "1"]).status == "stopped"
+    folder = out / "checkpoint-1"
+    with pytest.raises(torch.distributed.DistBackendError):  # not "delete that folder": its files are fine
+        resume(folder, PeerLost(), DistInfo(0, 0, 1, torch.device("cpu")), TrainerState.load(folder / STATE_FILE))

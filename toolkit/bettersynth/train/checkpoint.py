@@ -221,6 +221,8 @@ def resume(folder: Path, backend, dist: DistInfo, expected: TrainerState) -> Tra
         backend.load(folder)
         if rng_file.is_file():
             restore_rng(torch.load(rng_file, weights_only=False))
+    except torch.distributed.DistError:  # a peer or the network failed, not the files: never "delete it"
+        raise
     except DAMAGED_FILE_ERRORS as error:
         raise damaged(folder, error) from error
     if not rng_file.is_file():
