@@ -64,6 +64,11 @@ def test_merge_checks_order_and_count(eval_data, tmp_path):
     with pytest.raises(EvalDataError, match=rf"answers of different models \({shards[0]}: MGM-2B-Finetune-a; "
                                             rf"{shards[1]}: MGM-2B-Finetune-b\)"):
         merge_shards(shards, out, ids)
+    shards = _shards(tmp_path, ids, [(0, 3), (3, 5)])
+    lines = shards[1].read_text().splitlines()
+    shards[1].write_text(lines[0] + "\n" + json.dumps({"question_id": ids[4], "model_id": "MGM-2B-Finetune-a"}) + "\n")
+    with pytest.raises(EvalDataError, match=rf"{shards[1]}: line 2: `text` is None, not an answer; not merging"):
+        merge_shards(shards, out, ids)  # was merged, to fail only when scored
     assert not out.exists()
 
 

@@ -124,6 +124,19 @@ def test_training_data_that_is_not_utf8_is_named(tmp_path, image_dir, demo_text_
         LazySupervisedDataset(options, tokenizer, preprocessor)
 
 
+@pytest.mark.parametrize("skip_bad_samples", [False, True])
+def test_an_image_folder_that_is_not_there_stops_the_run(tmp_path, demo_text_tools, skip_bad_samples):
+    """Not one bad sample per image (which --skip_bad_samples would leave out, training on the text alone)."""
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(records()))
+    tokenizer, preprocessor = demo_text_tools
+    for folder in (tmp_path / "absent", path):
+        options = DataOptions(data_path=path, image_folder=folder, aspect="pad", model_max_length=2048,
+                              num_image_tokens=IMAGE_TOKENS, skip_bad_samples=skip_bad_samples)
+        with pytest.raises(FileNotFoundError, match=rf"the image folder {folder} \(--image_folder\) is not a folder"):
+            LazySupervisedDataset(options, tokenizer, preprocessor)
+
+
 def test_unknown_role_stops_or_is_skipped(tmp_path, image_dir, demo_text_tools):
     data = records()
     data[1]["conversations"][1]["from"] = "assistant"

@@ -96,6 +96,9 @@ def test_a_bad_hostfile_line_is_named_with_its_number(tmp_path):
         read_hostfile(hostfile)
     with pytest.raises(NodeSettingsError, match="cannot be read"):
         read_hostfile(tmp_path / "absent")
+    hostfile.write_bytes(b"w\xf6rker-0 slots=8\n")  # Latin-1: was a UnicodeDecodeError traceback
+    with pytest.raises(NodeSettingsError, match=rf"HOSTFILE {hostfile}: cannot be read: 'utf-8' codec can't decode"):
+        read_hostfile(hostfile)
 
 
 def test_the_jobs_batches_count_every_nodes_processes(tmp_path):

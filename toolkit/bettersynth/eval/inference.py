@@ -100,12 +100,19 @@ def expected_question_ids(textvqa_questions: Path | None = None, mmbench_tsv: Pa
 
 
 def merge_shards(shard_files: Sequence[Path], out: Path, expected_ids: list[Any]) -> int:
-    """Concatenate shard answer files into ``out`` after checking they cover the questions in order."""
+    """Concatenate shard answer files into ``out`` after checking they cover the questions in order, each
+    line with its answer text."""
     missing = [str(path) for path in shard_files if not Path(path).is_file()]
     if missing:
         raise EvalDataError(f"missing shard file(s): {missing}; not merging")
-    records = [record for path in shard_files for record in read_jsonl(path)]
-    models = {str(path): sorted({str(record.get("model_id")) for record in read_jsonl(path)}) for path in shard_files}
+    by_shard = {str(path): read_jsonl(path) for path in shard_files}
+    for path, shard in by_shard.items():
+        for line, record in enumerate(shard, start=1):
+            if not isinstance(record.get("text"), str):
+                raise EvalDataError(f"{path}: line {line}: `text` is {record.get('text')!r}, not an answer; "
+                                    f"not merging into {out}")
+    records = [record for shard in by_shard.values() for record in shard]
+    models = {path: sorted({str(record.get("model_id")) for record in shard}) for path, shard in by_shard.items()}
     if len({model for names in models.values() for model in names}) > 1:
         listed = "; ".join(f"{path}: {', '.join(names)}" for path, names in models.items())
         raise EvalDataError(f"the shards hold answers of different models ({listed}); not merging into {out}")

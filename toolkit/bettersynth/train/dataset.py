@@ -117,6 +117,9 @@ class LazySupervisedDataset(Dataset):
         self.options = options
         self.tokenizer = tokenizer
         self.preprocessor = preprocessor
+        if options.image_folder is not None and not options.image_folder.is_dir():
+            # not a bad sample to skip: every image sample would be, leaving a text-only run that exits 0
+            raise FileNotFoundError(f"the image folder {options.image_folder} (--image_folder) is not a folder")
         try:
             records = json.loads(Path(options.data_path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -49,7 +49,7 @@ def read_hostfile(path: Path) -> dict[str, int]:
     """{host: slots} in file order; NodeSettingsError naming the file and line of anything else."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise NodeSettingsError(f"HOSTFILE {path}: cannot be read: {error}") from error
     hosts: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
