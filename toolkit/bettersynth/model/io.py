@@ -51,11 +51,16 @@ TIED_LM_HEAD = "llm.lm_head.weight"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")  # a fast tokenizer, or its SentencePiece model
 
 
-def load_tokenizer(folder: str | Path, **options) -> PreTrainedTokenizerBase:
-    """The tokenizer of a model folder; FileNotFoundError naming the folder when it has none (transformers
-    would build an empty one from the config, which reads every word as <unk> without an error)."""
+def require_tokenizer(folder: str | Path) -> None:
+    """FileNotFoundError naming ``folder`` when it holds no tokenizer file (transformers would build an
+    empty tokenizer from the config, which reads every word as <unk> without an error)."""
     if not any((Path(folder) / name).is_file() for name in TOKENIZER_FILES):
         raise FileNotFoundError(f"{folder} has no tokenizer ({' or '.join(TOKENIZER_FILES)})")
+
+
+def load_tokenizer(folder: str | Path, **options) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model folder (``require_tokenizer`` first)."""
+    require_tokenizer(folder)
     return AutoTokenizer.from_pretrained(folder, **options)
 
 
@@ -238,6 +243,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu", dtyp
     if config.get("model_type") != CHECKPOINT_TYPE or config.get("format_version") != CHECKPOINT_VERSION:
         raise ValueError(f"{config_file}: not a {CHECKPOINT_TYPE} v{CHECKPOINT_VERSION} checkpoint "
                          f"(model_type {config.get('model_type')!r}, version {config.get('format_version')!r})")
+    require_tokenizer(folder)  # before the weights' load, not after it
     options = MGMOptions.from_dict(config["mgm_options"])
     if attn_implementation is not None:
         options = dataclasses.replace(options, attn_implementation=attn_implementation)
