@@ -109,7 +109,21 @@ def test_a_sharded_checkpoint_missing_a_shard_is_refused(tree, eval_data):
         f"{finetune}: 1 weight file that model.safetensors.index.json names missing "
         "(model-00002-of-00002.safetensors): the finetuned weights are incomplete"]
     (finetune / "model-00002-of-00002.safetensors").write_bytes(b"weights 2")
-    assert _plan(tree, eval_data, "offline").problems == []
+    result = _plan(tree, eval_data, "offline")
+    assert result.problems == []
+    zipped = tree / "offline.zip"
+    write_zip(result.entries, zipped, "offline")
+    assert zip_problems(zipped, "offline") == []
+    # `pack --check` of a zip that lost a shard on its way (rebuilt without it)
+    shard = f"output/training_dirs/{F}/model-00002-of-00002.safetensors"
+    cut = tree / "cut.zip"
+    with zipfile.ZipFile(zipped) as source, zipfile.ZipFile(cut, "w") as target:
+        for info in source.infolist():
+            if info.filename != shard:
+                target.writestr(info, source.read(info))
+    assert zip_problems(cut, "offline") == [
+        f"{cut}: output/training_dirs/{F}/model.safetensors.index.json names weight files the zip lacks: "
+        "['model-00002-of-00002.safetensors']"]
 
 
 def test_missing_and_empty_files_are_listed(tree, eval_data):

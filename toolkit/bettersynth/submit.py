@@ -30,7 +30,7 @@ Checks before anything is written: every file to pack exists, is a regular file 
 the answer files hold exactly the questions of the eval data (same ids, same order); the upload
 .xlsx opens, has the upload columns, one row per TSV row and, in each, the answers jsonl's
 prediction; every other jsonl and every json packed parses, and each sample of processed_data.jsonl has an id;
-(offline) every weight file the finetuned model.safetensors.index.json names is there;
+(offline) every weight file the finetuned model.safetensors.index.json names is there (``--check`` too);
 both training stages finished (``training_complete.json``), the finetune stage was trained from this
 pretrain's ``mm_projector.bin`` and the answers were made by this finetuned checkpoint, as their
 records say (bettersynth.lineage); no symlink and no path leaving its folder. Problems are listed
@@ -436,7 +436,23 @@ def zip_problems(zip_path: Path, round_name: str) -> list[str]:
     if round_name == "offline" and not any(n.startswith(f"output/training_dirs/{finetune}/model")
                                            and n.endswith(".safetensors") for n in names):
         problems.append(f"{zip_path}: no finetuned model*.safetensors")
+    index = f"output/training_dirs/{finetune}/model.safetensors.index.json"
+    if round_name == "offline" and index in sizes:
+        lost = [name for name in zipped_shards(zip_path, index) if f"{PurePosixPath(index).parent}/{name}" not in sizes]
+        if lost:
+            problems.append(f"{zip_path}: {index} names weight files the zip lacks: {lost}")
     return problems
+
+
+def zipped_shards(zip_path: Path, index: str) -> list[str]:
+    """The weight files that the zipped ``index`` (model.safetensors.index.json) names; none when it is not
+    a readable index."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            weight_map = json.loads(archive.read(index).decode("utf-8"))["weight_map"]
+        return sorted({str(name) for name in weight_map.values()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile):
+        return []
 
 
 def out_problem(out: Path, entries: Sequence[Entry]) -> str | None:
