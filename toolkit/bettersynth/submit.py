@@ -300,14 +300,22 @@ def proxy_problem(output: Path, exp: str) -> str | None:
             f"{path}); only an official run can be submitted: rerun with PROXY_PRETRAIN_SAMPLES empty")
 
 
-def missing_shards(fin_dir: Path) -> list[str]:
-    """The weight files that the finetuned checkpoint's model.safetensors.index.json names and its folder
-    lacks (a checkpoint with a shard lost); none without a readable index (the json checks report one)."""
+WEIGHTS_INDEX = "model.safetensors.index.json"
+
+
+def indexed_shards(index_bytes: bytes) -> list[str]:
+    """The weight files a model.safetensors.index.json names; none when it is not a readable index (the
+    json checks report that)."""
     try:
-        weight_map = json.loads((fin_dir / "model.safetensors.index.json").read_text(encoding="utf-8"))["weight_map"]
-        names = sorted({str(name) for name in weight_map.values()})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return sorted({str(name) for name in json.loads(index_bytes.decode("utf-8"))["weight_map"].values()})
+    except (ValueError, KeyError, TypeError, AttributeError):
         return []
+
+
+def missing_shards(fin_dir: Path) -> list[str]:
+    """The weight files that the finetuned checkpoint's index names and its folder lacks (a shard lost)."""
+    index = fin_dir / WEIGHTS_INDEX
+    names = indexed_shards(index.read_bytes()) if index.is_file() else []
     return [name for name in names if not (fin_dir / name).is_file()]
 
 
@@ -341,14 +349,14 @@ def _required(round_name: str, exp: str, split: str, output: Path, result: Plan)
     if round_name == "offline":
         required += [("output/processed_data/processed_data.jsonl", output / "processed_data" / "processed_data.jsonl"),
                      (f"output/training_dirs/{pretrain}/mm_projector.bin", pre_dir / "mm_projector.bin")]
-        weights = sorted(fin_dir.glob("model*.safetensors")) + sorted(fin_dir.glob("model.safetensors.index.json"))
+        weights = sorted(fin_dir.glob("model*.safetensors")) + sorted(fin_dir.glob(WEIGHTS_INDEX))
         if not any(w.suffix == ".safetensors" for w in weights):
             result.problems.append(f"{fin_dir}: no model*.safetensors (the offline round needs the finetuned weights)")
         lost = missing_shards(fin_dir)
         if lost:
             from bettersynth.eval.files import counted, listed
 
-            result.problems.append(f"{fin_dir}: {counted(len(lost), 'weight file')} that model.safetensors.index.json "
+            result.problems.append(f"{fin_dir}: {counted(len(lost), 'weight file')} that {WEIGHTS_INDEX} "
                                    f"names missing ({listed(lost)}): the finetuned weights are incomplete")
         required += [(f"output/training_dirs/{finetune}/{w.name}", w) for w in weights]
     return required
@@ -436,23 +444,17 @@ def zip_problems(zip_path: Path, round_name: str) -> list[str]:
     if round_name == "offline" and not any(n.startswith(f"output/training_dirs/{finetune}/model")
                                            and n.endswith(".safetensors") for n in names):
         problems.append(f"{zip_path}: no finetuned model*.safetensors")
-    index = f"output/training_dirs/{finetune}/model.safetensors.index.json"
-    if round_name == "offline" and index in sizes:
-        lost = [name for name in zipped_shards(zip_path, index) if f"{PurePosixPath(index).parent}/{name}" not in sizes]
+    folder = f"output/training_dirs/{finetune}"
+    if round_name == "offline" and f"{folder}/{WEIGHTS_INDEX}" in sizes:
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                named = indexed_shards(archive.read(f"{folder}/{WEIGHTS_INDEX}"))
+        except (OSError, zipfile.BadZipFile) as error:  # a damaged entry
+            return problems + [f"{zip_path}: cannot read {folder}/{WEIGHTS_INDEX} ({error})"]
+        lost = [name for name in named if f"{folder}/{name}" not in sizes]
         if lost:
-            problems.append(f"{zip_path}: {index} names weight files the zip lacks: {lost}")
+            problems.append(f"{zip_path}: {folder}/{WEIGHTS_INDEX} names weight files the zip lacks: {lost}")
     return problems
-
-
-def zipped_shards(zip_path: Path, index: str) -> list[str]:
-    """The weight files that the zipped ``index`` (model.safetensors.index.json) names; none when it is not
-    a readable index."""
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            weight_map = json.loads(archive.read(index).decode("utf-8"))["weight_map"]
-        return sorted({str(name) for name in weight_map.values()})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile):
-        return []
 
 
 def out_problem(out: Path, entries: Sequence[Entry]) -> str | None:

@@ -56,10 +56,8 @@ def _guarded(command: str, run: Callable[[argparse.Namespace], int]) -> Callable
 
         try:
             return run(args)
-        except (DataError, InputError, OutputPathError) as exc:
-            print(f"bsynth {command}: {exc}", file=sys.stderr)
-            return 1
-        except OSError as exc:  # a name too long, a read-only folder, a full disk ...: no partial file is left
+        # OSError: a name too long, a read-only folder, a full disk ...: no partial file is left
+        except (DataError, InputError, OutputPathError, OSError) as exc:
             print(f"bsynth {command}: {exc}", file=sys.stderr)
             return 1
         except ValueError as exc:

@@ -41,7 +41,7 @@ from bettersynth.train.loop import FitContext, fit
 from bettersynth.train.made_from import judge_stage, prepare_stage_dir, stage_provenance
 from bettersynth.train.outputs import write_final_outputs
 from bettersynth.train.progress import setup_logging
-from bettersynth.train.report_to import ReportToError, check_report_to
+from bettersynth.train.report_to import check_report_to
 from bettersynth.train.preflight import NodesDisagreeError, check_nodes_agree
 from bettersynth.train.sampler import BatchLayout, grouped_order, random_order
 
@@ -225,16 +225,12 @@ def run_unlocked(args: TrainArgs) -> int:
     except BadSampleError as error:
         log.error("bad training data: %s", error)
         return 1
-    except ReportToError as error:
-        log.error("%s", error)
-        return 1
     except FileNotFoundError as error:
         log.error("missing input: %s", error)
         return 1
-    except (DiskSpaceError, NodesDisagreeError) as error:
-        log.error("%s", error)
-        return 1
-    except ValueError as error:  # an input check: too few samples, mismatched weights, a bad DeepSpeed config
+    # ValueError: an input check (too few samples, mismatched or unreadable weights, a damaged checkpoint,
+    # a bad DeepSpeed config or --report_to)
+    except (DiskSpaceError, NodesDisagreeError, ValueError) as error:
         log.error("%s", error)
         return 1
     except RuntimeError as error:
